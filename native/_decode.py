@@ -1,0 +1,317 @@
+"""Decoding one whole frame into a ``Frame``: every size is checked before anything is read.
+
+Arrays in decoded messages are views on the frame buffer (no copy); strings are decoded from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._layout import (
+    ACK_FIXED,
+    CONTROL_FIXED,
+    ERROR_FIXED,
+    HELLO_FIXED,
+    INDEX_DTYPE,
+    META_FIXED,
+    PROBE_CLIENT_DTYPE,
+    PROBE_STATS_FIXED,
+    SITE_DTYPE,
+    SPARSE_FIXED,
+    SUMMARY_DTYPE,
+    SUMMARY_FIXED,
+    VALUE_DTYPE,
+    padded,
+)
+from ._messages import (
+    Control,
+    ControlAck,
+    ControlState,
+    ErrorReport,
+    Hello,
+    LayerSummaryBatch,
+    Message,
+    ModelMeta,
+    ProbeStats,
+    SiteInfo,
+    SparseActivations,
+)
+from ._site_table import check_site_table
+from ._wire import (
+    HEADER_SIZE,
+    HIST_BINS,
+    KNOWN_CONTROL_FIELDS,
+    MAX_HELLO_NAME,
+    MAX_PAYLOAD,
+    MAX_SITES,
+    MAX_TEXT,
+    AckStatus,
+    AuthMode,
+    Capability,
+    ControlField,
+    ErrorCode,
+    Header,
+    MsgType,
+    ProtocolError,
+    Role,
+    SiteKind,
+    peek_header,
+)
+
+Buffer = bytes | bytearray | memoryview
+
+P = HEADER_SIZE  # payload offset inside the frame
+
+_ROLES = {int(r): r for r in Role}
+_AUTH_MODES = {int(a): a for a in AuthMode}
+_SITE_KINDS = {int(k): k for k in SiteKind}
+_ERROR_CODES = {int(c): c for c in ErrorCode}
+_HAS_THRESHOLD, _HAS_RATE, _HAS_SITE_KINDS, _HAS_PAUSED, _HAS_TOP_K = (
+    int(f)
+    for f in (
+        ControlField.THRESHOLD,
+        ControlField.RATE,
+        ControlField.SITE_KINDS,
+        ControlField.PAUSED,
+        ControlField.TOP_K,
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A decoded frame: its header and its message."""
+
+    header: Header
+    message: Message
+
+
+def byte_view(buf: Buffer) -> memoryview:
+    """A flat unsigned-byte view of ``buf`` (no copy)."""
+    view = memoryview(buf)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view
+
+
+def type_name(msg_type: int) -> str:
+    """``MsgType`` name for known types, ``type N`` otherwise."""
+    return msg_type.name if isinstance(msg_type, MsgType) else f"type {msg_type}"
+
+
+def decode_frame(buf: Buffer, *, max_payload: int = MAX_PAYLOAD) -> Frame | None:
+    """Decode exactly one whole frame; None when its type is unknown or reserved (skipped).
+
+    Arrays in the message are views on ``buf``: read-only for ``bytes``, and changing with
+    ``buf`` when it is mutable, so do not reuse a mutable ``buf`` while the message lives.
+    """
+    view = byte_view(buf)
+    return decode_body(peek_header(view, max_payload=max_payload), view)
+
+
+def decode_body(header: Header, frame: memoryview) -> Frame | None:
+    """Decode ``frame`` (all of it) whose ``header`` is already checked."""
+    expected = HEADER_SIZE + header.payload_length
+    if len(frame) != expected:
+        name = type_name(header.msg_type)
+        if len(frame) < expected:
+            raise ProtocolError(
+                f"truncated {name} frame: {header.payload_length} payload bytes announced, "
+                f"{len(frame) - HEADER_SIZE} present"
+            )
+        raise ProtocolError(f"{len(frame) - expected} trailing bytes after a {name} frame")
+    decode = _DECODERS.get(header.msg_type)
+    if decode is None:
+        return None
+    return Frame(header, decode(frame, header.payload_length))
+
+
+def _fail_size(name: str, size: int, layout: str) -> ProtocolError:
+    return ProtocolError(f"{name} payload is {size} bytes, {layout} expected")
+
+
+def _check_fixed(name: str, size: int, fixed: int) -> None:
+    if size < fixed:
+        raise _fail_size(name, size, f"at least {fixed}")
+
+
+def _text(frame: memoryview, offset: int, length: int, what: str) -> str:
+    try:
+        return str(frame[offset : offset + length], "utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(
+            f"{what} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from None
+
+
+def _check_text_len(what: str, length: int, limit: int) -> None:
+    if length > limit:
+        raise ProtocolError(f"{what} is {length} bytes (limit {limit})")
+
+
+def _paused(name: str, raw: int) -> bool:
+    if raw > 1:
+        raise ProtocolError(f"{name} paused is {raw}, 0 or 1 expected")
+    return raw == 1
+
+
+def _hello(frame: memoryview, size: int) -> Hello:
+    _check_fixed("HELLO", size, HELLO_FIXED.size)
+    (v_min, v_max, role, auth, name_len, caps, rank, world, auth_data, _) = HELLO_FIXED.unpack_from(
+        frame, P
+    )
+    _check_text_len("HELLO name", name_len, MAX_HELLO_NAME)
+    if size != HELLO_FIXED.size + padded(name_len):
+        raise _fail_size("HELLO", size, f"64 + {padded(name_len)}")
+    if not 1 <= v_min <= v_max:
+        raise ProtocolError(f"HELLO version range {v_min}..{v_max} is empty or starts below 1")
+    name = _text(frame, P + HELLO_FIXED.size, name_len, "HELLO name")
+    return Hello(
+        role=_ROLES.get(role, role),
+        name=name,
+        capabilities=Capability(caps),
+        rank=rank,
+        world_size=world,
+        auth=_AUTH_MODES.get(auth, auth),
+        auth_data=auth_data,
+        version_min=v_min,
+        version_max=v_max,
+    )
+
+
+def _model_meta(frame: memoryview, size: int) -> ModelMeta:
+    _check_fixed("MODEL_META", size, META_FIXED.size)
+    n_sites, n_layers, name_len, strings_len = META_FIXED.unpack_from(frame, P)
+    if n_sites > MAX_SITES:
+        raise ProtocolError(f"MODEL_META announces {n_sites} sites (limit {MAX_SITES})")
+    if strings_len % 8:
+        raise ProtocolError(f"MODEL_META string table of {strings_len} bytes is not padded to 8")
+    if size != META_FIXED.size + n_sites * SITE_DTYPE.itemsize + strings_len:
+        raise _fail_size("MODEL_META", size, f"16 + {n_sites} x 32 + {strings_len}")
+    _check_text_len("MODEL_META model name", name_len, MAX_TEXT)
+    if name_len > strings_len:
+        raise ProtocolError(
+            f"MODEL_META model name of {name_len} bytes overruns the {strings_len}-byte "
+            "string table"
+        )
+    table = np.frombuffer(frame, SITE_DTYPE, n_sites, P + META_FIXED.size)
+    check_site_table(table, n_layers, strings_len)
+    strings_at = P + META_FIXED.size + table.nbytes
+    sites = tuple(
+        SiteInfo(
+            site_id=site_id,
+            layer=layer,
+            kind=_SITE_KINDS.get(kind, kind),
+            name=_text(frame, strings_at + offset, length, f"MODEL_META site {site_id} name"),
+            neurons=neurons,
+            grid_rows=rows,
+            grid_cols=cols,
+        )
+        for site_id, layer, neurons, rows, cols, kind, _, offset, length in table.tolist()
+    )
+    model_name = _text(frame, strings_at, name_len, "MODEL_META model name")
+    return ModelMeta(model_name=model_name, n_layers=n_layers, sites=sites)
+
+
+def _summary_batch(frame: memoryview, size: int) -> LayerSummaryBatch:
+    _check_fixed("LAYER_SUMMARY_BATCH", size, SUMMARY_FIXED.size)
+    n_sites, n_bins, _, _ = SUMMARY_FIXED.unpack_from(frame, P)
+    if n_bins != HIST_BINS:
+        raise ProtocolError(
+            f"LAYER_SUMMARY_BATCH has {n_bins} histogram bins, {HIST_BINS} expected"
+        )
+    if n_sites > MAX_SITES:
+        raise ProtocolError(f"LAYER_SUMMARY_BATCH announces {n_sites} sites (limit {MAX_SITES})")
+    if size != SUMMARY_FIXED.size + n_sites * SUMMARY_DTYPE.itemsize:
+        raise _fail_size("LAYER_SUMMARY_BATCH", size, f"16 + {n_sites} x 336")
+    records = np.frombuffer(frame, SUMMARY_DTYPE, n_sites, P + SUMMARY_FIXED.size)
+    return LayerSummaryBatch(records)
+
+
+def _sparse(frame: memoryview, size: int) -> SparseActivations:
+    _check_fixed("SPARSE_ACTIVATIONS", size, SPARSE_FIXED.size)
+    site_id, threshold, n, n_above = SPARSE_FIXED.unpack_from(frame, P)
+    if size != SPARSE_FIXED.size + 8 * n:
+        raise _fail_size("SPARSE_ACTIVATIONS", size, f"16 + {n} x 8")
+    if n > n_above:
+        raise ProtocolError(f"SPARSE_ACTIVATIONS carries {n} neurons but n_above is {n_above}")
+    at = P + SPARSE_FIXED.size
+    indices = np.frombuffer(frame, INDEX_DTYPE, n, at)
+    values = np.frombuffer(frame, VALUE_DTYPE, n, at + 4 * n)
+    if n > 1:
+        rising = indices[1:] > indices[:-1]
+        if not rising.all():
+            i = int(np.argmin(rising))
+            raise ProtocolError(
+                f"SPARSE_ACTIVATIONS indices not strictly ascending: "
+                f"{indices[i]} then {indices[i + 1]} at position {i + 1}"
+            )
+    return SparseActivations(site_id, threshold, n_above, indices, values)
+
+
+def _control(frame: memoryview, size: int) -> Control:
+    if size != CONTROL_FIXED.size:
+        raise _fail_size("CONTROL", size, "32")
+    request_id, fields, threshold, rate_hz, site_kinds, paused, top_k, _ = (
+        CONTROL_FIXED.unpack_from(frame, P)
+    )
+    return Control(
+        request_id=request_id,
+        threshold=threshold if fields & _HAS_THRESHOLD else None,
+        rate_hz=rate_hz if fields & _HAS_RATE else None,
+        site_kinds=site_kinds if fields & _HAS_SITE_KINDS else None,
+        paused=_paused("CONTROL", paused) if fields & _HAS_PAUSED else None,
+        top_k=top_k if fields & _HAS_TOP_K else None,
+        unknown_fields=fields & ~KNOWN_CONTROL_FIELDS,
+    )
+
+
+def _control_ack(frame: memoryview, size: int) -> ControlAck:
+    _check_fixed("CONTROL_ACK", size, ACK_FIXED.size)
+    request_id, status, threshold, rate_hz, site_kinds, paused, top_k, error_len, _ = (
+        ACK_FIXED.unpack_from(frame, P)
+    )
+    _check_text_len("CONTROL_ACK error", error_len, MAX_TEXT)
+    if size != ACK_FIXED.size + padded(error_len):
+        raise _fail_size("CONTROL_ACK", size, f"32 + {padded(error_len)}")
+    if status > AckStatus.REJECTED:
+        raise ProtocolError(f"CONTROL_ACK status {status} unknown (0 APPLIED or 1 REJECTED)")
+    state = ControlState(threshold, rate_hz, site_kinds, _paused("CONTROL_ACK", paused), top_k)
+    error = _text(frame, P + ACK_FIXED.size, error_len, "CONTROL_ACK error")
+    return ControlAck(request_id, status == AckStatus.APPLIED, state, error)
+
+
+def _probe_stats(frame: memoryview, size: int) -> ProbeStats:
+    _check_fixed("PROBE_STATS", size, PROBE_STATS_FIXED.size)
+    n_clients, _, encoded, dropped, queued, capacity, probe_ns, sampled, seen = (
+        PROBE_STATS_FIXED.unpack_from(frame, P)
+    )
+    if size != PROBE_STATS_FIXED.size + n_clients * PROBE_CLIENT_DTYPE.itemsize:
+        raise _fail_size("PROBE_STATS", size, f"64 + {n_clients} x 32")
+    clients = np.frombuffer(frame, PROBE_CLIENT_DTYPE, n_clients, P + PROBE_STATS_FIXED.size)
+    return ProbeStats(encoded, dropped, queued, capacity, probe_ns, sampled, seen, clients)
+
+
+def _error(frame: memoryview, size: int) -> ErrorReport:
+    _check_fixed("ERROR", size, ERROR_FIXED.size)
+    code, text_len, _ = ERROR_FIXED.unpack_from(frame, P)
+    _check_text_len("ERROR text", text_len, MAX_TEXT)
+    if size != ERROR_FIXED.size + padded(text_len):
+        raise _fail_size("ERROR", size, f"8 + {padded(text_len)}")
+    text = _text(frame, P + ERROR_FIXED.size, text_len, "ERROR text")
+    return ErrorReport(_ERROR_CODES.get(code, code), text)
+
+
+_DECODERS: dict[int, Callable[[memoryview, int], Message]] = {
+    MsgType.HELLO: _hello,
+    MsgType.MODEL_META: _model_meta,
+    MsgType.LAYER_SUMMARY_BATCH: _summary_batch,
+    MsgType.SPARSE_ACTIVATIONS: _sparse,
+    MsgType.CONTROL: _control,
+    MsgType.CONTROL_ACK: _control_ack,
+    MsgType.PROBE_STATS: _probe_stats,
+    MsgType.ERROR: _error,
+}

@@ -1,0 +1,281 @@
+"""Encoding a message into one frame: header + payload, joined in a single copy.
+
+The encoder refuses anything the decoder would reject, so a frame it writes always decodes.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._layout import (
+    ACK_FIELDS,
+    ACK_FIXED,
+    AUTH_DATA_SIZE,
+    CONTROL_FIELDS,
+    CONTROL_FIXED,
+    ERROR_FIELDS,
+    ERROR_FIXED,
+    HELLO_FIELDS,
+    HELLO_FIXED,
+    INDEX_DTYPE,
+    META_FIELDS,
+    META_FIXED,
+    PROBE_CLIENT_DTYPE,
+    PROBE_STATS_FIELDS,
+    PROBE_STATS_FIXED,
+    SITE_DTYPE,
+    SPARSE_FIELDS,
+    SPARSE_FIXED,
+    SUMMARY_DTYPE,
+    SUMMARY_FIXED,
+    VALUE_DTYPE,
+    field_codes,
+    padded,
+)
+from ._messages import (
+    Control,
+    ControlAck,
+    ErrorReport,
+    Hello,
+    LayerSummaryBatch,
+    Message,
+    ModelMeta,
+    ProbeStats,
+    SparseActivations,
+    control_bits,
+)
+from ._site_table import check_site_table
+from ._wire import (
+    HEADER,
+    HEADER_FIELDS,
+    HIST_BINS,
+    KNOWN_CONTROL_FIELDS,
+    MAGIC,
+    MAX_HELLO_NAME,
+    MAX_PAYLOAD,
+    MAX_SITES,
+    MAX_TEXT,
+    SEQ_MODULUS,
+    VERSION,
+    AckStatus,
+    HeaderFlag,
+    ProtocolError,
+)
+
+Part = bytes | memoryview
+Payload = tuple[int, list[Part]]  # size in bytes, pieces to join
+
+_KNOWN_HEADER_FLAGS = int(HeaderFlag.END_OF_STEP)
+_CODE_NAMES = {"B": "u8", "H": "u16", "I": "u32", "Q": "u64", "f": "f32", "s": "bytes"}
+_U32_MAX = 0xFFFF_FFFF
+
+
+def encode(
+    message: Message,
+    *,
+    seq: int = 0,
+    step: int = 0,
+    rank: int = 0,
+    flags: int = 0,
+    timestamp_ns: int | None = None,
+) -> bytes:
+    """One frame carrying ``message``. ``seq`` is taken modulo 2**32; ``timestamp_ns`` None: now.
+
+    Raises ProtocolError for anything the wire cannot carry (a value out of its field's range,
+    a text over its limit, a payload over MAX_PAYLOAD, reserved header flag bits).
+    """
+    encoder = _ENCODERS.get(type(message))
+    if encoder is None:
+        raise TypeError(f"not a protocol message: {type(message).__name__}")
+    size, parts = encoder(message)
+    if size > MAX_PAYLOAD:
+        raise ProtocolError(
+            f"{message.TYPE.name} payload of {size} bytes exceeds the limit of {MAX_PAYLOAD} bytes"
+        )
+    if flags & ~_KNOWN_HEADER_FLAGS:
+        raise ProtocolError(f"reserved header flag bits set: {flags & ~_KNOWN_HEADER_FLAGS:#x}")
+    if timestamp_ns is None:
+        timestamp_ns = time.time_ns()
+    head = _pack(
+        HEADER,
+        "header",
+        HEADER_FIELDS,
+        (MAGIC, VERSION, message.TYPE, size, seq % SEQ_MODULUS, timestamp_ns, step, rank, flags),
+    )
+    return b"".join([head, *parts])
+
+
+def _pack(layout: struct.Struct, what: str, names: Sequence[str], values: Sequence[Any]) -> bytes:
+    """``layout.pack(*values)``; a value that does not fit becomes a ProtocolError naming it."""
+    try:
+        return layout.pack(*values)
+    except (struct.error, OverflowError) as exc:
+        for name, code, value in zip(names, field_codes(layout), values, strict=True):
+            try:
+                struct.pack("<" + code, value)
+            except (struct.error, OverflowError):
+                kind = _CODE_NAMES.get(code[-1], code)
+                raise ProtocolError(f"{what} {name} = {value!r} does not fit {kind}") from None
+        raise ProtocolError(f"{what}: {exc}") from None  # pragma: no cover - names cover all
+
+
+def _utf8(text: str, what: str, limit: int) -> bytes:
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ProtocolError(f"{what} cannot be encoded as UTF-8 ({exc.reason})") from None
+    if len(raw) > limit:
+        raise ProtocolError(f"{what} is {len(raw)} bytes (limit {limit})")
+    return raw
+
+
+def _zero_padded(raw: bytes) -> bytes:
+    return raw + bytes(padded(len(raw)) - len(raw))
+
+
+def _records(array: Any, dtype: np.dtype[Any], what: str) -> npt.NDArray[Any]:
+    if not isinstance(array, np.ndarray) or array.dtype != dtype or array.ndim != 1:
+        raise ProtocolError(f"{what} must be a 1-D numpy array of the protocol's record dtype")
+    return np.ascontiguousarray(array)
+
+
+def _vector(values: Any, dtype: np.dtype[Any], what: str) -> npt.NDArray[Any]:
+    array = np.asarray(values)
+    if array.ndim != 1 or array.dtype.kind not in "biuf":
+        raise ProtocolError(f"{what} must be a 1-D array of numbers")
+    if array.dtype.kind in "iu" and dtype.kind == "u" and array.size:
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high > _U32_MAX:
+            raise ProtocolError(f"{what} range {low}..{high} does not fit u32")
+    if array.dtype.kind == "f" and dtype.kind == "u":
+        raise ProtocolError(f"{what} must be integers")
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def _hello(m: Hello) -> Payload:
+    name = _utf8(m.name, "HELLO name", MAX_HELLO_NAME)
+    if len(m.auth_data) != AUTH_DATA_SIZE:
+        raise ProtocolError(f"HELLO auth_data is {len(m.auth_data)} bytes, 32 expected")
+    if not 1 <= m.version_min <= m.version_max:
+        raise ProtocolError(f"HELLO version range {m.version_min}..{m.version_max} is empty")
+    fixed_values = (
+        *(m.version_min, m.version_max, m.role, m.auth, len(name), m.capabilities),
+        *(m.rank, m.world_size, bytes(m.auth_data), 0),
+    )
+    fixed = _pack(HELLO_FIXED, "HELLO", HELLO_FIELDS, fixed_values)
+    return HELLO_FIXED.size + padded(len(name)), [fixed, _zero_padded(name)]
+
+
+def _model_meta(m: ModelMeta) -> Payload:
+    if len(m.sites) > MAX_SITES:
+        raise ProtocolError(f"MODEL_META has {len(m.sites)} sites (limit {MAX_SITES})")
+    strings = [_utf8(m.model_name, "MODEL_META model name", MAX_TEXT)]
+    rows = []
+    offset = len(strings[0])
+    for site in m.sites:
+        name = _utf8(site.name, f"MODEL_META site {site.site_id} name", MAX_TEXT)
+        numbers = (site.site_id, site.layer, site.neurons, site.grid_rows, site.grid_cols)
+        rows.append((*numbers, site.kind, 0, offset, len(name)))
+        strings.append(name)
+        offset += len(name)
+    table = np.zeros(len(rows), SITE_DTYPE)
+    for column, field in enumerate(SITE_DTYPE.names or ()):
+        limit = 0xFFFF if SITE_DTYPE[field].itemsize == 2 else _U32_MAX
+        cells = [row[column] for row in rows]
+        bad = [v for v in cells if not (isinstance(v, (int, np.integer)) and 0 <= v <= limit)]
+        if bad:
+            kind = "u16" if limit == 0xFFFF else "u32"
+            raise ProtocolError(f"MODEL_META site {field} = {bad[0]!r} does not fit {kind}")
+        table[field] = cells
+    string_table = _zero_padded(b"".join(strings))
+    check_site_table(table, m.n_layers, len(string_table))
+    fixed_values = (len(rows), m.n_layers, len(strings[0]), len(string_table))
+    fixed = _pack(META_FIXED, "MODEL_META", META_FIELDS, fixed_values)
+    size = META_FIXED.size + table.nbytes + len(string_table)
+    return size, [fixed, table.data, string_table]
+
+
+def _summary_batch(m: LayerSummaryBatch) -> Payload:
+    records = _records(m.records, SUMMARY_DTYPE, "LAYER_SUMMARY_BATCH records")
+    if len(records) > MAX_SITES:
+        raise ProtocolError(f"LAYER_SUMMARY_BATCH has {len(records)} sites (limit {MAX_SITES})")
+    fixed = SUMMARY_FIXED.pack(len(records), HIST_BINS, 0, 0)
+    return SUMMARY_FIXED.size + records.nbytes, [fixed, records.data]
+
+
+def _sparse(m: SparseActivations) -> Payload:
+    indices = _vector(m.indices, INDEX_DTYPE, "SPARSE_ACTIVATIONS indices")
+    values = _vector(m.values, VALUE_DTYPE, "SPARSE_ACTIVATIONS values")
+    n = len(indices)
+    if len(values) != n:
+        raise ProtocolError(f"SPARSE_ACTIVATIONS has {n} indices but {len(values)} values")
+    if n > m.n_above:
+        raise ProtocolError(f"SPARSE_ACTIVATIONS carries {n} neurons but n_above is {m.n_above}")
+    if n > 1 and not (indices[1:] > indices[:-1]).all():
+        raise ProtocolError("SPARSE_ACTIVATIONS indices not strictly ascending")
+    fixed_values = (m.site_id, m.threshold, n, m.n_above)
+    fixed = _pack(SPARSE_FIXED, "SPARSE_ACTIVATIONS", SPARSE_FIELDS, fixed_values)
+    return SPARSE_FIXED.size + 8 * n, [fixed, indices.data, values.data]
+
+
+def _control(m: Control) -> Payload:
+    if m.unknown_fields & KNOWN_CONTROL_FIELDS:
+        raise ProtocolError(f"CONTROL unknown_fields {m.unknown_fields:#x} overlaps known fields")
+    fixed_values = (
+        m.request_id,
+        control_bits(m),
+        0.0 if m.threshold is None else m.threshold,
+        0.0 if m.rate_hz is None else m.rate_hz,
+        0 if m.site_kinds is None else m.site_kinds,
+        int(bool(m.paused)),
+        0 if m.top_k is None else m.top_k,
+        0,
+    )
+    fixed = _pack(CONTROL_FIXED, "CONTROL", CONTROL_FIELDS, fixed_values)
+    return CONTROL_FIXED.size, [fixed]
+
+
+def _control_ack(m: ControlAck) -> Payload:
+    error = _utf8(m.error, "CONTROL_ACK error", MAX_TEXT)
+    status = AckStatus.APPLIED if m.applied else AckStatus.REJECTED
+    s = m.state
+    fixed_values = (
+        *(m.request_id, status, s.threshold, s.rate_hz, s.site_kinds, int(bool(s.paused))),
+        *(s.top_k, len(error), 0),
+    )
+    fixed = _pack(ACK_FIXED, "CONTROL_ACK", ACK_FIELDS, fixed_values)
+    return ACK_FIXED.size + padded(len(error)), [fixed, _zero_padded(error)]
+
+
+def _probe_stats(m: ProbeStats) -> Payload:
+    clients = _records(m.clients, PROBE_CLIENT_DTYPE, "PROBE_STATS clients")
+    fixed_values = (
+        *(len(clients), 0, m.frames_encoded, m.frames_dropped, m.queue_bytes),
+        *(m.queue_capacity, m.probe_ns, m.steps_sampled, m.steps_seen),
+    )
+    fixed = _pack(PROBE_STATS_FIXED, "PROBE_STATS", PROBE_STATS_FIELDS, fixed_values)
+    return PROBE_STATS_FIXED.size + clients.nbytes, [fixed, clients.data]
+
+
+def _error(m: ErrorReport) -> Payload:
+    text = _utf8(m.text, "ERROR text", MAX_TEXT)
+    fixed = _pack(ERROR_FIXED, "ERROR", ERROR_FIELDS, (m.code, len(text), 0))
+    return ERROR_FIXED.size + padded(len(text)), [fixed, _zero_padded(text)]
+
+
+_ENCODERS: dict[type, Callable[[Any], Payload]] = {
+    Hello: _hello,
+    ModelMeta: _model_meta,
+    LayerSummaryBatch: _summary_batch,
+    SparseActivations: _sparse,
+    Control: _control,
+    ControlAck: _control_ack,
+    ProbeStats: _probe_stats,
+    ErrorReport: _error,
+}

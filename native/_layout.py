@@ -1,0 +1,161 @@
+"""Byte layouts of the v1 payloads: fixed parts as ``struct`` formats, arrays as numpy dtypes.
+
+Offsets are relative to the payload start (frame offset 32). Every dtype is little-endian and
+aligned, so ``numpy.frombuffer`` reads records in place.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+
+import numpy as np
+
+from ._wire import HIST_BINS
+
+# Each fixed part: its struct and its field names (named in encoder errors); arrays follow it.
+
+HELLO_FIXED = struct.Struct("<HHBBHQII32sQ")  # then the name
+HELLO_FIELDS = (
+    "version_min",
+    "version_max",
+    "role",
+    "auth",
+    "name_len",
+    "capabilities",
+    "rank",
+    "world_size",
+    "auth_data",
+    "reserved",
+)
+AUTH_DATA_SIZE = 32
+
+META_FIXED = struct.Struct("<IIII")  # then the site table and the string table
+META_FIELDS = ("n_sites", "n_layers", "model_name_len", "strings_len")
+SITE_DTYPE = np.dtype(
+    [
+        ("site_id", "<u4"),
+        ("layer", "<u4"),
+        ("neurons", "<u4"),
+        ("grid_rows", "<u4"),
+        ("grid_cols", "<u4"),
+        ("kind", "<u2"),
+        ("flags", "<u2"),
+        ("name_offset", "<u4"),
+        ("name_len", "<u4"),
+    ],
+    align=True,
+)
+
+SUMMARY_FIXED = struct.Struct("<IHHQ")  # then the records
+SUMMARY_FIELDS = ("n_sites", "n_bins", "reserved", "reserved")
+SUMMARY_DTYPE = np.dtype(
+    [
+        ("site_id", "<u4"),
+        ("flags", "<u4"),
+        ("count", "<u8"),
+        ("nan_count", "<u8"),
+        ("inf_count", "<u8"),
+        ("mean", "<f4"),
+        ("std", "<f4"),
+        ("rms", "<f4"),
+        ("min", "<f4"),
+        ("max", "<f4"),
+        ("mean_abs", "<f4"),
+        ("skewness", "<f4"),
+        ("kurtosis", "<f4"),
+        ("frac_zero", "<f4"),
+        ("frac_above", "<f4"),
+        ("threshold", "<f4"),
+        ("reserved", "<u4"),
+        ("hist", "<f4", (HIST_BINS,)),
+    ],
+    align=True,
+)
+
+SPARSE_FIXED = struct.Struct("<IfII")  # then indices[n], values[n]
+SPARSE_FIELDS = ("site_id", "threshold", "n", "n_above")
+INDEX_DTYPE = np.dtype("<u4")
+VALUE_DTYPE = np.dtype("<f4")
+
+CONTROL_FIXED = struct.Struct("<IIffIIII")
+CONTROL_FIELDS = (
+    "request_id",
+    "fields",
+    "threshold",
+    "rate_hz",
+    "site_kinds",
+    "paused",
+    "top_k",
+    "reserved",
+)
+
+ACK_FIXED = struct.Struct("<IIffIIIHH")  # then the error text
+ACK_FIELDS = (
+    "request_id",
+    "status",
+    "threshold",
+    "rate_hz",
+    "site_kinds",
+    "paused",
+    "top_k",
+    "error_len",
+    "reserved",
+)
+
+PROBE_STATS_FIXED = struct.Struct("<IIQQQQQQQ")  # then the client records
+PROBE_STATS_FIELDS = (
+    "n_clients",
+    "reserved",
+    "frames_encoded",
+    "frames_dropped",
+    "queue_bytes",
+    "queue_capacity",
+    "probe_ns",
+    "steps_sampled",
+    "steps_seen",
+)
+PROBE_CLIENT_DTYPE = np.dtype(
+    [
+        ("client_id", "<u4"),
+        ("reserved", "<u4"),
+        ("frames_sent", "<u8"),
+        ("frames_dropped", "<u8"),
+        ("bytes_sent", "<u8"),
+    ],
+    align=True,
+)
+
+ERROR_FIXED = struct.Struct("<IHH")  # then the text
+ERROR_FIELDS = ("code", "text_len", "reserved")
+
+
+def field_codes(layout: struct.Struct) -> list[str]:
+    """The struct codes of ``layout``, one per field (``32s`` counts as one)."""
+    return re.findall(r"\d*[a-zA-Z]", layout.format.lstrip("<"))
+
+
+for _fixed, _names in (
+    (HELLO_FIXED, HELLO_FIELDS),
+    (META_FIXED, META_FIELDS),
+    (SUMMARY_FIXED, SUMMARY_FIELDS),
+    (SPARSE_FIXED, SPARSE_FIELDS),
+    (CONTROL_FIXED, CONTROL_FIELDS),
+    (ACK_FIXED, ACK_FIELDS),
+    (PROBE_STATS_FIXED, PROBE_STATS_FIELDS),
+    (ERROR_FIXED, ERROR_FIELDS),
+):
+    assert len(field_codes(_fixed)) == len(_names)
+del _fixed, _names
+assert HELLO_FIXED.size == 64
+assert META_FIXED.size == 16 and SITE_DTYPE.itemsize == 32
+assert SUMMARY_FIXED.size == 16 and SUMMARY_DTYPE.itemsize == 336
+assert SUMMARY_DTYPE.fields is not None and SUMMARY_DTYPE.fields["hist"][1] == 80
+assert SPARSE_FIXED.size == 16 and CONTROL_FIXED.size == 32 and ACK_FIXED.size == 32
+assert PROBE_STATS_FIXED.size == 64 and PROBE_CLIENT_DTYPE.itemsize == 32
+assert ERROR_FIXED.size == 8
+
+
+def padded(n: int) -> int:
+    """``n`` rounded up to a multiple of 8 (strings are zero-padded to keep fields aligned)."""
+    return (n + 7) & ~7

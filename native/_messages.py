@@ -1,0 +1,238 @@
+"""The v1 messages as dataclasses, plus helpers that build their contents.
+
+Messages holding arrays compare by identity (``eq=False``); compare their arrays with numpy.
+Decoded arrays are read-only views on the frame buffer when that buffer is ``bytes``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from ._layout import AUTH_DATA_SIZE, PROBE_CLIENT_DTYPE, SUMMARY_DTYPE
+from ._wire import (
+    VERSION,
+    AuthMode,
+    Capability,
+    ControlField,
+    ErrorCode,
+    MsgType,
+    Role,
+    SiteKind,
+)
+
+_NO_CAPABILITIES = Capability(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """First frame each way: who is speaking, which versions and features, auth material."""
+
+    TYPE: ClassVar[MsgType] = MsgType.HELLO
+
+    role: Role | int
+    name: str
+    capabilities: Capability = _NO_CAPABILITIES
+    rank: int = 0
+    world_size: int = 1
+    auth: AuthMode | int = AuthMode.NONE
+    auth_data: bytes = bytes(AUTH_DATA_SIZE)
+    version_min: int = VERSION
+    version_max: int = VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class SiteInfo:
+    """One hooked site: where it sits, how many neurons, how the app lays them out."""
+
+    site_id: int
+    layer: int
+    kind: SiteKind | int
+    name: str
+    neurons: int
+    grid_rows: int
+    grid_cols: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelMeta:
+    """The model's site table, sent once per connection before any statistics."""
+
+    TYPE: ClassVar[MsgType] = MsgType.MODEL_META
+
+    model_name: str
+    n_layers: int
+    sites: tuple[SiteInfo, ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LayerSummaryBatch:
+    """Per-site statistics of one step: a 1-D array of ``SUMMARY_DTYPE`` records."""
+
+    TYPE: ClassVar[MsgType] = MsgType.LAYER_SUMMARY_BATCH
+
+    records: npt.NDArray[np.void]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SparseActivations:
+    """Neurons of one site whose mean |x| is above ``threshold`` (at most top-k of them)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.SPARSE_ACTIVATIONS
+
+    site_id: int
+    threshold: float
+    n_above: int
+    indices: npt.NDArray[np.uint32]
+    values: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class ControlState:
+    """The trainer's streaming settings in force."""
+
+    threshold: float
+    rate_hz: float
+    site_kinds: int
+    paused: bool
+    top_k: int
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A viewer's request to change some settings; ``None`` leaves a setting as it is.
+
+    ``unknown_fields`` holds field bits this build does not know, so the trainer can reject them.
+    """
+
+    TYPE: ClassVar[MsgType] = MsgType.CONTROL
+
+    request_id: int
+    threshold: float | None = None
+    rate_hz: float | None = None
+    site_kinds: int | None = None
+    paused: bool | None = None
+    top_k: int | None = None
+    unknown_fields: int = 0
+
+    @property
+    def fields(self) -> ControlField:
+        """The field bits present on the wire, unknown ones included."""
+        return ControlField(control_bits(self))
+
+    def applied_to(self, state: ControlState) -> ControlState:
+        """``state`` with the present fields replaced (values are not judged here)."""
+        changes = {
+            name: getattr(self, name)
+            for name, _ in _CONTROL_BITS
+            if getattr(self, name) is not None
+        }
+        return dataclasses.replace(state, **changes)
+
+
+_CONTROL_BITS = (
+    ("threshold", int(ControlField.THRESHOLD)),
+    ("rate_hz", int(ControlField.RATE)),
+    ("site_kinds", int(ControlField.SITE_KINDS)),
+    ("paused", int(ControlField.PAUSED)),
+    ("top_k", int(ControlField.TOP_K)),
+)
+
+
+def control_bits(control: Control) -> int:
+    """The CONTROL ``fields`` word of ``control`` as a plain int."""
+    bits = control.unknown_fields
+    for name, bit in _CONTROL_BITS:
+        if getattr(control, name) is not None:
+            bits |= bit
+    return bits
+
+
+@dataclass(frozen=True, slots=True)
+class ControlAck:
+    """The trainer's answer to a CONTROL (``request_id`` 0: unsolicited state announcement)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.CONTROL_ACK
+
+    request_id: int
+    applied: bool
+    state: ControlState
+    error: str = ""
+
+
+def _no_clients() -> npt.NDArray[np.void]:
+    return np.zeros(0, PROBE_CLIENT_DTYPE)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ProbeStats:
+    """The probe's own health: queue, drops, time spent on the training thread, per client."""
+
+    TYPE: ClassVar[MsgType] = MsgType.PROBE_STATS
+
+    frames_encoded: int
+    frames_dropped: int
+    queue_bytes: int
+    queue_capacity: int
+    probe_ns: int
+    steps_sampled: int
+    steps_seen: int
+    clients: npt.NDArray[np.void] = field(default_factory=_no_clients)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReport:
+    """ERROR: why the sender is about to close the connection."""
+
+    TYPE: ClassVar[MsgType] = MsgType.ERROR
+
+    code: ErrorCode | int
+    text: str
+
+
+Message = (
+    Hello
+    | ModelMeta
+    | LayerSummaryBatch
+    | SparseActivations
+    | Control
+    | ControlAck
+    | ProbeStats
+    | ErrorReport
+)
+
+
+def summary_records(n: int) -> npt.NDArray[np.void]:
+    """``n`` zeroed ``SUMMARY_DTYPE`` records for a producer to fill."""
+    return np.zeros(n, SUMMARY_DTYPE)
+
+
+def probe_client_records(n: int) -> npt.NDArray[np.void]:
+    """``n`` zeroed ``PROBE_CLIENT_DTYPE`` records for a producer to fill."""
+    return np.zeros(n, PROBE_CLIENT_DTYPE)
+
+
+def grid_shape(neurons: int) -> tuple[int, int]:
+    """A near-square ``(rows, cols)`` grid for ``neurons`` cells, ``rows <= cols``.
+
+    Exact (``rows * cols == neurons``) when a factorisation with ``cols <= 2 * rows`` exists,
+    e.g. 4096 -> (64, 64) and 14336 -> (112, 128); otherwise ``cols = ceil(sqrt(n))`` and
+    ``rows = ceil(n / cols)``, e.g. 4099 -> (64, 65). Zero neurons -> (0, 0).
+    """
+    if neurons < 0:
+        raise ValueError(f"neurons must be >= 0, got {neurons}")
+    if neurons == 0:
+        return 0, 0
+    for rows in range(math.isqrt(neurons), 0, -1):
+        cols, remainder = divmod(neurons, rows)
+        if cols > 2 * rows:
+            break
+        if remainder == 0:
+            return rows, cols
+    cols = math.isqrt(neurons - 1) + 1
+    return -(-neurons // cols), cols

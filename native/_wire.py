@@ -1,0 +1,190 @@
+"""Wire constants of protocol v1: magic, limits, numbered enums, and the 32-byte frame header.
+
+``docs/PROTOCOL.md`` is the byte-level specification; this module and ``_layout`` mirror it.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum, IntFlag
+
+MAGIC = b"SYNP"
+VERSION = 1
+HEADER = struct.Struct("<4sHHIIQIHH")
+HEADER_FIELDS = (
+    "magic",
+    "version",
+    "type",
+    "payload_length",
+    "seq",
+    "timestamp_ns",
+    "step",
+    "rank",
+    "flags",
+)
+HEADER_SIZE = HEADER.size  # 32
+
+MAX_PAYLOAD = 16 * 1024 * 1024
+MAX_SITES = 65536
+MAX_LAYERS = 65536
+MAX_TEXT = 1024
+MAX_HELLO_NAME = 256
+HIST_BINS = 64
+SEQ_MODULUS = 1 << 32
+
+
+class ProtocolError(ValueError):
+    """Bytes that break the wire protocol, or a message the wire cannot carry."""
+
+
+class MsgType(IntEnum):
+    """Message type (header offset 6). Reserved types are skipped by length in v1."""
+
+    HELLO = 1
+    MODEL_META = 2
+    LAYER_SUMMARY_BATCH = 3
+    SPARSE_ACTIVATIONS = 4
+    CONTROL = 5
+    CONTROL_ACK = 6
+    PROBE_STATS = 7
+    ERROR = 8
+    # Reserved: named for later versions, not decoded by v1.
+    ATTENTION = 16
+    RESIDUAL = 17
+    MOE_ROUTING = 18
+    TRAINING_METRICS = 32
+
+
+RESERVED_TYPES = frozenset(
+    {MsgType.ATTENTION, MsgType.RESIDUAL, MsgType.MOE_ROUTING, MsgType.TRAINING_METRICS}
+)
+
+
+class HeaderFlag(IntFlag):
+    """Header flag bits (offset 30). Other bits are reserved: senders write 0, receivers ignore."""
+
+    END_OF_STEP = 1
+
+
+class SiteKind(IntEnum):
+    """What a hooked site is. Decoders keep unknown numbers as plain ints."""
+
+    OTHER = 0
+    ATTN = 1
+    MLP = 2
+    RESIDUAL = 3
+    # Reserved for later models; valid on the wire, no producer emits them yet.
+    EMBED = 4
+    ROUTER = 5
+    EXPERT = 6
+
+
+class Role(IntEnum):
+    """Who sent a HELLO."""
+
+    TRAINER = 1
+    VIEWER = 2
+
+
+class AuthMode(IntEnum):
+    """How a viewer proves it holds the trainer's token."""
+
+    NONE = 0
+    HMAC_SHA256 = 1
+
+
+class Capability(IntFlag):
+    """What a peer can send or act on (HELLO ``capabilities``)."""
+
+    SUMMARIES = 1
+    SPARSE = 2
+    CONTROL = 4
+    GRADIENTS = 8
+    PROBE_STATS = 16
+    # Reserved for later versions.
+    ATTENTION = 32
+    RESIDUAL = 64
+    MOE = 128
+    METRICS = 256
+
+
+class SummaryFlag(IntFlag):
+    """Per-record flags of LAYER_SUMMARY_BATCH."""
+
+    GRADIENT = 1
+
+
+class ControlField(IntFlag):
+    """Which CONTROL fields are present."""
+
+    THRESHOLD = 1
+    RATE = 2
+    SITE_KINDS = 4
+    PAUSED = 8
+    TOP_K = 16
+
+
+KNOWN_CONTROL_FIELDS = int(
+    ControlField.THRESHOLD
+    | ControlField.RATE
+    | ControlField.SITE_KINDS
+    | ControlField.PAUSED
+    | ControlField.TOP_K
+)
+
+
+class AckStatus(IntEnum):
+    """CONTROL_ACK status."""
+
+    APPLIED = 0
+    REJECTED = 1
+
+
+class ErrorCode(IntEnum):
+    """Why a peer sends ERROR and closes. Decoders keep unknown codes as plain ints."""
+
+    VERSION = 1
+    AUTH = 2
+    MALFORMED = 3
+    TOO_MANY_CLIENTS = 4
+    INTERNAL = 5
+
+
+_MSG_TYPES = {int(t): t for t in MsgType}
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The fixed 32-byte frame header (the magic is implied)."""
+
+    msg_type: MsgType | int
+    payload_length: int
+    seq: int
+    timestamp_ns: int
+    step: int
+    rank: int
+    flags: int
+    version: int = VERSION
+
+    @property
+    def end_of_step(self) -> bool:
+        """True on the last frame of a sampled step."""
+        return bool(self.flags & HeaderFlag.END_OF_STEP)
+
+
+def peek_header(buf: bytes | bytearray | memoryview, *, max_payload: int = MAX_PAYLOAD) -> Header:
+    """Read and check the header at the start of ``buf`` (magic, version, payload limit).
+
+    Only the first 32 bytes are read, so a stream reader can reject a frame before its body.
+    """
+    if len(buf) < HEADER_SIZE:
+        raise ProtocolError(f"truncated header: {len(buf)} bytes, {HEADER_SIZE} expected")
+    magic, version, msg_type, length, seq, timestamp_ns, step, rank, flags = HEADER.unpack_from(buf)
+    if magic != MAGIC:
+        raise ProtocolError(f"bad magic {bytes(magic)!r} (expected {MAGIC!r})")
+    if version != VERSION:
+        raise ProtocolError(f"unsupported protocol version {version} (this build speaks {VERSION})")
+    if length > max_payload:
+        raise ProtocolError(f"payload length {length} exceeds the limit of {max_payload} bytes")
+    return Header(_MSG_TYPES.get(msg_type, msg_type), length, seq, timestamp_ns, step, rank, flags)

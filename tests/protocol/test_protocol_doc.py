@@ -1,0 +1,103 @@
+"""docs/PROTOCOL.md and the code describe the same bytes: every layout table is checked."""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synapse_native import _layout
+from synapse_native._wire import HEADER_FIELDS
+from synapse_native.protocol import (
+    HEADER,
+    PROBE_CLIENT_DTYPE,
+    SITE_DTYPE,
+    SUMMARY_DTYPE,
+    MsgType,
+)
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
+STRUCT_TYPES = {"B": "u8", "H": "u16", "I": "u32", "Q": "u64", "f": "f32"}
+DTYPE_TYPES = {"u1": "u8", "u2": "u16", "u4": "u32", "u8": "u64", "f4": "f32"}
+
+
+def _tables() -> list[list[list[str]]]:
+    """Every markdown table of the document as rows of cells (separator rows dropped)."""
+    tables: list[list[list[str]]] = []
+    current: list[list[str]] = []
+    for line in [*DOC.read_text(encoding="utf-8").splitlines(), ""]:
+        if line.startswith("|"):
+            cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+            if not all(re.fullmatch(r":?-+:?", cell) for cell in cells):
+                current.append(cells)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def _layout_table(names: tuple[str, ...]) -> list[list[str]]:
+    """The rows of the table whose first fields are ``names``, in order."""
+    for table in _tables():
+        if table[0][:3] in (["offset", "type", "field"], ["frame offset", "type", "field"]):
+            rows = table[1:]
+            if tuple(row[2] for row in rows[: len(names)]) == names:
+                return rows[: len(names)]
+    raise AssertionError(f"no table documents {names}")
+
+
+def _struct_rows(layout: struct.Struct) -> list[tuple[int, str]]:
+    rows = []
+    formats = _layout.field_codes(layout)
+    for i, code in enumerate(formats):
+        offset = struct.calcsize("<" + "".join(formats[:i]))
+        kind = STRUCT_TYPES.get(code) or f"{code[:-1]} bytes"
+        rows.append((offset, kind))
+    return rows
+
+
+FIXED_PARTS = {
+    "header": (HEADER, HEADER_FIELDS),
+    "HELLO": (_layout.HELLO_FIXED, _layout.HELLO_FIELDS),
+    "MODEL_META": (_layout.META_FIXED, _layout.META_FIELDS),
+    "LAYER_SUMMARY_BATCH": (_layout.SUMMARY_FIXED, _layout.SUMMARY_FIELDS),
+    "SPARSE_ACTIVATIONS": (_layout.SPARSE_FIXED, _layout.SPARSE_FIELDS),
+    "CONTROL": (_layout.CONTROL_FIXED, _layout.CONTROL_FIELDS),
+    "CONTROL_ACK": (_layout.ACK_FIXED, _layout.ACK_FIELDS),
+    "PROBE_STATS": (_layout.PROBE_STATS_FIXED, _layout.PROBE_STATS_FIELDS),
+    "ERROR": (_layout.ERROR_FIXED, _layout.ERROR_FIELDS),
+}
+
+
+@pytest.mark.parametrize("name", list(FIXED_PARTS))
+def test_fixed_part_tables_match_the_structs(name: str) -> None:
+    layout, names = FIXED_PARTS[name]
+    documented = [(int(row[0]), row[1]) for row in _layout_table(names)]
+    assert documented == _struct_rows(layout)
+
+
+@pytest.mark.parametrize("dtype", [SITE_DTYPE, SUMMARY_DTYPE], ids=["site", "summary"])
+def test_record_tables_match_the_dtypes(dtype: np.dtype[np.void]) -> None:
+    assert dtype.names is not None and dtype.fields is not None
+    rows = _layout_table(dtype.names)
+    for row, field in zip(rows, dtype.names, strict=True):
+        field_type, offset = dtype.fields[field][:2]
+        base = DTYPE_TYPES[field_type.base.str[1:]]
+        kind = f"{base} x {field_type.shape[0]}" if field_type.shape else base
+        assert (int(row[0]), row[1]) == (offset, kind), field
+
+
+def test_client_record_sentence_matches_the_dtype() -> None:
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert PROBE_CLIENT_DTYPE.names is not None and PROBE_CLIENT_DTYPE.fields is not None
+    for field in PROBE_CLIENT_DTYPE.names:
+        field_type, offset = PROBE_CLIENT_DTYPE.fields[field][:2]
+        assert f"{offset} {DTYPE_TYPES[field_type.str[1:]]} {field}" in text, field
+
+
+def test_message_type_table_matches_the_enum() -> None:
+    table = next(t for t in _tables() if t[0][:2] == ["type", "name"])
+    assert {int(row[0]): row[1] for row in table[1:]} == {int(t): t.name for t in MsgType}

@@ -1,0 +1,233 @@
+"""Limits come before allocation on decode; on encode, what the wire cannot carry is refused."""
+
+from __future__ import annotations
+
+import re
+import struct
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from synapse_native.protocol import (
+    HEADER,
+    MAGIC,
+    MAX_PAYLOAD,
+    MAX_SITES,
+    MAX_TEXT,
+    SUMMARY_DTYPE,
+    VERSION,
+    Control,
+    ControlAck,
+    ControlState,
+    Decoder,
+    ErrorReport,
+    Hello,
+    LayerSummaryBatch,
+    ModelMeta,
+    MsgType,
+    ProbeStats,
+    ProtocolError,
+    Role,
+    SiteInfo,
+    SparseActivations,
+    decode_frame,
+    encode,
+    peek_header,
+    probe_client_records,
+    summary_records,
+)
+
+SMALL = 1 << 20  # bytes a rejected frame may cost, at most (far below what is announced)
+
+
+def _header(msg_type: int, length: int) -> bytes:
+    head: bytes = HEADER.pack(MAGIC, VERSION, msg_type, length, 0, 0, 0, 0, 0)
+    return head
+
+
+@pytest.fixture
+def peak_memory() -> Iterator[Callable[[], int]]:
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    try:
+        yield lambda: tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_2gib_announced_with_10_bytes_behind_fails_at_once(peak_memory: Callable[[], int]) -> None:
+    raw = _header(MsgType.LAYER_SUMMARY_BATCH, 2 << 30) + bytes(10)
+    with pytest.raises(ProtocolError, match="payload length 2147483648 exceeds the limit"):
+        decode_frame(raw)
+    with pytest.raises(ProtocolError, match="payload length 2147483648 exceeds the limit"):
+        Decoder().feed(raw)
+    assert peak_memory() < SMALL
+
+
+def test_stream_buffers_what_arrived_not_what_is_announced(peak_memory: Callable[[], int]) -> None:
+    decoder = Decoder()
+    assert decoder.feed(_header(MsgType.LAYER_SUMMARY_BATCH, MAX_PAYLOAD) + bytes(10)) == []
+    assert decoder.buffered == 42
+    assert peak_memory() < SMALL
+
+
+@pytest.mark.parametrize(
+    ("payload", "msg_type", "fault"),
+    [
+        (struct.pack("<IfII", 1, 0.5, 0xFFFF_FFFF, 0xFFFF_FFFF), MsgType.SPARSE_ACTIVATIONS, "x 8"),
+        (struct.pack("<IHHQ", 0xFFFF_FFFF, 64, 0, 0), MsgType.LAYER_SUMMARY_BATCH, "sites"),
+        (struct.pack("<4I", 0xFFFF_FFFF, 1, 0, 0), MsgType.MODEL_META, "sites"),
+        (struct.pack("<4I", 2, 1, 0, 0xFFFF_FFF8), MsgType.MODEL_META, "16 + 2 x 32"),
+        (struct.pack("<II7Q", 0xFFFF_FFFF, 0, *[0] * 7), MsgType.PROBE_STATS, "x 32"),
+        (struct.pack("<IHH", 1, 0xFFFF, 0), MsgType.ERROR, "limit 1024"),
+    ],
+)
+def test_huge_counts_fail_before_allocation(
+    payload: bytes, msg_type: int, fault: str, peak_memory: Callable[[], int]
+) -> None:
+    with pytest.raises(ProtocolError, match=re.escape(fault)):
+        decode_frame(_header(msg_type, len(payload)) + payload)
+    assert peak_memory() < SMALL
+
+
+def test_max_payload_is_adjustable() -> None:
+    raw = encode(ErrorReport(1, "x" * 100))  # 8 + 104 bytes of payload
+    assert peek_header(raw, max_payload=112).payload_length == 112
+    with pytest.raises(ProtocolError, match="limit of 111 bytes"):
+        decode_frame(raw, max_payload=111)
+
+
+def test_encoder_refuses_a_payload_over_the_limit() -> None:
+    records = summary_records((MAX_PAYLOAD - 16) // SUMMARY_DTYPE.itemsize + 1)
+    with pytest.raises(ProtocolError, match="exceeds the limit of 16777216 bytes"):
+        encode(LayerSummaryBatch(records))
+
+
+def test_encoder_refuses_too_many_sites() -> None:
+    sites = tuple(SiteInfo(i, 0, 0, "", 1, 1, 1) for i in range(MAX_SITES + 1))
+    with pytest.raises(ProtocolError, match="65537 sites"):
+        encode(ModelMeta("m", 1, sites))
+
+
+STATE = ControlState(0.5, 10.0, 15, False, 64)
+
+
+@pytest.mark.parametrize(
+    ("message", "fault"),
+    [
+        (Hello(Role.VIEWER, "x" * 257), "HELLO name is 257 bytes (limit 256)"),
+        (Hello(Role.VIEWER, "\ud800"), "HELLO name cannot be encoded as UTF-8"),
+        (Hello(Role.VIEWER, "v", auth_data=b"short"), "auth_data is 5 bytes, 32 expected"),
+        (Hello(Role.VIEWER, "v", version_min=2, version_max=1), "version range 2..1"),
+        (Hello(Role.VIEWER, "v", rank=-1), "HELLO rank = -1 does not fit u32"),
+        (Hello(300, "v"), "HELLO role = 300 does not fit u8"),
+        (ErrorReport(1, "é" * 513), "ERROR text is 1026 bytes (limit 1024)"),
+        (ErrorReport(-1, ""), "ERROR code = -1 does not fit u32"),
+        (ControlAck(1, False, STATE, "x" * (MAX_TEXT + 1)), "CONTROL_ACK error is 1025 bytes"),
+        (ControlAck(1, True, ControlState(1e39, 1, 1, True, 1)), "threshold = 1e+39 does not fit"),
+        (Control(1, top_k=1 << 32), "CONTROL top_k = 4294967296 does not fit u32"),
+        (Control(1, unknown_fields=0x3), "overlaps known fields"),
+        (Control(1 << 32), "CONTROL request_id = 4294967296 does not fit u32"),
+        (ProbeStats(-1, 0, 0, 0, 0, 0, 0), "PROBE_STATS frames_encoded = -1 does not fit u64"),
+        (ProbeStats(0, 0, 0, 0, 0, 0, 0, np.zeros(2, np.uint64)), "record dtype"),
+        (LayerSummaryBatch(np.zeros((2, 2), SUMMARY_DTYPE)), "1-D numpy array"),
+        (LayerSummaryBatch(summary_records(2).astype(SUMMARY_DTYPE.newbyteorder())), "dtype"),
+        (ModelMeta("m" * 1025, 1, ()), "model name is 1025 bytes"),
+        (ModelMeta("m", 1, (SiteInfo(1, 1, 0, "a", 4, 2, 2),)), "layer 1 not below n_layers 1"),
+        (ModelMeta("m", 1, (SiteInfo(1, 0, 0, "a", 5, 2, 2),)), "cannot hold 5 neurons"),
+        (ModelMeta("m", 1, (SiteInfo(1, 0, 0, "a", 1, 2, 2),)), "exceeds twice its 1 neurons"),
+        (ModelMeta("m", 1, (SiteInfo(1, 0, 1 << 16, "a", 1, 1, 1),)), "kind = 65536 does not"),
+        (ModelMeta("m", 1, (SiteInfo(-1, 0, 0, "a", 1, 1, 1),)), "site_id = -1 does not fit"),
+        (ModelMeta("m", 1, (SiteInfo(3, 0, 0, "", 1, 1, 1),) * 2), "site id 3 appears more"),
+        (ModelMeta("m", 70000, ()), "70000 layers"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else type(value).__name__,
+)
+def test_encoder_refuses_what_the_wire_cannot_carry(message: Any, fault: str) -> None:
+    with pytest.raises(ProtocolError, match=re.escape(fault)):
+        encode(message)
+
+
+def _sparse(indices: Any, values: Any, n_above: int = 10) -> SparseActivations:
+    return SparseActivations(1, 0.5, n_above, indices, values)
+
+
+@pytest.mark.parametrize(
+    ("message", "fault"),
+    [
+        (_sparse([3, 3], [1.0, 2.0]), "not strictly ascending"),
+        (_sparse([5, 3], [1.0, 2.0]), "not strictly ascending"),
+        (_sparse([1, 2], [1.0]), "2 indices but 1 values"),
+        (_sparse([1, 2, 3], [1.0, 2.0, 3.0], n_above=2), "carries 3 neurons but n_above is 2"),
+        (_sparse(np.array([-1, 2]), [1.0, 2.0]), "range -1..2 does not fit u32"),
+        (_sparse(np.array([1, 1 << 32]), [1.0, 2.0]), "does not fit u32"),
+        (_sparse([1.5, 2.0], [1.0, 2.0]), "must be integers"),
+        (_sparse([[1, 2]], [[1.0, 2.0]]), "1-D array of numbers"),
+        (_sparse(["a"], [1.0]), "1-D array of numbers"),
+    ],
+)
+def test_encoder_refuses_malformed_sparse_arrays(message: SparseActivations, fault: str) -> None:
+    with pytest.raises(ProtocolError, match=fault):
+        encode(message)
+
+
+def test_sparse_encoder_accepts_other_numeric_dtypes_and_converts() -> None:
+    message = _sparse(np.array([1, 7], np.int64), np.array([0.5, 1.5], np.float64))
+    frame = decode_frame(encode(message))
+    assert frame is not None
+    decoded = frame.message
+    assert isinstance(decoded, SparseActivations)
+    assert decoded.indices.dtype == np.uint32 and decoded.values.dtype == np.float32
+    assert decoded.indices.tolist() == [1, 7] and decoded.values.tolist() == [0.5, 1.5]
+
+
+def test_summary_encoder_accepts_non_contiguous_records() -> None:
+    records = summary_records(6)
+    records["site_id"] = np.arange(6)
+    frame = decode_frame(encode(LayerSummaryBatch(records[::2])))
+    assert frame is not None and isinstance(frame.message, LayerSummaryBatch)
+    assert frame.message.records["site_id"].tolist() == [0, 2, 4]
+
+
+@pytest.mark.parametrize(
+    ("header", "fault"),
+    [
+        ({"flags": 2}, "reserved header flag bits set: 0x2"),
+        ({"step": -1}, "header step = -1 does not fit u32"),
+        ({"rank": 1 << 16}, "header rank = 65536 does not fit u16"),
+        ({"timestamp_ns": -5}, "header timestamp_ns = -5 does not fit u64"),
+    ],
+)
+def test_encoder_refuses_header_values_out_of_range(header: dict[str, int], fault: str) -> None:
+    with pytest.raises(ProtocolError, match=fault):
+        encode(ErrorReport(1, ""), **header)
+
+
+def test_seq_wraps_modulo_2_32_and_timestamp_defaults_to_now() -> None:
+    before = time.time_ns()
+    frame = decode_frame(encode(ErrorReport(1, ""), seq=(1 << 32) + 5))
+    after = time.time_ns()
+    assert frame is not None
+    assert frame.header.seq == 5
+    assert before <= frame.header.timestamp_ns <= after
+
+
+def test_encode_rejects_objects_that_are_not_messages() -> None:
+    not_a_message: Any = {"type": "HELLO"}
+    with pytest.raises(TypeError, match="not a protocol message: dict"):
+        encode(not_a_message)
+
+
+def test_probe_stats_clients_round_trip() -> None:
+    clients = probe_client_records(2)
+    clients["client_id"] = [4, 9]
+    clients["bytes_sent"] = [1 << 40, 3]
+    frame = decode_frame(encode(ProbeStats(1, 2, 3, 4, 5, 6, 7, clients)))
+    assert frame is not None
+    decoded = frame.message
+    assert isinstance(decoded, ProbeStats)
+    assert decoded.clients.tobytes() == clients.tobytes()

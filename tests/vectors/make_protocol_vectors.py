@@ -1,0 +1,798 @@
+"""Write ``protocol_v1.json``: golden frames of wire protocol v1, good and bad.
+
+The frames are packed here field by field with ``struct``, straight from the tables of
+``docs/PROTOCOL.md``; this script does not import the codec, so the vectors are a second,
+independent reading of the specification. The tests only read the JSON (they never run this
+script); rerun it only when the specification changes, and review the diff:
+
+    python tests/vectors/make_protocol_vectors.py          # rewrite the JSON
+    python tests/vectors/make_protocol_vectors.py --check  # fail if the JSON is stale
+
+JSON conventions: a frame is a list of hex lines of 32 bytes each (the first line is the
+header); other byte strings are hex; floats that JSON cannot spell are the strings "nan",
+"inf" and "-inf"; a CONTROL field that is absent is null. Every float is exactly representable
+as float32, so the decoded values compare equal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).with_name("protocol_v1.json")
+TIMESTAMP = 1_700_000_000_123_456_789
+NAN = float("nan")
+
+
+def frame(msg_type: int, payload: bytes, **head: Any) -> bytes:
+    """Header + payload; ``head`` may override any header field (``length`` included)."""
+    return (
+        struct.pack(
+            "<4sHHIIQIHH",
+            head.get("magic", b"SYNP"),
+            head.get("version", 1),
+            msg_type,
+            head.get("length", len(payload)),
+            head.get("seq", 0),
+            head.get("timestamp_ns", TIMESTAMP),
+            head.get("step", 0),
+            head.get("rank", 0),
+            head.get("flags", 0),
+        )
+        + payload
+    )
+
+
+def hex_lines(raw: bytes) -> list[str]:
+    return [raw[i : i + 32].hex() for i in range(0, len(raw), 32)]
+
+
+def pad8(raw: bytes) -> bytes:
+    return raw + bytes(-len(raw) % 8)
+
+
+# -- payloads, one function per message type ------------------------------------------------
+
+
+def hello(
+    role: int,
+    name: str,
+    caps: int,
+    rank: int = 0,
+    world: int = 1,
+    auth: int = 0,
+    auth_data: bytes = bytes(32),
+    vmin: int = 1,
+    vmax: int = 1,
+    name_len: int | None = None,
+    raw_name: bytes | None = None,
+) -> bytes:
+    encoded = name.encode() if raw_name is None else raw_name
+    length = len(encoded) if name_len is None else name_len
+    fixed = struct.pack("<HHBBH", vmin, vmax, role, auth, length)
+    fixed += struct.pack("<QII", caps, rank, world) + auth_data + struct.pack("<Q", 0)
+    assert len(fixed) == 64
+    return fixed + pad8(encoded)
+
+
+SITES = [  # site_id, layer, kind, name, neurons, rows, cols
+    (0, 0, 1, "blocks.0.attn", 64, 8, 8),
+    (1, 0, 2, "blocks.0.mlp", 256, 16, 16),
+    (2, 1, 3, "blocks.1.resid", 96, 8, 12),
+    (7, 1, 42, "blocks.1.ext", 10, 3, 4),
+]
+
+
+def model_meta(model: str, n_layers: int, sites: list[tuple[Any, ...]], **bend: int) -> bytes:
+    """``bend`` overrides one table value, e.g. ``site0_layer=2`` or ``strings_len=60``."""
+    strings = model.encode()
+    table = b""
+    for i, (site_id, layer, kind, name, neurons, rows, cols) in enumerate(sites):
+        raw = name.encode()
+        row = {
+            "site_id": site_id,
+            "layer": layer,
+            "neurons": neurons,
+            "rows": rows,
+            "cols": cols,
+            "kind": kind,
+            "offset": len(strings),
+            "name_len": len(raw),
+        }
+        for key, value in bend.items():
+            if key.startswith(f"site{i}_"):
+                row[key.removeprefix(f"site{i}_")] = value
+        table += struct.pack(
+            "<5IHHII",
+            *(row[k] for k in ("site_id", "layer", "neurons", "rows", "cols", "kind")),
+            0,
+            row["offset"],
+            row["name_len"],
+        )
+        strings += raw
+    string_table = pad8(strings)
+    fixed = struct.pack(
+        "<4I",
+        bend.get("n_sites", len(sites)),
+        n_layers,
+        bend.get("model_name_len", len(model.encode())),
+        bend.get("strings_len", len(string_table)),
+    )
+    return fixed + table + string_table
+
+
+def summary_record(r: dict[str, Any]) -> bytes:
+    stats = [r[k] for k in ("mean", "std", "rms", "min", "max", "mean_abs", "skewness")]
+    stats += [r[k] for k in ("kurtosis", "frac_zero", "frac_above", "threshold")]
+    raw = struct.pack(
+        "<IIQQQ", r["site_id"], r["flags"], r["count"], r["nan_count"], r["inf_count"]
+    )
+    raw += struct.pack("<11fI", *stats, 0) + struct.pack("<64f", *r["hist"])
+    assert len(raw) == 336
+    return raw
+
+
+def summary_batch(
+    records: list[dict[str, Any]], n_sites: int | None = None, bins: int = 64
+) -> bytes:
+    count = len(records) if n_sites is None else n_sites
+    return struct.pack("<IHHQ", count, bins, 0, 0) + b"".join(map(summary_record, records))
+
+
+def sparse(
+    site_id: int, threshold: float, n_above: int, indices: list[int], values: list[float]
+) -> bytes:
+    n = len(indices)
+    fixed = struct.pack("<IfII", site_id, threshold, n, n_above)
+    return fixed + struct.pack(f"<{n}I", *indices) + struct.pack(f"<{n}f", *values)
+
+
+CONTROL_BITS = {"threshold": 1, "rate_hz": 2, "site_kinds": 4, "paused": 8, "top_k": 16}
+
+
+def control(request_id: int, unknown_fields: int = 0, **present: Any) -> bytes:
+    fields = unknown_fields
+    for name in present:
+        fields |= CONTROL_BITS[name]
+    return struct.pack(
+        "<IIffIIII",
+        request_id,
+        fields,
+        present.get("threshold", 0.0),
+        present.get("rate_hz", 0.0),
+        present.get("site_kinds", 0),
+        int(present.get("paused", 0)),
+        present.get("top_k", 0),
+        0,
+    )
+
+
+def control_ack(
+    request_id: int, status: int, state: dict[str, Any], error: str, error_len: int | None = None
+) -> bytes:
+    raw = error.encode()
+    fixed = struct.pack(
+        "<IIffIIIHH",
+        request_id,
+        status,
+        state["threshold"],
+        state["rate_hz"],
+        state["site_kinds"],
+        int(state["paused"]),
+        state["top_k"],
+        len(raw) if error_len is None else error_len,
+        0,
+    )
+    return fixed + pad8(raw)
+
+
+def probe_stats(
+    counters: dict[str, int], clients: list[dict[str, int]], n: int | None = None
+) -> bytes:
+    order = [*COUNTERS]
+    raw = struct.pack("<II7Q", len(clients) if n is None else n, 0, *(counters[k] for k in order))
+    for c in clients:
+        raw += struct.pack(
+            "<IIQQQ", c["client_id"], 0, c["frames_sent"], c["frames_dropped"], c["bytes_sent"]
+        )
+    return raw
+
+
+def error(code: int, text: str, raw: bytes | None = None) -> bytes:
+    encoded = text.encode() if raw is None else raw
+    return struct.pack("<IHH", code, len(encoded), 0) + pad8(encoded)
+
+
+# -- the vectors -------------------------------------------------------------------------------
+
+
+def mac(token: str, challenge: bytes) -> bytes:
+    return hmac.new(token.encode(), b"synapse-auth-v1" + challenge, hashlib.sha256).digest()
+
+
+CHALLENGE = bytes(range(32))
+TOKEN = "correct horse battery staple"
+
+
+def hist(**bins: float) -> list[float]:
+    values = [0.0] * 64
+    for key, value in bins.items():
+        values[int(key.removeprefix("b"))] = value
+    return values
+
+
+RECORD_FINITE = {
+    "site_id": 0,
+    "flags": 0,
+    "count": 4096,
+    "nan_count": 0,
+    "inf_count": 0,
+    "mean": 0.5,
+    "std": 1.25,
+    "rms": 1.5,
+    "min": -4.0,
+    "max": 8.0,
+    "mean_abs": 1.0,
+    "skewness": 0.25,
+    "kurtosis": -0.5,
+    "frac_zero": 0.125,
+    "frac_above": 0.0625,
+    "threshold": 2.0,
+    "hist": hist(b30=0.25, b31=0.125, b32=0.125, b33=0.5),
+}
+RECORD_NONE_FINITE = {
+    "site_id": 1,
+    "flags": 1,
+    "count": 16,
+    "nan_count": 12,
+    "inf_count": 4,
+    **dict.fromkeys(("mean", "std", "rms", "min", "max", "mean_abs", "skewness", "kurtosis"), NAN),
+    "frac_zero": NAN,
+    "frac_above": NAN,
+    "threshold": 2.0,
+    "hist": hist(),
+}
+STATE = {"threshold": 0.5, "rate_hz": 10.0, "site_kinds": 15, "paused": False, "top_k": 1024}
+COUNTERS = {
+    "frames_encoded": 1000,
+    "frames_dropped": 3,
+    "queue_bytes": 4096,
+    "queue_capacity": 1 << 20,
+    "probe_ns": 123_456_789,
+    "steps_sampled": 100,
+    "steps_seen": 1200,
+}
+CLIENTS = [
+    {"client_id": 1, "frames_sent": 990, "frames_dropped": 2, "bytes_sent": 1_000_000},
+    {"client_id": 2, "frames_sent": 997, "frames_dropped": 0, "bytes_sent": 1_100_000},
+]
+VERSION_TEXT = "no common protocol version: peer speaks 2..3, this build speaks 1..1"
+
+
+def site_json(site: tuple[Any, ...]) -> dict[str, Any]:
+    keys = ("site_id", "layer", "kind", "name", "neurons", "grid_rows", "grid_cols")
+    return dict(zip(keys, site, strict=True))
+
+
+def good_vectors() -> list[dict[str, Any]]:
+    v: list[dict[str, Any]] = []
+
+    def add(name: str, msg_type: int, payload: bytes, message: dict[str, Any], **head: int) -> None:
+        fields = {"seq": 0, "timestamp_ns": TIMESTAMP, "step": 0, "rank": 0, "flags": 0} | head
+        raw = frame(msg_type, payload, **head)
+        v.append(
+            {
+                "name": name,
+                "hex": hex_lines(raw),
+                "header": {"type": msg_type, "payload_length": len(payload), **fields},
+                "message": message,
+            }
+        )
+
+    hello_defaults = {"rank": 0, "world_size": 1, "auth": 0, "auth_data": bytes(32).hex()}
+    hello_defaults |= {"version_min": 1, "version_max": 1}
+    add(
+        "hello_trainer_loopback",
+        1,
+        hello(1, "synapse-probe/0.1.0", 23),
+        {"type": "HELLO", "role": 1, "name": "synapse-probe/0.1.0", "capabilities": 23}
+        | hello_defaults,
+    )
+    add(
+        "hello_trainer_hmac_challenge",
+        1,
+        hello(1, "synapse-probe/0.1.0", 31, rank=3, world=8, auth=1, auth_data=CHALLENGE),
+        {"type": "HELLO", "role": 1, "name": "synapse-probe/0.1.0", "capabilities": 31}
+        | hello_defaults
+        | {"rank": 3, "world_size": 8, "auth": 1, "auth_data": CHALLENGE.hex()},
+        rank=3,
+    )
+    answer = mac(TOKEN, CHALLENGE)
+    add(
+        "hello_viewer_hmac_answer",
+        1,
+        hello(2, "synapse-desktop/0.1.0", 4, auth=1, auth_data=answer),
+        {"type": "HELLO", "role": 2, "name": "synapse-desktop/0.1.0", "capabilities": 4}
+        | hello_defaults
+        | {"auth": 1, "auth_data": answer.hex()},
+    )
+    add(
+        "hello_future_peer",
+        1,
+        hello(2, "viewer/9", (1 << 40) | 1, vmin=1, vmax=3, auth=7),
+        {"type": "HELLO", "role": 2, "name": "viewer/9", "capabilities": (1 << 40) | 1}
+        | hello_defaults
+        | {"auth": 7, "version_max": 3},
+    )
+    add(
+        "model_meta_four_sites",
+        2,
+        model_meta("tiny-gpt", 2, SITES),
+        {"type": "MODEL_META", "model_name": "tiny-gpt", "n_layers": 2}
+        | {"sites": [site_json(s) for s in SITES]},
+    )
+    unicode_site = [(3, 0, 0, "блок.0/注意", 1, 1, 1)]
+    add(
+        "model_meta_utf8_names",
+        2,
+        model_meta("модель-λ", 1, unicode_site),
+        {"type": "MODEL_META", "model_name": "модель-λ", "n_layers": 1}
+        | {"sites": [site_json(s) for s in unicode_site]},
+    )
+    add(
+        "model_meta_empty",
+        2,
+        model_meta("", 0, []),
+        {"type": "MODEL_META", "model_name": "", "n_layers": 0, "sites": []},
+    )
+    add(
+        "summary_batch_two_sites",
+        3,
+        summary_batch([RECORD_FINITE, RECORD_NONE_FINITE]),
+        {"type": "LAYER_SUMMARY_BATCH", "records": [RECORD_FINITE, RECORD_NONE_FINITE]},
+        seq=17,
+        step=1200,
+        rank=1,
+    )
+    add(
+        "summary_batch_empty",
+        3,
+        summary_batch([]),
+        {"type": "LAYER_SUMMARY_BATCH", "records": []},
+        seq=0xFFFF_FFFF,
+        step=7,
+    )
+    add(
+        "sparse_three_neurons_end_of_step",
+        4,
+        sparse(1, 0.5, 10, [3, 17, 200], [0.75, 1.5, 2.25]),
+        {"type": "SPARSE_ACTIVATIONS", "site_id": 1, "threshold": 0.5, "n_above": 10}
+        | {"indices": [3, 17, 200], "values": [0.75, 1.5, 2.25]},
+        seq=18,
+        step=1200,
+        rank=1,
+        flags=1,
+    )
+    add(
+        "sparse_empty",
+        4,
+        sparse(2, 4.0, 0, [], []),
+        {"type": "SPARSE_ACTIVATIONS", "site_id": 2, "threshold": 4.0, "n_above": 0}
+        | {"indices": [], "values": []},
+        seq=19,
+        step=1200,
+    )
+    full: dict[str, Any] = {
+        "threshold": 0.25,
+        "rate_hz": 10.0,
+        "site_kinds": 14,
+        "paused": False,
+        "top_k": 256,
+    }
+    add(
+        "control_all_fields",
+        5,
+        control(7, **full),
+        {"type": "CONTROL", "request_id": 7, **full, "unknown_fields": 0},
+        seq=1,
+    )
+    none = dict.fromkeys(full)
+    add(
+        "control_threshold_and_pause",
+        5,
+        control(8, threshold=1.5, paused=True),
+        {"type": "CONTROL", "request_id": 8, **none, "threshold": 1.5, "paused": True}
+        | {"unknown_fields": 0},
+        seq=2,
+    )
+    add(
+        "control_unknown_field",
+        5,
+        control(9, unknown_fields=0x40, top_k=8),
+        {"type": "CONTROL", "request_id": 9, **none, "top_k": 8, "unknown_fields": 0x40},
+        seq=3,
+    )
+    add(
+        "control_ack_announcement",
+        6,
+        control_ack(0, 0, STATE, ""),
+        {"type": "CONTROL_ACK", "request_id": 0, "applied": True, "state": STATE, "error": ""},
+    )
+    rejection = "rate_hz must be in (0, 1000]"
+    add(
+        "control_ack_rejected",
+        6,
+        control_ack(7, 1, STATE, rejection),
+        {"type": "CONTROL_ACK", "request_id": 7, "applied": False, "state": STATE}
+        | {"error": rejection},
+    )
+    add(
+        "probe_stats_two_clients",
+        7,
+        probe_stats(COUNTERS, CLIENTS),
+        {"type": "PROBE_STATS", **COUNTERS, "clients": CLIENTS},
+        seq=20,
+        step=1200,
+    )
+    add(
+        "probe_stats_no_client",
+        7,
+        probe_stats(COUNTERS, []),
+        {"type": "PROBE_STATS", **COUNTERS, "clients": []},
+        seq=21,
+    )
+    add(
+        "error_version",
+        8,
+        error(1, VERSION_TEXT),
+        {"type": "ERROR", "code": 1, "text": VERSION_TEXT},
+    )
+    add(
+        "error_auth_utf8",
+        8,
+        error(2, "Zugriff verweigert — Token ungültig"),
+        {"type": "ERROR", "code": 2, "text": "Zugriff verweigert — Token ungültig"},
+    )
+    add("error_unknown_code", 8, error(77, ""), {"type": "ERROR", "code": 77, "text": ""})
+    reserved_flags = frame(5, control(10, paused=False), flags=0x8001, seq=4)
+    v.append(
+        {
+            "name": "header_reserved_flag_bits_ignored",
+            "decode_only": True,
+            "hex": hex_lines(reserved_flags),
+            "header": {"type": 5, "payload_length": 32, "seq": 4, "timestamp_ns": TIMESTAMP}
+            | {"step": 0, "rank": 0, "flags": 0x8001},
+            "message": {"type": "CONTROL", "request_id": 10, **none, "paused": False}
+            | {"unknown_fields": 0},
+        }
+    )
+    return v
+
+
+def skipped_vectors() -> list[dict[str, Any]]:
+    cases = [
+        ("reserved_attention", 16, bytes(range(24))),
+        ("reserved_training_metrics_empty", 32, b""),
+        ("unknown_type_odd_length", 999, b"\x01\x02\x03\x04\x05"),
+    ]
+    return [
+        {"name": name, "hex": hex_lines(frame(t, p, seq=5)), "type": t, "payload_length": len(p)}
+        for name, t, p in cases
+    ]
+
+
+def bad_vectors() -> list[dict[str, Any]]:
+    v: list[dict[str, Any]] = []
+
+    def add(name: str, raw: bytes, fragment: str, **extra: Any) -> None:
+        v.append({"name": name, "hex": hex_lines(raw), "error": fragment, **extra})
+
+    good_hello = hello(1, "synapse-probe/0.1.0", 23)
+    meta = model_meta("tiny-gpt", 2, SITES)
+    two = summary_batch([RECORD_FINITE, RECORD_NONE_FINITE])
+    three = sparse(1, 0.5, 10, [3, 17, 200], [0.75, 1.5, 2.25])
+
+    add("bad_magic", frame(1, good_hello, magic=b"XXXX"), "bad magic b'XXXX' (expected b'SYNP')")
+    add(
+        "unsupported_version_7",
+        frame(1, good_hello, version=7),
+        "unsupported protocol version 7 (this build speaks 1)",
+    )
+    add("unsupported_version_0", frame(1, good_hello, version=0), "unsupported protocol version 0")
+    add(
+        "payload_2gib_announced_10_bytes_present",
+        frame(3, bytes(10), length=1 << 31),
+        "payload length 2147483648 exceeds the limit of 16777216 bytes",
+    )
+    add(
+        "payload_over_custom_limit",
+        frame(3, two),
+        "payload length 688 exceeds the limit of 512 bytes",
+        max_payload=512,
+    )
+    # A stream decoder waits for more bytes on these four instead of failing ("incomplete").
+    incomplete = {"stream": "incomplete"}
+    add(
+        "truncated_header",
+        frame(1, good_hello)[:20],
+        "truncated header: 20 bytes, 32 expected",
+        **incomplete,
+    )
+    add(
+        "truncated_body",
+        frame(4, three)[:-4],
+        "truncated SPARSE_ACTIVATIONS frame: 40 payload bytes announced, 36 present",
+        **incomplete,
+    )
+    add(
+        "trailing_bytes",
+        frame(4, three) + bytes(8),
+        "8 trailing bytes after a SPARSE_ACTIVATIONS frame",
+        **incomplete,
+    )
+    add(
+        "truncated_unknown_type",
+        frame(999, bytes(8))[:-1],
+        "truncated type 999 frame",
+        **incomplete,
+    )
+    add(
+        "hello_short",
+        frame(1, good_hello[:40]),
+        "HELLO payload is 40 bytes, at least 64 expected",
+    )
+    add(
+        "hello_name_length_mismatch",
+        frame(1, hello(1, "synapse-probe/0.1.0", 23, name_len=30)),
+        "HELLO payload is 88 bytes, 64 + 32 expected",
+    )
+    add(
+        "hello_name_over_256",
+        frame(1, hello(1, "x" * 300, 0)),
+        "HELLO name is 300 bytes (limit 256)",
+    )
+    add(
+        "hello_name_invalid_utf8",
+        frame(1, hello(1, "", 0, raw_name=b"probe\xff")),
+        "HELLO name is not valid UTF-8",
+    )
+    add(
+        "hello_empty_version_range",
+        frame(1, hello(1, "p", 0, vmin=2, vmax=1)),
+        "HELLO version range 2..1",
+    )
+    add(
+        "hello_version_zero",
+        frame(1, hello(1, "p", 0, vmin=0, vmax=1)),
+        "HELLO version range 0..1",
+    )
+    add("meta_short", frame(2, meta[:12]), "MODEL_META payload is 12 bytes, at least 16 expected")
+    add(
+        "meta_too_many_sites",
+        frame(2, model_meta("m", 1, [], n_sites=65537)),
+        "MODEL_META announces 65537 sites (limit 65536)",
+    )
+    add(
+        "meta_size_mismatch",
+        frame(2, meta[:-8]),
+        "MODEL_META payload is 200 bytes, 16 + 4 x 32 + 64 expected",
+    )
+    add(
+        "meta_strings_not_padded",
+        frame(2, model_meta("tiny-gpt", 2, SITES, strings_len=60)[:-4]),
+        "MODEL_META string table of 60 bytes is not padded to 8",
+    )
+    add(
+        "meta_model_name_overruns_table",
+        frame(2, model_meta("tiny-gpt", 2, SITES, model_name_len=72)),
+        "MODEL_META model name of 72 bytes overruns the 64-byte string table",
+    )
+    add(
+        "meta_model_name_over_limit",
+        frame(2, model_meta("tiny-gpt", 2, SITES, model_name_len=2000)),
+        "MODEL_META model name is 2000 bytes (limit 1024)",
+    )
+    add(
+        "meta_too_many_layers",
+        frame(2, model_meta("tiny-gpt", 70000, SITES)),
+        "MODEL_META announces 70000 layers (limit 65536)",
+    )
+    add(
+        "meta_duplicate_site_id",
+        frame(2, model_meta("tiny-gpt", 2, SITES, site1_site_id=0)),
+        "MODEL_META site id 0 appears more than once",
+    )
+    add(
+        "meta_layer_out_of_range",
+        frame(2, model_meta("tiny-gpt", 2, SITES, site3_layer=2)),
+        "MODEL_META site 7: layer 2 not below n_layers 2",
+    )
+    add(
+        "meta_name_outside_table",
+        frame(2, model_meta("tiny-gpt", 2, SITES, site2_offset=60)),
+        "MODEL_META site 2: name ends at 74, past the 64-byte string table",
+    )
+    add(
+        "meta_site_name_over_limit",
+        frame(2, model_meta("tiny-gpt", 2, SITES, site0_name_len=4000)),
+        "MODEL_META site 0: name of 4000 bytes (limit 1024)",
+    )
+    add(
+        "meta_grid_too_small",
+        frame(2, model_meta("tiny-gpt", 2, SITES, site0_neurons=65)),
+        "MODEL_META site 0: grid 8 x 8 cannot hold 65 neurons",
+    )
+    add(
+        "meta_grid_too_large",
+        frame(2, model_meta("tiny-gpt", 2, SITES, site1_rows=0x10000, site1_cols=0x10000)),
+        "MODEL_META site 1: grid 65536 x 65536 exceeds twice its 256 neurons",
+    )
+    bad_name = model_meta("tiny-gpt", 2, SITES)
+    at = 16 + 4 * 32 + 8  # first byte of site 0's name
+    bad_name = bad_name[:at] + b"\xc3" + bad_name[at + 1 :]
+    add(
+        "meta_site_name_invalid_utf8",
+        frame(2, bad_name),
+        "MODEL_META site 0 name is not valid UTF-8",
+    )
+    add(
+        "summary_size_mismatch",
+        frame(3, summary_batch([], n_sites=2) + bytes(84)),
+        "LAYER_SUMMARY_BATCH payload is 100 bytes, 16 + 2 x 336 expected",
+    )
+    add(
+        "summary_short",
+        frame(3, summary_batch([])[:8]),
+        "LAYER_SUMMARY_BATCH payload is 8 bytes, at least 16 expected",
+    )
+    add(
+        "summary_32_bins",
+        frame(3, summary_batch([], bins=32)),
+        "LAYER_SUMMARY_BATCH has 32 histogram bins, 64 expected",
+    )
+    add(
+        "summary_too_many_sites",
+        frame(3, summary_batch([], n_sites=70000)),
+        "LAYER_SUMMARY_BATCH announces 70000 sites (limit 65536)",
+    )
+    add(
+        "sparse_short",
+        frame(4, three[:12]),
+        "SPARSE_ACTIVATIONS payload is 12 bytes, at least 16 expected",
+    )
+    add(
+        "sparse_count_mismatch",
+        frame(4, struct.pack("<IfII", 1, 0.5, 4, 10) + three[16:]),
+        "SPARSE_ACTIVATIONS payload is 40 bytes, 16 + 4 x 8 expected",
+    )
+    add(
+        "sparse_count_4g",
+        frame(4, struct.pack("<IfII", 1, 0.5, 0xFFFF_FFFF, 0xFFFF_FFFF)),
+        "SPARSE_ACTIVATIONS payload is 16 bytes, 16 + 4294967295 x 8 expected",
+    )
+    add(
+        "sparse_above_n_above",
+        frame(4, sparse(1, 0.5, 2, [3, 17, 200], [0.75, 1.5, 2.25])),
+        "SPARSE_ACTIVATIONS carries 3 neurons but n_above is 2",
+    )
+    add(
+        "sparse_repeated_index",
+        frame(4, sparse(1, 0.5, 10, [3, 17, 17], [0.75, 1.5, 2.25])),
+        "SPARSE_ACTIVATIONS indices not strictly ascending: 17 then 17 at position 2",
+    )
+    add(
+        "sparse_descending_index",
+        frame(4, sparse(1, 0.5, 10, [30, 17, 200], [0.75, 1.5, 2.25])),
+        "SPARSE_ACTIVATIONS indices not strictly ascending: 30 then 17 at position 1",
+    )
+    add("control_short", frame(5, control(1)[:24]), "CONTROL payload is 24 bytes, 32 expected")
+    add("control_long", frame(5, control(1) + bytes(8)), "CONTROL payload is 40 bytes, 32 expected")
+    add(
+        "control_paused_2",
+        frame(5, control(1, paused=2)),
+        "CONTROL paused is 2, 0 or 1 expected",
+    )
+    add("ack_short", frame(6, control_ack(1, 0, STATE, "")[:16]), "CONTROL_ACK payload is 16 bytes")
+    add(
+        "ack_status_2",
+        frame(6, control_ack(1, 2, STATE, "")),
+        "CONTROL_ACK status 2 unknown (0 APPLIED or 1 REJECTED)",
+    )
+    add(
+        "ack_paused_5",
+        frame(6, control_ack(1, 0, STATE | {"paused": 5}, "")),
+        "CONTROL_ACK paused is 5, 0 or 1 expected",
+    )
+    add(
+        "ack_error_over_limit",
+        frame(6, control_ack(1, 1, STATE, "", error_len=2000)),
+        "CONTROL_ACK error is 2000 bytes (limit 1024)",
+    )
+    add(
+        "ack_error_length_mismatch",
+        frame(6, control_ack(1, 1, STATE, "bad", error_len=9)),
+        "CONTROL_ACK payload is 40 bytes, 32 + 16 expected",
+    )
+    add(
+        "probe_stats_short",
+        frame(7, probe_stats(COUNTERS, [])[:56]),
+        "PROBE_STATS payload is 56 bytes, at least 64 expected",
+    )
+    add(
+        "probe_stats_count_mismatch",
+        frame(7, probe_stats(COUNTERS, CLIENTS, n=3)),
+        "PROBE_STATS payload is 128 bytes, 64 + 3 x 32 expected",
+    )
+    add("error_short", frame(8, bytes(4)), "ERROR payload is 4 bytes, at least 8 expected")
+    add(
+        "error_text_invalid_utf8",
+        frame(8, error(3, "", raw=b"\xe2\x82")),
+        "ERROR text is not valid UTF-8",
+    )
+    add(
+        "error_text_over_limit",
+        frame(8, error(3, "x" * 1025)),
+        "ERROR text is 1025 bytes (limit 1024)",
+    )
+    return v
+
+
+def mac_vectors() -> list[dict[str, str]]:
+    cases = [(TOKEN, CHALLENGE), ("pässwört", bytes(32)), ("", b"\xff" * 32)]
+    return [
+        {"token": token, "challenge": challenge.hex(), "mac": mac(token, challenge).hex()}
+        for token, challenge in cases
+    ]
+
+
+def document() -> str:
+    content = {
+        "about": "Golden frames of Synapse wire protocol v1; see make_protocol_vectors.py.",
+        "good": good_vectors(),
+        "skipped": skipped_vectors(),
+        "bad": bad_vectors(),
+        "hello_mac": mac_vectors(),
+    }
+    text = json.dumps(_spell_floats(content), indent=1, ensure_ascii=False, allow_nan=False)
+    # One line per number list keeps the file readable.
+    number = r'(?:-?[\d.e+-]+|"-?(?:nan|inf)")'
+    text = re.sub(rf"\[\s+((?:{number},\s*)*{number})\s+\]", _join_list, text)
+    return text + "\n"
+
+
+def _join_list(match: re.Match[str]) -> str:
+    items = [item.strip() for item in match.group(1).split(",")]
+    return "[" + ", ".join(items) + "]"
+
+
+def _spell_floats(obj: Any) -> Any:
+    if isinstance(obj, float) and obj != obj:
+        return "nan"
+    if isinstance(obj, float) and obj in (float("inf"), float("-inf")):
+        return "inf" if obj > 0 else "-inf"
+    if isinstance(obj, dict):
+        return {k: _spell_floats(x) for k, x in obj.items()}
+    if isinstance(obj, list):
+        return [_spell_floats(x) for x in obj]
+    return obj
+
+
+def main() -> int:
+    text = document()
+    if "--check" in sys.argv[1:]:
+        stale = not OUT.exists() or OUT.read_text(encoding="utf-8") != text
+        print(f"{OUT.name} is {'stale' if stale else 'up to date'}")
+        return int(stale)
+    OUT.write_text(text, encoding="utf-8")
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
