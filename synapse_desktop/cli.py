@@ -14,6 +14,9 @@ from collections.abc import Sequence
 # name -> (module under synapse_desktop.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("info", "print versions and what this installation can do"),
+    "sim": ("sim", "stream a simulated Llama-3-8B training run (no torch needed)"),
+    "tail": ("tail", "print the frames a probe sends, one line each"),
+    "app": ("app", "open the desktop app (optionally --connect HOST:PORT)"),
 }
 
 

@@ -1,0 +1,38 @@
+"""``synapse app``: the desktop app, optionally connecting to a trainer at once."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--connect", metavar="HOST:PORT", help="connect at start-up")
+    parser.add_argument("--token", help="the trainer's token (trainers beyond loopback)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from PySide6.QtWidgets import QApplication
+    from vispy import app as vispy_app
+
+    from synapse_desktop.net.endpoint import parse_endpoint
+
+    endpoint = None
+    if args.connect:
+        try:
+            endpoint = parse_endpoint(args.connect)
+        except ValueError as exc:
+            print(f"synapse app: --connect: {exc}", file=sys.stderr)
+            return 2
+    vispy_app.use_app("pyside6")
+    existing = QApplication.instance()
+    qt_app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+    qt_app.setApplicationName("synapse-desktop")
+    qt_app.setDesktopFileName("synapse-desktop")
+    from synapse_desktop.qt.main_window import MainWindow
+
+    window = MainWindow()
+    window.show()
+    if endpoint is not None:
+        window.connect_to(endpoint, args.token)
+    return int(qt_app.exec())

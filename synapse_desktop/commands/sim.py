@@ -1,0 +1,79 @@
+"""``synapse sim``: stream a synthetic Llama-3-8B training run, as a probe would, without torch."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+PER_BLOCK_CHOICES = ("attn+mlp", "attn+mlp+residual", "residual")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument("--port", type=int, default=9000, help="TCP port (default: %(default)s)")
+    parser.add_argument(
+        "--fps", type=float, default=10.0, help="sampled steps per second (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="sparse-frame threshold on mean |x| (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--layers", type=int, default=32, help="transformer blocks (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--per-block",
+        choices=PER_BLOCK_CHOICES,
+        default="attn+mlp+residual",
+        help="sites per block (default: %(default)s)",
+    )
+    parser.add_argument("--token", default=None, help="require viewers to present this token")
+    parser.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument(
+        "--port-fallback", action="store_true", help="take the next free port if PORT is in use"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from synapse_probe.listener import PortInUseError
+    from synapse_probe.sim import SimOptions, Simulator
+
+    options = SimOptions(
+        host=args.host,
+        port=args.port,
+        fps=args.fps,
+        threshold=args.threshold,
+        layers=args.layers,
+        per_block=args.per_block,
+        token=args.token,
+        steps=args.steps,
+        seed=args.seed,
+        port_fallback=args.port_fallback,
+    )
+    try:
+        simulator = Simulator(options)
+        simulator.start()
+    except PortInUseError as exc:
+        print(f"synapse sim: {exc} (here: --port-fallback or --port N)", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"synapse sim: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())  # a clean stop, as for Ctrl-C
+    try:
+        steps = simulator.run(stop)
+    except KeyboardInterrupt:
+        steps = simulator.step
+    finally:
+        simulator.close()
+    print(f"synapse sim: stopped after {steps} steps", file=sys.stderr)
+    return 0

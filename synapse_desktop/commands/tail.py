@@ -1,0 +1,153 @@
+"""``synapse tail``: connect to a probe and print one line per frame, like ``tail -f``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from synapse_native.protocol import Frame, Message
+
+DEFAULT_ADDRESS = "127.0.0.1:9000"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "address",
+        nargs="?",
+        default=DEFAULT_ADDRESS,
+        metavar="HOST:PORT",
+        help="the probe to read (default: %(default)s)",
+    )
+    parser.add_argument("--token", default=None, help="the probe's token, if it requires one")
+    parser.add_argument("--count", type=int, default=None, help="stop after this many frames")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        help="seconds to wait for the probe (default: %(default)s)",
+    )
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[IPv6]:PORT``, ``HOST`` or ``:PORT`` (defaults 127.0.0.1 and 9000)."""
+    host, port = "127.0.0.1", 9000
+    if text.startswith("["):
+        bracket = text.find("]")
+        if bracket < 0:
+            raise ValueError(f"bad address {text!r}: missing ']'")
+        host, rest = text[1:bracket], text[bracket + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"bad address {text!r}")
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        name, _, number = text.partition(":")
+        host = name or host
+        port = int(number)
+    elif text:
+        host = text
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} out of range")
+    return host, port
+
+
+def describe(frame: Frame, now_ns: int | None = None) -> str:
+    """One line: type, step, seq, lag since the frame was stamped, and what it carries."""
+    header = frame.header
+    now = time.time_ns() if now_ns is None else now_ns
+    lag_ms = (now - header.timestamp_ns) / 1e6
+    name = getattr(header.msg_type, "name", str(header.msg_type))
+    end = " END" if header.end_of_step else ""
+    return (
+        f"{name:<19} step={header.step:<7} seq={header.seq:<8} lag={lag_ms:7.1f}ms "
+        f"{summary(frame.message)}{end}"
+    )
+
+
+def summary(message: Message) -> str:
+    """A short human summary of a message's payload."""
+    from synapse_native import protocol as p
+
+    if isinstance(message, p.Hello):
+        return (
+            f"role={_name(message.role)} name={message.name!r} rank={message.rank}/"
+            f"{message.world_size} auth={_name(message.auth)} "
+            f"versions={message.version_min}..{message.version_max}"
+        )
+    if isinstance(message, p.ModelMeta):
+        return f"model={message.model_name!r} layers={message.n_layers} sites={len(message.sites)}"
+    if isinstance(message, p.LayerSummaryBatch):
+        records = message.records
+        if len(records) == 0:
+            return "sites=0"
+        rms = records["rms"]
+        return (
+            f"sites={len(records)} rms={float(rms.min()):.3g}..{float(rms.max()):.3g} "
+            f"max|x|={float(abs(records['max']).max()):.3g} nan={int(records['nan_count'].sum())}"
+        )
+    if isinstance(message, p.SparseActivations):
+        peak = f" peak={float(message.values.max()):.3g}" if len(message.values) else ""
+        return (
+            f"site={message.site_id} n={len(message.indices)}/{message.n_above} "
+            f"threshold={message.threshold:.3g}{peak}"
+        )
+    if isinstance(message, p.ControlAck):
+        s = message.state
+        verdict = "applied" if message.applied else f"rejected ({message.error})"
+        return (
+            f"request={message.request_id} {verdict} threshold={s.threshold:.3g} "
+            f"rate={s.rate_hz:.3g}Hz kinds={s.site_kinds:#x} paused={s.paused} top_k={s.top_k}"
+        )
+    if isinstance(message, p.ProbeStats):
+        drops = ",".join(str(int(d)) for d in message.clients["frames_dropped"])
+        return (
+            f"encoded={message.frames_encoded} dropped={message.frames_dropped} "
+            f"queue={message.queue_bytes}/{message.queue_capacity}B "
+            f"steps={message.steps_sampled}/{message.steps_seen} "
+            f"clients={len(message.clients)} client_drops=[{drops}]"
+        )
+    if isinstance(message, p.ErrorReport):
+        return f"code={_name(message.code)} text={message.text!r}"
+    if isinstance(message, p.Control):
+        return f"request={message.request_id} fields={int(message.fields):#x}"
+    return ""
+
+
+def _name(value: object) -> str:
+    return str(getattr(value, "name", value))
+
+
+def run(args: argparse.Namespace) -> int:
+    from synapse_native.client import ConnectionClosed, PeerError, StreamClient
+
+    try:
+        host, port = parse_address(args.address)
+    except ValueError as exc:
+        print(f"synapse tail: {exc}", file=sys.stderr)
+        return 2
+    try:
+        client = StreamClient.connect(host, port, token=args.token, timeout=args.timeout)
+    except (OSError, ValueError) as exc:
+        print(f"synapse tail: cannot read {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    printed = 0
+    try:
+        with client:
+            frame: Frame | None = client.hello
+            while args.count is None or printed < args.count:
+                if frame is not None:
+                    print(describe(frame), flush=True)
+                    printed += 1
+                if args.count is None or printed < args.count:
+                    frame = client.next_frame(1.0)
+    except KeyboardInterrupt:
+        pass
+    except ConnectionClosed as exc:
+        print(f"synapse tail: the probe closed the stream ({exc})", file=sys.stderr)
+    except (OSError, PeerError, ValueError) as exc:
+        print(f"synapse tail: {exc}", file=sys.stderr)
+        return 1
+    return 0

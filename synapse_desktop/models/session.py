@@ -1,0 +1,192 @@
+"""The app's whole state, fed by decoded frames alone (``apply_frames``), whatever their source."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import numpy as np
+
+from synapse_desktop.models.bands import bands
+from synapse_desktop.models.connection import ConnectionState
+from synapse_desktop.models.control import ControlModel
+from synapse_desktop.models.counters import Counters
+from synapse_desktop.models.history import FIELDS, History
+from synapse_desktop.models.ordering import SeqGuard, Skipped, Verdict
+from synapse_desktop.models.selection import Selection
+from synapse_desktop.models.signal import Signal
+from synapse_desktop.models.sparse import LatestSparse, SparsePoints
+from synapse_desktop.models.stats import LatestStats
+from synapse_desktop.models.topology import SiteSpec, Topology
+from synapse_desktop.models.view_settings import ViewSettings
+from synapse_native.protocol import (
+    ControlAck,
+    ErrorReport,
+    Frame,
+    Hello,
+    LayerSummaryBatch,
+    ModelMeta,
+    ProbeStats,
+    Role,
+    SparseActivations,
+    SummaryFlag,
+)
+
+
+class Session:
+    """Topology, latest statistics, history, sparse points, control, counters and view state.
+
+    Model signals fire once per ``apply_frames`` batch, after every frame of it is applied.
+    """
+
+    def __init__(self, history_capacity: int = 1024) -> None:
+        self.topology = Topology()
+        self.stats = LatestStats()
+        self.history = History(history_capacity)
+        self.sparse = LatestSparse()
+        self.control = ControlModel()
+        self.counters = Counters()
+        self.connection = ConnectionState()
+        self.selection = Selection()
+        self.view = ViewSettings()
+        self.peer_error = Signal()  # (text): the trainer sent ERROR
+        self._seq = SeqGuard()
+        self._site_ids = np.zeros(0, np.int64)
+        self._max_step = -1
+        self._new_stream = False
+        self.topology.changed.connect(self._follow_topology)
+
+    def apply_frame(self, frame: Frame) -> None:
+        """Apply one frame (and notify)."""
+        self.apply_frames((frame,))
+
+    def apply_frames(self, frames: Iterable[Frame | Skipped], now_ns: int | None = None) -> None:
+        """Apply a batch of frames in order, then notify listeners once.
+
+        A ``Skipped`` stands for a frame the reader discarded to keep up: it advances the
+        sequence numbers (so it is not mistaken for a trainer drop) and counts as an app drop.
+        """
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        newest_ts = 0
+        for frame in frames:
+            if isinstance(frame, Skipped):
+                self._seq.check(frame.rank, frame.seq)
+                self.counters.app_dropped += 1
+                self.counters.mark()
+            elif self._apply(frame):
+                newest_ts = max(newest_ts, frame.header.timestamp_ns)
+        if newest_ts:
+            self.counters.lag(max(0.0, (now_ns - newest_ts) / 1e6))
+        self.counters.seq_gaps = self._seq.gaps
+        self.flush()
+
+    def flush(self) -> None:
+        """Emit the pending change signals of every model."""
+        self.stats.flush()
+        self.history.flush()
+        self.sparse.flush()
+        self.counters.flush()
+
+    def reset_data(self) -> None:
+        """Forget statistics, history and points (a new training run)."""
+        self.stats.clear()
+        self.history.clear()
+        self.sparse.clear()
+        self._max_step = -1
+
+    def _apply(self, frame: Frame) -> bool:
+        """Apply one frame; returns whether it carried fresh data."""
+        header, message = frame.header, frame.message
+        if isinstance(message, Hello):
+            if message.role == Role.TRAINER:
+                self._seq.reset(header.rank)
+                self._new_stream = True
+            return False
+        verdict = self._seq.check(header.rank, header.seq)
+        if verdict is not Verdict.NEW:
+            self.counters.stale += 1
+            self.counters.mark()
+            return False
+        if isinstance(message, LayerSummaryBatch):
+            self._summaries(message, header.step)
+        elif isinstance(message, SparseActivations):
+            self._sparse(message, header.step)
+        elif isinstance(message, ModelMeta):
+            specs = [
+                SiteSpec(
+                    s.site_id, s.layer, int(s.kind), s.name, s.neurons, s.grid_rows, s.grid_cols
+                )
+                for s in message.sites
+            ]
+            self.topology.set_meta(message.model_name, specs)
+            return False
+        elif isinstance(message, ControlAck):
+            self.control.acknowledge(message)
+            return False
+        elif isinstance(message, ProbeStats):
+            self.counters.trainer_dropped = _dropped_for_us(message)
+            self.counters.mark()
+            return False
+        elif isinstance(message, ErrorReport):
+            self.peer_error.emit(message.text)
+            return False
+        else:
+            return False
+        return True
+
+    def _summaries(self, message: LayerSummaryBatch, step: int) -> None:
+        records = message.records
+        records = records[(records["flags"] & int(SummaryFlag.GRADIENT)) == 0]
+        if len(records) == 0:
+            return
+        self._check_new_run(step)
+        ids = records["site_id"].astype(np.int64)
+        indices = self.topology.indices_of(ids)
+        if (indices < 0).any():
+            self.topology.ensure(ids[indices < 0].tolist())
+            indices = self.topology.indices_of(ids)
+        fresh = self.stats.update(indices, records, step)
+        if fresh.any():
+            kept = records[fresh]
+            values = np.stack([kept[name] for name in FIELDS], axis=1).astype(np.float32)
+            self.history.append(indices[fresh], step, values, bands(kept["hist"]))
+        self.counters.step = max(self.counters.step, step)
+        self.counters.mark()
+
+    def _sparse(self, message: SparseActivations, step: int) -> None:
+        self._check_new_run(step)
+        index = self.topology.index_of(message.site_id)
+        if index < 0:
+            self.topology.ensure([message.site_id])
+            index = self.topology.index_of(message.site_id)
+        points = SparsePoints(
+            step, message.threshold, message.n_above, message.indices, message.values
+        )
+        self.sparse.update(index, points)
+
+    def _check_new_run(self, step: int) -> None:
+        """After a new HELLO, a step behind what is shown means the trainer started over."""
+        if self._new_stream and step < self._max_step:
+            self.reset_data()
+        self._new_stream = False
+        self._max_step = max(self._max_step, step)
+
+    def _follow_topology(self) -> None:
+        old_to_new = self.topology.indices_of(self._site_ids)
+        size = len(self.topology)
+        for model in (self.stats, self.history, self.sparse):
+            model.remap(old_to_new, size)
+        self._site_ids = np.array([s.site_id for s in self.topology.sites], np.int64)
+        selected = self.selection.selected
+        self.selection.hover(-1)
+        self.selection.select(int(old_to_new[selected]) if 0 <= selected < len(old_to_new) else -1)
+
+
+def _dropped_for_us(stats: ProbeStats) -> int:
+    """Frames the trainer dropped that this viewer would have received.
+
+    The encoder's own drops reach nobody; per-client drops are told apart only by client id,
+    which a viewer does not know, so the smallest per-client count is the safe reading.
+    """
+    clients = stats.clients["frames_dropped"]
+    return int(stats.frames_dropped) + (int(clients.min()) if len(clients) else 0)

@@ -1,0 +1,58 @@
+"""How the scene looks: what Qt widgets write and the VisPy adapters read."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from synapse_desktop.models.history import FIELDS
+from synapse_desktop.models.signal import Signal
+
+STATISTICS = ("rms", "mean_abs", "std", "mean", "max", "frac_above", "frac_zero", "kurtosis")
+HEATMAP_STATISTICS = FIELDS
+COLORMAPS = ("inferno", "viridis", "plasma", "fire", "ice", "coolwarm", "grays")
+THEMES = ("dark", "light")
+
+
+@dataclass(frozen=True, slots=True)
+class ViewValues:
+    """Every view setting; replaced as a whole so listeners see consistent values."""
+
+    statistic: str = "rms"
+    colormap: str = "inferno"
+    theme: str = "dark"
+    glow: bool = True
+    points: bool = True
+    layer_spacing: float = 1.0  # a factor of the default spacing
+    heatmap_statistic: str = "rms"
+
+
+class ViewSettings:
+    """``changed(name, value)`` fires once per field that ``set`` really changed."""
+
+    def __init__(self) -> None:
+        self.changed = Signal()
+        self.values = ViewValues()
+
+    def set(self, **changes: Any) -> None:
+        """Change some fields; unknown names raise ``TypeError``, bad values ``ValueError``."""
+        new = dataclasses.replace(self.values, **changes)
+        _validate(new)
+        old, self.values = self.values, new
+        for name, value in changes.items():
+            if getattr(old, name) != value:
+                self.changed.emit(name, value)
+
+
+def _validate(values: ViewValues) -> None:
+    for name, allowed in (
+        ("statistic", STATISTICS),
+        ("heatmap_statistic", HEATMAP_STATISTICS),
+        ("colormap", COLORMAPS),
+        ("theme", THEMES),
+    ):
+        if getattr(values, name) not in allowed:
+            raise ValueError(f"{name} must be one of {allowed}, got {getattr(values, name)!r}")
+    if not 0.1 <= values.layer_spacing <= 10:
+        raise ValueError(f"layer_spacing must be within 0.1..10, got {values.layer_spacing}")

@@ -1,0 +1,1 @@
+"""Qt widgets of the app: they write to the models and mirror them (signals blocked)."""

@@ -1,0 +1,189 @@
+"""The control panel: trainer settings (sent as CONTROL) and view settings.
+
+Widgets write to the models (``session.control.request``, ``session.view.set``); model changes
+come back into the widgets inside ``QSignalBlocker`` blocks, so nothing loops.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from synapse_desktop.models.session import Session
+from synapse_desktop.models.view_settings import COLORMAPS, STATISTICS, THEMES
+from synapse_desktop.scene.scales import SCALES
+from synapse_native.protocol import SiteKind
+
+KIND_BOXES = (("attn", SiteKind.ATTN), ("mlp", SiteKind.MLP), ("residual", SiteKind.RESIDUAL))
+SEND_DELAY_MS = 350  # spin boxes send once the user pauses
+SPACING_STEPS = 100  # slider units per spacing factor of 1
+
+
+def kind_bit(kind: SiteKind) -> int:
+    return 1 << int(kind)
+
+
+class ControlPanel(QWidget):
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.threshold = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1e6, singleStep=0.05)
+        self.threshold.setToolTip("Neurons whose mean |x| is above this are sent as points")
+        self.threshold_ack = QLabel("in force: -")
+        self.rate = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=100.0, singleStep=1.0)
+        self.rate.setSuffix(" /s")
+        self.rate_ack = QLabel("in force: -")
+        self.kinds = {name: QCheckBox(name) for name, _ in KIND_BOXES}
+        self.pause = QPushButton("Pause")
+        self.pause.setCheckable(True)
+        self.pause.setToolTip("Stop (or resume) the trainer's stream")
+        self.control_note = QLabel()
+        self.control_note.setWordWrap(True)
+        self.statistic = QComboBox()
+        for name in STATISTICS:
+            self.statistic.addItem(SCALES[name].label, name)
+        self.colormap = QComboBox()
+        self.colormap.addItems(list(COLORMAPS))
+        self.theme = QComboBox()
+        self.theme.addItems(list(THEMES))
+        self.glow = QCheckBox("Glow")
+        self.points = QCheckBox("Neuron points")
+        self.spacing = QSlider(Qt.Orientation.Horizontal)
+        self.spacing.setRange(25, 400)
+        self.spacing.setToolTip("Distance between layers")
+        self.scale_note = QLabel()
+        self._build()
+        self._send_timer = QTimer(self, singleShot=True, interval=SEND_DELAY_MS)
+        self._send_timer.timeout.connect(self._send_numbers)
+
+        self.threshold.valueChanged.connect(self._send_timer.start)
+        self.rate.valueChanged.connect(self._send_timer.start)
+        for box in self.kinds.values():
+            box.toggled.connect(self._send_kinds)
+        self.pause.toggled.connect(self._send_pause)
+        self.statistic.currentIndexChanged.connect(
+            lambda: session.view.set(statistic=self.statistic.currentData())
+        )
+        self.colormap.currentTextChanged.connect(lambda v: session.view.set(colormap=v))
+        self.theme.currentTextChanged.connect(lambda v: session.view.set(theme=v))
+        self.glow.toggled.connect(lambda v: session.view.set(glow=v))
+        self.points.toggled.connect(lambda v: session.view.set(points=v))
+        self.spacing.valueChanged.connect(
+            lambda v: session.view.set(layer_spacing=v / SPACING_STEPS)
+        )
+        session.control.changed.connect(self._on_control)
+        session.view.changed.connect(self._on_view)
+        session.connection.changed.connect(self._on_connection)
+        self._on_control()
+        self._on_view("", None)
+        self._on_connection(session.connection.status)
+
+    def _build(self) -> None:
+        trainer = QGroupBox("Trainer")
+        form = QFormLayout(trainer)
+        form.addRow("Threshold", self.threshold)
+        form.addRow("", self.threshold_ack)
+        form.addRow("Summary rate", self.rate)
+        form.addRow("", self.rate_ack)
+        kinds = QHBoxLayout()
+        for box in self.kinds.values():
+            kinds.addWidget(box)
+        form.addRow("Sites", kinds)
+        form.addRow(self.pause)
+        form.addRow(self.control_note)
+        view = QGroupBox("View")
+        vform = QFormLayout(view)
+        vform.addRow("Colour by", self.statistic)
+        vform.addRow("", self.scale_note)
+        vform.addRow("Colour map", self.colormap)
+        vform.addRow("Theme", self.theme)
+        vform.addRow(self.glow)
+        vform.addRow(self.points)
+        vform.addRow("Layer spacing", self.spacing)
+        layout = QVBoxLayout(self)
+        layout.addWidget(trainer)
+        layout.addWidget(view)
+        layout.addStretch(1)
+
+    # -- widgets -> models ----------------------------------------------------------------------
+
+    def _send_numbers(self) -> None:
+        state = self.session.control.state
+        threshold: float | None = self.threshold.value()
+        rate: float | None = self.rate.value()
+        if state is not None and abs(self.threshold.value() - state.threshold) <= 5e-4:
+            threshold = None
+        if state is not None and abs(self.rate.value() - state.rate_hz) <= 0.05:
+            rate = None
+        if threshold is not None or rate is not None:
+            self.session.control.request(threshold=threshold, rate_hz=rate)
+
+    def _send_kinds(self) -> None:
+        mask = sum(kind_bit(kind) for name, kind in KIND_BOXES if self.kinds[name].isChecked())
+        self.session.control.request(site_kinds=mask)
+
+    def _send_pause(self, paused: bool) -> None:
+        self.session.control.request(paused=paused)
+
+    # -- models -> widgets ----------------------------------------------------------------------
+
+    def _on_control(self) -> None:
+        control = self.session.control
+        state = control.state
+        if state is not None:
+            self.threshold_ack.setText(f"in force: {state.threshold:.3f}")
+            self.rate_ack.setText(f"in force: {state.rate_hz:.1f} /s")
+            if not self._send_timer.isActive() and not control.pending:
+                with QSignalBlocker(self.threshold), QSignalBlocker(self.rate):
+                    self.threshold.setValue(state.threshold)
+                    self.rate.setValue(state.rate_hz)
+            for name, kind in KIND_BOXES:
+                with QSignalBlocker(self.kinds[name]):
+                    self.kinds[name].setChecked(bool(state.site_kinds & kind_bit(kind)))
+            with QSignalBlocker(self.pause):
+                self.pause.setChecked(state.paused)
+                self.pause.setText("Resume" if state.paused else "Pause")
+        else:
+            self.threshold_ack.setText("in force: -")
+            self.rate_ack.setText("in force: -")
+        if control.error:
+            self.control_note.setText(f"Refused: {control.error}")
+        elif control.pending:
+            self.control_note.setText("Waiting for the trainer...")
+        else:
+            self.control_note.setText("")
+
+    def _on_view(self, name: str, value: object) -> None:
+        del name, value
+        v = self.session.view.values
+        with QSignalBlocker(self.statistic):
+            self.statistic.setCurrentIndex(max(0, self.statistic.findData(v.statistic)))
+        for combo, text in ((self.colormap, v.colormap), (self.theme, v.theme)):
+            with QSignalBlocker(combo):
+                combo.setCurrentText(text)
+        for box, on in ((self.glow, v.glow), (self.points, v.points)):
+            with QSignalBlocker(box):
+                box.setChecked(on)
+        with QSignalBlocker(self.spacing):
+            self.spacing.setValue(round(v.layer_spacing * SPACING_STEPS))
+        self.scale_note.setText(SCALES[v.statistic].describe())
+
+    def _on_connection(self, status: object) -> None:
+        del status
+        from synapse_desktop.models.connection import Phase
+
+        live = self.session.connection.status.phase is Phase.LIVE
+        for widget in (self.threshold, self.rate, self.pause, *self.kinds.values()):
+            widget.setEnabled(live)

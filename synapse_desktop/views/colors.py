@@ -1,0 +1,90 @@
+"""Colours of the scene: colour maps through VisPy, and the two themes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+from vispy.color import Colormap, get_colormap
+
+
+@dataclass(frozen=True, slots=True)
+class Theme:
+    background: str
+    text: tuple[float, float, float, float]
+    empty: tuple[float, float, float, float]  # a plane with no statistic yet
+    points: tuple[float, float, float]
+    additive: bool
+    hover: tuple[float, float, float, float]
+    selected: tuple[float, float, float, float]
+
+
+THEMES = {
+    "dark": Theme(
+        "#0e1116",
+        (0.85, 0.88, 0.92, 1.0),
+        (0.22, 0.24, 0.28, 1.0),
+        (0.35, 0.9, 1.0),
+        True,
+        (0.9, 0.9, 0.9, 1.0),
+        (0.2, 1.0, 0.6, 1.0),
+    ),
+    "light": Theme(
+        "#f3f2ee",
+        (0.12, 0.13, 0.16, 1.0),
+        (0.78, 0.78, 0.8, 1.0),
+        (0.0, 0.35, 0.75),
+        False,
+        (0.15, 0.15, 0.15, 1.0),
+        (0.0, 0.6, 0.3, 1.0),
+    ),
+}
+
+
+# Perceptual maps VisPy lacks, as control points (the dark end lifted off the background).
+_ANCHORS = {
+    "inferno": (
+        "#1b0c41",
+        "#4a0c6b",
+        "#781c6d",
+        "#a52c60",
+        "#cf4446",
+        "#ed6925",
+        "#fb9b06",
+        "#f7d13d",
+        "#fcffa4",
+    ),
+    "plasma": (
+        "#0d0887",
+        "#41049d",
+        "#6a00a8",
+        "#8f0da4",
+        "#b12a90",
+        "#cc4778",
+        "#e16462",
+        "#f2844b",
+        "#fca636",
+        "#f0f921",
+    ),
+}
+
+
+@lru_cache(maxsize=16)
+def colormap(name: str) -> Colormap:
+    if name in _ANCHORS:
+        return Colormap(list(_ANCHORS[name]))
+    return get_colormap(name)
+
+
+def map_values(
+    name: str, normalized: npt.NDArray[np.float32], empty: tuple[float, float, float, float]
+) -> npt.NDArray[np.float32]:
+    """RGBA (n, 4) for values in 0..1; NaN gets ``empty``."""
+    out = np.empty((len(normalized), 4), np.float32)
+    known = ~np.isnan(normalized)
+    if known.any():
+        out[known] = colormap(name).map(normalized[known]).astype(np.float32)
+    out[~known] = empty
+    return out

@@ -1,0 +1,67 @@
+"""Connection helpers without a display: endpoints, backoff, overload coalescing."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from synapse_desktop.models.session import Session
+from synapse_desktop.net.backoff import Backoff
+from synapse_desktop.net.coalesce import coalesce
+from synapse_desktop.net.endpoint import Endpoint, parse_endpoint
+from synapse_native.protocol import decode_frame, encode
+
+from .frames import ack, frame, meta, sparse, summaries
+
+
+def test_endpoints_parse_with_defaults_and_clear_errors() -> None:
+    assert parse_endpoint("") == Endpoint("localhost", 9000)
+    assert parse_endpoint("gpu-node:9100") == Endpoint("gpu-node", 9100)
+    assert parse_endpoint(":9001") == Endpoint("localhost", 9001)
+    assert parse_endpoint("[::1]:9002") == Endpoint("::1", 9002)
+    assert str(Endpoint("::1", 9002)) == "[::1]:9002"
+    with pytest.raises(ValueError, match="port"):
+        parse_endpoint("host:99999")
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter_and_resets() -> None:
+    backoff = Backoff(initial=0.5, cap=4.0, jitter=0.25, rng=random.Random(1))
+    delays = [backoff.next() for _ in range(7)]
+    for delay, base in zip(delays, [0.5, 1, 2, 4, 4, 4, 4], strict=True):
+        assert 0.75 * base <= delay <= 1.25 * base
+    assert len(set(delays)) == len(delays)  # jittered
+    backoff.reset()
+    assert backoff.next() <= 0.625
+
+
+def test_coalescing_keeps_control_frames_and_the_newest_data_per_site() -> None:
+    raw = [encode(meta(1), seq=0)]
+    for step in range(3):
+        raw.append(encode(summaries([0, 1, 2], float(step)), seq=1 + 4 * step, step=step))
+        for site in range(3):
+            raw.append(encode(sparse(site, [step]), seq=2 + 4 * step + site, step=step))
+    raw.insert(5, encode(ack(1, 0.7), seq=0))
+    keep, headers = coalesce(raw)
+    assert len(headers) == len(raw)
+    kept = [decode_frame(raw[i]) for i in keep]
+    assert [type(f.message).__name__ for f in kept] == [  # type: ignore[union-attr]
+        "ModelMeta",
+        "ControlAck",
+        "LayerSummaryBatch",
+        "SparseActivations",
+        "SparseActivations",
+        "SparseActivations",
+    ]
+    # The discarded frames still advance the sequence: no trainer drop, all app drops.
+    session = Session()
+    items = list(headers)
+    for i in keep:
+        items[i] = decode_frame(raw[i])  # type: ignore[call-overload]
+    session.apply_frames(items)
+    assert session.counters.app_dropped == len(raw) - len(keep)
+    assert session.counters.dropped_by_trainer == 0
+    assert session.counters.step == 2
+    np.testing.assert_array_equal(session.sparse.points[1].indices, [2])
+    assert frame(meta(1), seq=0).header.seq == 0

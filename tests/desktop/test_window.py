@@ -1,0 +1,70 @@
+"""Window furniture: settings that persist, the connect dialog, shortcuts, the icon, the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.gui
+
+
+def test_panel_writes_the_model_and_settings_persist(window, qtbot, settings_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QSettings
+
+    from synapse_desktop.qt.main_window import MainWindow
+
+    window.panel.colormap.setCurrentText("viridis")
+    window.panel.glow.setChecked(False)
+    assert window.session.view.values.colormap == "viridis"
+    assert not window.session.view.values.glow
+    window.session.view.set(theme="light")  # model -> widget, without looping back
+    assert window.panel.theme.currentText() == "light"
+    window.close()
+    again = MainWindow(QSettings(str(settings_path), QSettings.Format.IniFormat))
+    qtbot.addWidget(again)
+    values = again.session.view.values
+    assert (values.colormap, values.glow, values.theme) == ("viridis", False, "light")
+    assert again.panel.colormap.currentText() == "viridis"
+    again.close()
+
+
+def test_connect_dialog_remembers_endpoints_and_explains_tunnels(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from synapse_desktop.net.endpoint import Endpoint
+    from synapse_desktop.qt.connect_dialog import ConnectDialog
+    from synapse_desktop.qt.settings_store import recent_endpoints
+
+    window.connect_to(Endpoint("127.0.0.1", 1))  # nothing listens: it retries
+    window.client.close()
+    assert recent_endpoints(window.settings)[0] == "127.0.0.1:1"
+    dialog = ConnectDialog(recent_endpoints(window.settings), parent=window)
+    qtbot.addWidget(dialog)
+    assert dialog.endpoint_box.currentText() == "127.0.0.1:1"
+    assert "ssh -N -L 9000:127.0.0.1:9000" in dialog.help_text.text()
+    dialog.endpoint_box.setEditText("gpu:70000")
+    dialog.accept()
+    assert "port" in dialog.error.text() and dialog.endpoint is None
+    dialog.endpoint_box.setEditText("localhost:9100")
+    dialog.token_edit.setText("t")
+    dialog.accept()
+    assert dialog.endpoint == Endpoint("localhost", 9100) and dialog.token == "t"
+
+
+def test_shortcuts_icon_and_hover_text(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtGui import QKeySequence
+
+    shortcuts = {a.shortcut().toString() for a in window.actions()}
+    assert {"Ctrl+K", "Ctrl+Q", "R", "Ctrl+T"} <= shortcuts
+    assert window.panel_dock.toggleViewAction().shortcut() == QKeySequence("Ctrl+1")
+    assert not window.windowIcon().isNull()
+    window.session.view.set(glow=True)
+    window.glow_action.trigger()
+    assert not window.session.view.values.glow
+    assert window.describe_site(-1) == ""
+
+
+def test_cli_knows_the_app_command() -> None:
+    from synapse_desktop.cli import build_parser
+
+    args = build_parser().parse_args(["app", "--connect", "localhost:9001", "--token", "x"])
+    assert (args.command, args.connect, args.token) == ("app", "localhost:9001", "x")
