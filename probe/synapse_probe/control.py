@@ -1,0 +1,105 @@
+"""Checking and applying a viewer's CONTROL request: pure functions, no I/O, no torch.
+
+A request is judged field by field before anything changes; one bad field rejects the whole
+request, so a CONTROL is applied entirely or not at all.
+"""
+
+from __future__ import annotations
+
+import math
+
+from synapse_native.protocol import Control, ControlState, SiteKind
+
+THRESHOLD_MAX = 3.0e38  # finite float32
+RATE_MAX_HZ = 1000.0
+TOP_K_MIN = 1
+TOP_K_MAX = 65536
+
+
+def kind_bit(kind: SiteKind | int) -> int:
+    """The bit of ``kind`` in a ``site_kinds`` mask."""
+    return 1 << int(kind)
+
+
+KNOWN_KINDS = sum(kind_bit(kind) for kind in SiteKind)
+ALL_KINDS = kind_bit(SiteKind.ATTN) | kind_bit(SiteKind.MLP) | kind_bit(SiteKind.RESIDUAL)
+
+DEFAULT_STATE = ControlState(
+    threshold=0.5, rate_hz=10.0, site_kinds=ALL_KINDS, paused=False, top_k=1024
+)
+
+
+def request_errors(request: Control) -> list[str]:
+    """Why ``request`` cannot be applied: one line per bad field; empty when it is valid."""
+    errors: list[str] = []
+    if request.unknown_fields:
+        errors.append(f"unknown CONTROL field bits {request.unknown_fields:#x}")
+    if request.threshold is not None:
+        errors += _threshold_errors(request.threshold)
+    if request.rate_hz is not None:
+        errors += _rate_errors(request.rate_hz)
+    if request.site_kinds is not None:
+        errors += _kinds_errors(request.site_kinds)
+    if request.paused is not None and not isinstance(request.paused, bool):
+        errors.append(f"paused must be true or false, got {request.paused!r}")
+    if request.top_k is not None:
+        errors += _top_k_errors(request.top_k)
+    return errors
+
+
+def state_errors(state: ControlState) -> list[str]:
+    """Why ``state`` is not a valid set of streaming settings; empty when it is."""
+    request = Control(
+        request_id=0,
+        threshold=state.threshold,
+        rate_hz=state.rate_hz,
+        site_kinds=state.site_kinds,
+        paused=state.paused,
+        top_k=state.top_k,
+    )
+    return request_errors(request)
+
+
+def apply(state: ControlState, request: Control) -> ControlState:
+    """``state`` with the request's present fields replaced; ValueError if the request is bad."""
+    errors = request_errors(request)
+    if errors:
+        raise ValueError("; ".join(errors))
+    return request.applied_to(state)
+
+
+def kinds_enabled(state: ControlState, kind: SiteKind | int) -> bool:
+    """Whether sites of ``kind`` are streamed under ``state``."""
+    return bool(state.site_kinds & kind_bit(kind))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _threshold_errors(value: float) -> list[str]:
+    if not _is_number(value) or not math.isfinite(value) or not 0 <= value <= THRESHOLD_MAX:
+        return [f"threshold must be a finite number >= 0, got {value!r}"]
+    return []
+
+
+def _rate_errors(value: float) -> list[str]:
+    if not _is_number(value) or not math.isfinite(value) or not 0 < value <= RATE_MAX_HZ:
+        return [f"rate_hz must be in (0, {RATE_MAX_HZ:g}], got {value!r}"]
+    return []
+
+
+def _kinds_errors(value: int) -> list[str]:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        return [f"site_kinds must be a bit mask, got {value!r}"]
+    if value & ~KNOWN_KINDS:
+        return [f"site_kinds has unknown kind bits {value & ~KNOWN_KINDS:#x}"]
+    if not value:
+        return ["site_kinds must enable at least one site kind"]
+    return []
+
+
+def _top_k_errors(value: int) -> list[str]:
+    if not isinstance(value, int) or isinstance(value, bool) or not TOP_K_MIN <= value <= TOP_K_MAX:
+        return [f"top_k must be an integer in [{TOP_K_MIN}, {TOP_K_MAX}], got {value!r}"]
+    return []

@@ -1,0 +1,86 @@
+"""Stamping and encoding frames, and pushing them into the sender pump: thread-safe, never waits.
+
+One lock orders every push (the pump's ring has a single producer), so ``seq`` rises by one per
+broadcast frame in the order the frames reach the clients. A frame the ring cannot take is
+dropped and counted (so is one too long for the pump, with a warning); nothing here ever
+waits for a client.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import Protocol
+
+from synapse_native.errors import ClosedError, RecordTooLargeError, UnknownClientError
+from synapse_native.protocol import Message, encode
+
+log = logging.getLogger(__name__)
+
+
+class FrameSink(Protocol):
+    """What the publisher needs of the sender pump."""
+
+    def broadcast(self, frame: bytes) -> bool: ...
+
+    def send_to(self, client_id: int, frame: bytes) -> bool: ...
+
+
+class Publisher:
+    """Encodes messages with this trainer's rank, the stream's seq and the current step."""
+
+    def __init__(self, sink: FrameSink, *, rank: int = 0) -> None:
+        self.lock = threading.RLock()  # hold it to make several pushes one atomic sequence
+        self.rank = rank
+        self.step = 0  # the step of the latest broadcast, stamped on frames that have none
+        self.frames_encoded = 0
+        self.frames_dropped = 0
+        self._sink = sink
+        self._seq = 1  # seq 0 marks frames outside the broadcast sequence
+        self._closed = False
+        self._warned_too_large = False
+
+    def broadcast(self, message: Message, *, step: int | None = None, flags: int = 0) -> bool:
+        """Send to every client; False when the frame was dropped (counted) or the sink closed."""
+        with self.lock:
+            if self._closed:
+                return False
+            if step is not None:
+                self.step = step
+            frame = encode(message, seq=self._seq, step=self.step, rank=self.rank, flags=flags)
+            self._seq += 1
+            self.frames_encoded += 1
+            if self._push(self._sink.broadcast, frame):
+                return True
+            self.frames_dropped += 1
+            return False
+
+    def send_to(self, client_id: int, message: Message) -> bool:
+        """Send to one client, outside the broadcast sequence (seq 0)."""
+        with self.lock:
+            if self._closed:
+                return False
+            return self._push(partial(self._sink.send_to, client_id), self.frame(message))
+
+    def frame(self, message: Message) -> bytes:
+        """One frame for a single peer (seq 0, the latest step), e.g. for its handshake."""
+        frame: bytes = encode(message, seq=0, step=self.step, rank=self.rank)
+        return frame
+
+    def _push(self, push: Callable[[bytes], bool], frame: bytes) -> bool:
+        try:
+            return push(frame)
+        except RecordTooLargeError:
+            if not self._warned_too_large:
+                self._warned_too_large = True
+                log.warning("dropping frames of %d bytes: over the sender's limit", len(frame))
+            return False
+        except (ClosedError, UnknownClientError):
+            return False
+
+    def close(self) -> None:
+        """Refuse every later push (the sink is about to go away)."""
+        with self.lock:
+            self._closed = True

@@ -1,0 +1,504 @@
+"""The probe's TCP server: one code path for the real probe and the simulator.
+
+Threads: an accept thread, one short-lived thread per connection being greeted, and an event
+thread that reads what clients send (through the sender pump). The owner's thread (the training
+loop, or the simulator's) only calls ``broadcast``, ``poll_control``, ``report_stats`` and
+``set_meta``; none of them waits on a client. See docs/PROBE.md, "Server and security".
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import selectors
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from synapse_native.errors import NativeError
+from synapse_native.protocol import (
+    AuthMode,
+    Capability,
+    Control,
+    ControlAck,
+    ControlState,
+    ErrorCode,
+    ErrorReport,
+    Hello,
+    Message,
+    ModelMeta,
+    ProbeStats,
+    ProtocolError,
+    Role,
+    decode_frame,
+    new_challenge,
+    probe_client_records,
+)
+from synapse_native.pumps import SenderPump
+
+from . import __version__, handshake, listener
+from .control import DEFAULT_STATE, request_errors, state_errors
+from .handshake import Refused, clip_text
+from .listener import DEFAULT_HOST, DEFAULT_PORT, PortInUseError
+from .publisher import Publisher
+
+__all__ = ["PortInUseError", "Server"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CAPABILITIES = (
+    Capability.SUMMARIES | Capability.SPARSE | Capability.CONTROL | Capability.PROBE_STATS
+)
+_RING_BYTES = 1 << 25  # frames waiting for the pump thread
+CLIENT_QUEUE_BYTES = 1 << 23  # per client, and the longest frame: a client this far behind
+# loses frames
+_MAX_INBOUND_PAYLOAD = 4096  # viewers send HELLO and CONTROL only
+_EVENT_WAIT_S = 0.1
+_ERROR_FLUSH_S = 1.0  # how long a client being closed has to read its ERROR
+_JOIN_S = 5.0
+_MAX_GREETERS = 64  # connections being greeted at once; beyond, new ones are closed at once
+_MAX_PENDING = 256  # CONTROL requests waiting for a step boundary; beyond, they are rejected
+
+
+class Server:
+    """Streams frames to viewers and takes their CONTROL requests.
+
+    Listens on 127.0.0.1 unless told otherwise; any other address requires ``token``. With a
+    token, every viewer must answer the HELLO challenge within ``auth_timeout`` seconds.
+    """
+
+    def __init__(
+        self,
+        meta: ModelMeta,
+        *,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        token: str | None = None,
+        port_fallback: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        control: ControlState = DEFAULT_STATE,
+        max_clients: int = 16,
+        name: str = f"synapse-probe/{__version__}",
+        capabilities: Capability = DEFAULT_CAPABILITIES,
+        auth_timeout: float = 5.0,
+        announce: bool = True,
+        client_queue_bytes: int = CLIENT_QUEUE_BYTES,
+    ) -> None:
+        listener.check_exposure(host, token)
+        errors = state_errors(control)
+        if errors:
+            raise ValueError(f"invalid initial control state: {'; '.join(errors)}")
+        if max_clients < 1:
+            raise ValueError(f"max_clients must be at least 1, got {max_clients}")
+        self.host = host
+        self.port = port
+        self.rank = rank
+        self.world_size = world_size
+        self.max_clients = max_clients
+        self.name = name
+        self.capabilities = capabilities
+        self.auth_timeout = auth_timeout
+        self.client_queue_bytes = client_queue_bytes
+        self._token = token
+        self._port_fallback = port_fallback
+        self._announce = announce
+        self._meta = meta
+        self._meta_version = 0
+        self._state = control
+        self._state_version = 0
+        self._pending: collections.deque[Control] = collections.deque()
+        self._lock = threading.Lock()  # guards the client bookkeeping below
+        self._clients: dict[int, _Client] = {}
+        self._greeting: set[socket.socket] = set()
+        self._closing: dict[int, float] = {}  # client id -> deadline to read its ERROR
+        self._stop = threading.Event()
+        self._accept_thread: threading.Thread | None = None
+        self._event_thread: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []  # greeting or refusing one connection each
+        self._listener: socket.socket | None = None
+        self._pump: SenderPump | None = None
+        self._publisher: Publisher | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._started = False
+        self._closed = False
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def start(self) -> Server:
+        """Bind, start the threads, print where to connect. Raises PortInUseError."""
+        if self._started:
+            raise RuntimeError("server already started")
+        self._started = True
+        self._listener = listener.bind(self.host, self.port, port_fallback=self._port_fallback)
+        try:
+            self._pump = SenderPump(_RING_BYTES, self.client_queue_bytes, _MAX_INBOUND_PAYLOAD)
+        except BaseException:
+            self._listener.close()
+            raise
+        self._publisher = Publisher(self._pump, rank=self.rank)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._accept_thread = self._spawn(self._accept_loop, "synapse-accept")
+        self._event_thread = self._spawn(self._event_loop, "synapse-events")
+        host, port = self.address
+        line = listener.startup_line(host, port, token=self._token is not None)
+        log.info("%s", line)
+        if self._announce:
+            print(line, file=sys.stderr, flush=True)
+        return self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) the server listens on (the real port when 0 or a fallback was used)."""
+        if self._listener is None:
+            raise RuntimeError("server not started")
+        host, port = self._listener.getsockname()[:2]
+        return str(host), int(port)
+
+    def close(self) -> None:
+        """Stop accepting, close every connection, join the threads. Idempotent, bounded."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._publisher is not None:
+            self._publisher.close()
+        deadline = time.monotonic() + _JOIN_S
+        if self._wake_w is not None:
+            _quietly(self._wake_w.send, b"x")
+        if self._accept_thread is not None:
+            self._accept_thread.join(_JOIN_S)  # after this, no new workers
+        with self._lock:
+            threads = [*self._workers, self._event_thread]
+            for sock in self._greeting:
+                _quietly(sock.shutdown, socket.SHUT_RDWR)  # wakes workers blocked on a peer
+        for thread in threads:
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        if self._pump is not None:
+            self._pump.close()
+        for owned in (self._listener, self._wake_r, self._wake_w):
+            if owned is not None:
+                owned.close()
+
+    def __enter__(self) -> Server:
+        return self if self._started else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the owner's side -----------------------------------------------------------------------
+
+    def broadcast(self, message: Message, *, step: int, flags: int = 0) -> bool:
+        """Queue a frame for every client; False if dropped (ring full, counted) or not running."""
+        publisher = self._publisher
+        if publisher is None:
+            return False
+        return publisher.broadcast(message, step=step, flags=flags)
+
+    def set_meta(self, meta: ModelMeta) -> None:
+        """Replace the site table: sent to every client now and to each new one."""
+        publisher = self._publisher
+        if publisher is None:
+            self._meta = meta
+            return
+        with publisher.lock:
+            self._meta = meta
+            self._meta_version += 1
+            publisher.broadcast(meta)
+
+    @property
+    def control(self) -> ControlState:
+        """The control state in force."""
+        return self._state
+
+    def poll_control(self) -> ControlState | None:
+        """Apply the CONTROL requests received since the last call; None when there were none.
+
+        Each applied request is acknowledged to every client with the state then in force.
+        """
+        if not self._pending:
+            return None
+        publisher = self._publisher
+        if publisher is None:  # pragma: no cover - requests arrive only while running
+            return None
+        with publisher.lock:
+            while self._pending:
+                request = self._pending.popleft()
+                self._state = request.applied_to(self._state)
+                self._state_version += 1
+                publisher.broadcast(ControlAck(request.request_id, True, self._state))
+            return self._state
+
+    def report_stats(self, probe_ns: int, steps_sampled: int, steps_seen: int) -> bool:
+        """Broadcast PROBE_STATS: frames encoded and dropped, queue fill, per-client counters."""
+        pump, publisher = self._pump, self._publisher
+        if pump is None or publisher is None or self._closed:
+            return False
+        try:
+            stats = pump.stats()
+        except NativeError:  # closed meanwhile
+            return False
+        clients = stats.clients
+        records = probe_client_records(len(clients))
+        for record, client in zip(records, clients, strict=True):
+            record["client_id"] = client.client_id
+            record["frames_sent"] = client.frames_sent
+            record["frames_dropped"] = client.frames_dropped
+            record["bytes_sent"] = client.bytes_sent
+        message = ProbeStats(
+            frames_encoded=publisher.frames_encoded,
+            frames_dropped=publisher.frames_dropped,
+            queue_bytes=stats.ring_used_bytes,
+            queue_capacity=stats.ring_capacity,
+            probe_ns=probe_ns,
+            steps_sampled=steps_sampled,
+            steps_seen=steps_seen,
+            clients=records,
+        )
+        return publisher.broadcast(message)
+
+    @property
+    def client_count(self) -> int:
+        """Connected clients that completed their greeting."""
+        with self._lock:
+            return len(self._clients)
+
+    # -- accepting and greeting -----------------------------------------------------------------
+
+    def _spawn(self, target: Callable[..., None], name: str, *args: object) -> threading.Thread:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def _spawn_worker(self, target: Callable[..., None], name: str, *args: object) -> None:
+        with self._lock:
+            self._workers = [t for t in self._workers if t.is_alive()]
+            self._workers.append(self._spawn(target, name, *args))
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None and self._wake_r is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stop.is_set():
+                if not selector.select():
+                    continue
+                if self._stop.is_set():
+                    break
+                try:
+                    sock, peer = self._listener.accept()
+                except OSError:
+                    continue
+                self._admit(sock, peer)
+
+    def _admit(self, sock: socket.socket, peer: object) -> None:
+        with self._lock:
+            busy = len(self._clients) + len(self._greeting)
+            if len(self._greeting) >= _MAX_GREETERS or self._stop.is_set():
+                sock.close()
+                return
+            self._greeting.add(sock)
+        if busy >= self.max_clients:
+            refusal = Refused(
+                ErrorCode.TOO_MANY_CLIENTS, f"this probe serves at most {self.max_clients} clients"
+            )
+            self._spawn_worker(self._refuse, "synapse-refuse", sock, refusal)
+        else:
+            self._spawn_worker(self._greet, f"synapse-greet-{peer}", sock)
+
+    def _refuse(self, sock: socket.socket, refusal: Refused) -> None:
+        try:
+            handshake.refuse(sock, refusal, rank=self.rank)
+        finally:
+            with self._lock:
+                self._greeting.discard(sock)
+
+    def _greet(self, sock: socket.socket) -> None:
+        """Say HELLO, check the answer when a token is set, send META and the control state,
+        then hand the socket to the pump."""
+        publisher = self._publisher
+        assert publisher is not None
+        challenge = new_challenge() if self._token is not None else None
+        added = False
+        try:
+            sock.settimeout(self.auth_timeout)
+            sock.sendall(publisher.frame(self._hello(challenge)))
+            hello_seen = False
+            if challenge is not None:
+                deadline = time.monotonic() + self.auth_timeout
+                hello = handshake.read_hello(sock, deadline)
+                problem = handshake.viewer_hello_problem(
+                    hello, token=self._token, challenge=challenge
+                )
+                if problem is not None:
+                    raise problem
+                hello_seen = True
+            meta, meta_version = self._meta, self._meta_version
+            state, state_version = self._state, self._state_version
+            sock.sendall(publisher.frame(meta) + publisher.frame(ControlAck(0, True, state)))
+            added = self._register(sock, hello_seen, meta_version, state_version)
+        except Refused as refusal:
+            log.info("refused a viewer: %s", refusal.text)
+            handshake.refuse(sock, refusal, rank=self.rank)
+        except (OSError, NativeError) as exc:
+            log.debug("greeting failed: %s", exc)
+        finally:
+            with self._lock:
+                self._greeting.discard(sock)
+            if not added:
+                sock.close()
+
+    def _hello(self, challenge: bytes | None) -> Hello:
+        auth = AuthMode.NONE if challenge is None else AuthMode.HMAC_SHA256
+        return Hello(
+            role=Role.TRAINER,
+            name=self.name,
+            capabilities=self.capabilities,
+            rank=self.rank,
+            world_size=self.world_size,
+            auth=auth,
+            auth_data=challenge if challenge is not None else bytes(32),
+        )
+
+    def _register(
+        self, sock: socket.socket, hello_seen: bool, meta_version: int, state_version: int
+    ) -> bool:
+        """Give the socket to the pump; resend META or state if they changed meanwhile."""
+        pump, publisher = self._pump, self._publisher
+        assert pump is not None and publisher is not None
+        if self._stop.is_set():
+            return False
+        with publisher.lock:
+            with self._lock:  # known before the event thread can see its first frame
+                client_id = pump.add_client(sock)
+                self._clients[client_id] = _Client(hello_seen)
+            if self._meta_version != meta_version:
+                publisher.send_to(client_id, self._meta)
+            if self._state_version != state_version:
+                publisher.send_to(client_id, ControlAck(0, True, self._state))
+        sock.close()  # the pump holds its own descriptor
+        return True
+
+    # -- what clients send ----------------------------------------------------------------------
+
+    def _event_loop(self) -> None:
+        pump = self._pump
+        assert pump is not None
+        while not self._stop.is_set():
+            wait = 0.02 if self._closing else _EVENT_WAIT_S
+            event = pump.next_event(wait)
+            if event is not None and event.frame is None:
+                self._on_closed(event.client_id, event.closed_reason or "")
+            elif event is not None and event.frame is not None:
+                try:
+                    self._on_frame(event.client_id, event.frame)
+                except Exception:  # a bug here must not end the thread: drop the one client
+                    log.exception("failed to handle a frame from client %d", event.client_id)
+                    self._drop(event.client_id, ErrorCode.INTERNAL, "internal error in the probe")
+            if self._closing:
+                self._finish_closing()
+
+    def _on_closed(self, client_id: int, reason: str) -> None:
+        log.debug("client %d closed: %s", client_id, reason)
+        with self._lock:
+            self._clients.pop(client_id, None)
+            self._closing.pop(client_id, None)
+
+    def _on_frame(self, client_id: int, raw: bytes) -> None:
+        with self._lock:
+            client = self._clients.get(client_id)
+        if client is None or client_id in self._closing:
+            return
+        try:
+            frame = decode_frame(raw, max_payload=_MAX_INBOUND_PAYLOAD)
+        except ProtocolError as exc:
+            self._drop(client_id, ErrorCode.MALFORMED, str(exc))
+            return
+        if frame is None:
+            return  # a type this version does not know: skipped by length
+        message = frame.message
+        if isinstance(message, Control):
+            self._on_control(message)
+        elif isinstance(message, Hello):
+            self._on_hello(client_id, client, message)
+        elif isinstance(message, ErrorReport):
+            self._drop(client_id, None, "")
+        else:
+            name = type(message).__name__
+            self._drop(client_id, ErrorCode.MALFORMED, f"a viewer may not send {name}")
+
+    def _on_hello(self, client_id: int, client: _Client, hello: Hello) -> None:
+        if client.hello_seen:
+            self._drop(client_id, ErrorCode.MALFORMED, "HELLO sent twice")
+            return
+        client.hello_seen = True
+        problem = handshake.viewer_hello_problem(hello, token=None, challenge=None)
+        if problem is not None:
+            self._drop(client_id, problem.code, problem.text)
+
+    def _on_control(self, request: Control) -> None:
+        errors = request_errors(request)
+        if len(self._pending) >= _MAX_PENDING:
+            errors.append("too many CONTROL requests waiting for the next step; try again")
+        if not errors:
+            self._pending.append(request)
+            return
+        publisher = self._publisher
+        assert publisher is not None
+        with publisher.lock:
+            ack = ControlAck(request.request_id, False, self._state, clip_text("; ".join(errors)))
+            publisher.broadcast(ack)
+
+    def _drop(self, client_id: int, code: ErrorCode | None, text: str) -> None:
+        """Close one client, after sending it ERROR(code, text) when a code is given."""
+        pump, publisher = self._pump, self._publisher
+        assert pump is not None and publisher is not None
+        log.info("closing client %d: %s", client_id, text or "it reported an error")
+        if code is not None and publisher.send_to(client_id, ErrorReport(code, clip_text(text))):
+            with self._lock:
+                self._closing[client_id] = time.monotonic() + _ERROR_FLUSH_S
+            return
+        self._remove(client_id)
+
+    def _finish_closing(self) -> None:
+        """Remove the clients being closed whose ERROR has gone out (or whose time is up)."""
+        pump = self._pump
+        assert pump is not None
+        stats = pump.stats()
+        flushed = {c.client_id for c in stats.clients if c.bytes_queued == 0}
+        now = time.monotonic()
+        with self._lock:
+            done = [
+                cid
+                for cid, deadline in self._closing.items()
+                if now >= deadline or (stats.ring_used_bytes == 0 and cid in flushed)
+            ]
+        for client_id in done:
+            self._remove(client_id)
+
+    def _remove(self, client_id: int) -> None:
+        pump = self._pump
+        assert pump is not None
+        with self._lock:
+            self._clients.pop(client_id, None)
+            self._closing.pop(client_id, None)
+        _quietly(pump.remove_client, client_id)
+
+
+class _Client:
+    """What the server remembers of a connected viewer."""
+
+    __slots__ = ("hello_seen",)
+
+    def __init__(self, hello_seen: bool) -> None:
+        self.hello_seen = hello_seen
+
+
+def _quietly(call: Callable[..., object], *args: object) -> None:
+    with contextlib.suppress(OSError, NativeError):
+        call(*args)

@@ -1,0 +1,190 @@
+"""``synapse sim``: a synthetic Llama-3-8B training run, streamed through the probe's ``Server``.
+
+Numpy only: importing this module never imports torch. Each tick is one simulated training step;
+ticks come at the control state's ``rate_hz`` (so a rate change changes the frame rate), and a
+sampled step sends one LAYER_SUMMARY_BATCH and one SPARSE_ACTIVATIONS per streamed site, the
+last frame flagged END_OF_STEP. CONTROL requests are applied between steps, as in the probe.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from synapse_native.protocol import (
+    ControlState,
+    HeaderFlag,
+    LayerSummaryBatch,
+    ModelMeta,
+    SiteInfo,
+    SiteKind,
+    SparseActivations,
+    grid_shape,
+)
+
+from .control import ALL_KINDS, kind_bit
+from .server import Server
+from .sim_model import HEAD_DIM, N_HEADS, SimModel, SimSite
+from .sim_stats import summarize
+
+MODEL_NAME = "Llama-3-8B (simulated)"
+TOKENS_PER_STEP = 8 * 1024  # batch x sequence the statistics stand for
+SAMPLE_SIZE = 2048  # values per site behind the summary statistics
+STATS_INTERVAL_S = 1.0
+_IDLE_WAIT_S = 0.05  # longest sleep between control polls
+
+KIND_CODES = {"attn": SiteKind.ATTN, "mlp": SiteKind.MLP, "residual": SiteKind.RESIDUAL}
+_SITE_NAMES = {
+    "attn": "model.layers.{}.self_attn",
+    "mlp": "model.layers.{}.mlp.act",
+    "residual": "model.layers.{}",
+}
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    """What ``synapse sim`` takes on its command line."""
+
+    host: str = "127.0.0.1"
+    port: int = 9000
+    fps: float = 10.0
+    threshold: float = 0.5
+    layers: int = 32
+    per_block: str = "attn+mlp+residual"
+    token: str | None = None
+    steps: int | None = None  # stop after this many steps; None: run until stopped
+    seed: int = 0
+    top_k: int = 1024
+    port_fallback: bool = False
+    announce: bool = True
+
+
+def site_info(site: SimSite) -> SiteInfo:
+    """The MODEL_META row of a simulated site (attention laid out one row per head)."""
+    rows, cols = (N_HEADS, HEAD_DIM) if site.kind == "attn" else grid_shape(site.neurons)
+    name = _SITE_NAMES[site.kind].format(site.layer)
+    return SiteInfo(site.index, site.layer, KIND_CODES[site.kind], name, site.neurons, rows, cols)
+
+
+def model_meta(model: SimModel) -> ModelMeta:
+    """The site table of the simulated model."""
+    return ModelMeta(MODEL_NAME, model.n_layers, tuple(site_info(s) for s in model.sites))
+
+
+class Simulator:
+    """Owns a ``SimModel`` and a ``Server``; ``run`` streams until stopped or out of steps."""
+
+    def __init__(self, options: SimOptions = SimOptions()) -> None:
+        self.options = options
+        self.model = SimModel(options.layers, options.per_block, seed=options.seed)
+        self.state = ControlState(
+            threshold=options.threshold,
+            rate_hz=options.fps,
+            site_kinds=ALL_KINDS,
+            paused=False,
+            top_k=options.top_k,
+        )
+        self.server = Server(
+            model_meta(self.model),
+            host=options.host,
+            port=options.port,
+            token=options.token,
+            port_fallback=options.port_fallback,
+            control=self.state,
+            name="synapse-sim",
+            announce=options.announce,
+        )
+        self.step = 0  # steps simulated so far
+        self.steps_sampled = 0
+        self.busy_ns = 0  # time spent producing frames
+        self._kind_bits = np.array([kind_bit(KIND_CODES[s.kind]) for s in self.model.sites])
+        self._counts = np.array([s.neurons * TOKENS_PER_STEP for s in self.model.sites])
+
+    def start(self) -> tuple[str, int]:
+        """Start listening; returns the address."""
+        self.server.start()
+        return self.server.address
+
+    def close(self) -> None:
+        """Stop the server (idempotent)."""
+        self.server.close()
+
+    def __enter__(self) -> Simulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, stop: threading.Event | None = None) -> int:
+        """Simulate steps at ``rate_hz`` until ``stop`` is set or the steps run out."""
+        stop = stop if stop is not None else threading.Event()
+        last_tick = time.monotonic() - 1.0 / self.state.rate_hz
+        next_stats = time.monotonic() + STATS_INTERVAL_S
+        while not stop.is_set():
+            if self.options.steps is not None and self.step >= self.options.steps:
+                break
+            self.apply_control()
+            now = time.monotonic()
+            due = last_tick + 1.0 / self.state.rate_hz
+            if now < due:
+                stop.wait(min(due - now, _IDLE_WAIT_S))
+                continue
+            last_tick = now if now - due > 1.0 / self.state.rate_hz else due  # no catch-up bursts
+            self.tick()
+            if now >= next_stats:
+                self.report_stats()
+                next_stats = now + STATS_INTERVAL_S
+        return self.step
+
+    def apply_control(self) -> None:
+        """Take the CONTROL requests received since the last step (a step boundary)."""
+        state = self.server.poll_control()
+        if state is not None:
+            self.state = state
+
+    def tick(self) -> int:
+        """One simulated step; sends its frames unless paused. Returns the frames sent."""
+        step = self.step
+        self.step += 1
+        self.model.advance(step)
+        if self.state.paused:
+            return 0
+        started = time.perf_counter_ns()
+        sent = self.emit(step)
+        self.busy_ns += time.perf_counter_ns() - started
+        self.steps_sampled += 1
+        return sent
+
+    def emit(self, step: int) -> int:
+        """Broadcast the frames of ``step`` under the current control state."""
+        state = self.state
+        chosen = np.flatnonzero(self._kind_bits & state.site_kinds)
+        if chosen.size == 0:
+            return 0
+        sites = [self.model.sites[i] for i in chosen]
+        samples = self.model.samples(sites, step, SAMPLE_SIZE)
+        records = summarize(samples, chosen, state.threshold, self._counts[chosen])
+        peaks = np.array([self.model.massive_peak(site, step) for site in sites])
+        records["max"] = np.maximum(records["max"], peaks)  # massive activations, both signs
+        records["min"] = np.minimum(records["min"], -peaks)
+        self.server.broadcast(LayerSummaryBatch(records), step=step)
+        for n, site in enumerate(sites):
+            indices, values, n_above = self.model.above(site, step, state.threshold, state.top_k)
+            message = SparseActivations(site.index, state.threshold, n_above, indices, values)
+            flags = HeaderFlag.END_OF_STEP if n == len(sites) - 1 else 0
+            self.server.broadcast(message, step=step, flags=flags)
+        return 1 + len(sites)
+
+    def report_stats(self) -> None:
+        """PROBE_STATS: time spent producing frames, steps sampled and seen."""
+        self.server.report_stats(self.busy_ns, self.steps_sampled, self.step)
+
+
+def run(options: SimOptions, stop: threading.Event | None = None) -> int:
+    """Run a simulator until ``stop`` is set or its steps run out; returns the steps simulated."""
+    with Simulator(options) as simulator:
+        return simulator.run(stop)

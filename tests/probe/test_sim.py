@@ -1,0 +1,238 @@
+"""``synapse sim``: well-formed frames from the probe's server, Llama shapes, CONTROL honoured."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+
+from synapse_native.client import StreamClient
+from synapse_native.protocol import Control as ControlRequest
+from synapse_native.protocol import (
+    ControlAck,
+    Frame,
+    LayerSummaryBatch,
+    ModelMeta,
+    MsgType,
+    ProbeStats,
+    SiteKind,
+    SparseActivations,
+)
+from synapse_probe.control import kind_bit
+from synapse_probe.sim import SimOptions, Simulator
+
+TIMEOUT = 10.0
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.005)
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    simulator = Simulator(SimOptions(port=0, layers=4, announce=False, top_k=256))
+    simulator.start()
+    yield simulator
+    simulator.close()
+
+
+def join(simulator: Simulator, count: int = 1) -> list[StreamClient]:
+    host, port = simulator.server.address
+    clients = [StreamClient.connect(host, port, timeout=TIMEOUT) for _ in range(count)]
+    for client in clients:
+        client.wait_for(MsgType.CONTROL_ACK, TIMEOUT)
+    wait_until(lambda: simulator.server.client_count >= count)
+    return clients
+
+
+def summary_of(frame: Frame) -> LayerSummaryBatch:
+    assert isinstance(frame.message, LayerSummaryBatch)
+    return frame.message
+
+
+def sparse_of(frame: Frame) -> SparseActivations:
+    assert isinstance(frame.message, SparseActivations)
+    return frame.message
+
+
+def one_step(client: StreamClient) -> list[Frame]:
+    """The frames of the next whole step (a summary batch, then sparse frames up to the end)."""
+    frames = [client.wait_for(MsgType.LAYER_SUMMARY_BATCH, TIMEOUT)]
+    while not frames[-1].header.end_of_step:
+        frame = client.next_frame(TIMEOUT)
+        assert frame is not None
+        frames.append(frame)
+    return frames
+
+
+def control(simulator: Simulator, client: StreamClient, request: ControlRequest) -> ControlAck:
+    """Send a CONTROL, let the simulator reach a step boundary, return the ACK."""
+    assert client.send(request)
+    wait_until(lambda: bool(simulator.server._pending))
+    simulator.apply_control()
+    ack = client.wait_for(
+        MsgType.CONTROL_ACK, TIMEOUT, lambda f: f.message.request_id == request.request_id
+    ).message
+    assert isinstance(ack, ControlAck)
+    return ack
+
+
+def test_importing_the_simulator_does_not_import_torch() -> None:
+    code = "import sys, synapse_probe.sim; print('torch' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "False"
+
+
+def test_metadata_has_llama_8b_shapes() -> None:
+    simulator = Simulator(SimOptions(port=0, announce=False))
+    simulator.start()
+    try:
+        (client,) = join(simulator)
+        with client:
+            host, port = simulator.server.address
+            with StreamClient.connect(host, port, timeout=TIMEOUT) as other:
+                meta = other.wait_for(MsgType.MODEL_META, TIMEOUT).message
+        assert isinstance(meta, ModelMeta) and meta.n_layers == 32 and len(meta.sites) == 96
+        by_kind = {(s.kind, s.neurons, s.grid_rows, s.grid_cols) for s in meta.sites}
+        assert by_kind == {
+            (SiteKind.ATTN, 4096, 32, 128),
+            (SiteKind.MLP, 14336, 112, 128),
+            (SiteKind.RESIDUAL, 4096, 64, 64),
+        }
+        assert [s.layer for s in meta.sites] == [i // 3 for i in range(96)]
+    finally:
+        simulator.close()
+
+
+def test_a_step_is_well_formed_and_follows_the_control_state(sim: Simulator) -> None:
+    (client,) = join(sim)
+    with client:
+        sim.tick()
+        frames = one_step(client)
+        summary = summary_of(frames[0])
+        assert summary.records["site_id"].tolist() == list(range(12))
+        assert (summary.records["threshold"] == np.float32(0.5)).all()
+        np.testing.assert_allclose(summary.records["hist"].sum(axis=1), 1.0, rtol=1e-4)
+        sparse = [sparse_of(f) for f in frames[1:]]
+        assert [m.site_id for m in sparse] == list(range(12))
+        assert {f.header.step for f in frames} == {0}
+        assert [f.header.end_of_step for f in frames].count(True) == 1
+        for message in sparse:
+            assert len(message.indices) <= 256 and len(message.indices) <= message.n_above
+            assert (message.values > 0.5).all()
+        assert any(len(m.indices) == 256 for m in sparse)
+
+
+def test_statistics_evolve_and_residual_grows_with_depth() -> None:
+    simulator = Simulator(SimOptions(port=0, layers=16, announce=False))
+    simulator.start()
+    try:
+        (client,) = join(simulator)
+        with client:
+            summaries = []
+            for _ in range(40):
+                simulator.tick()
+                summaries.append(summary_of(one_step(client)[0]).records.copy())
+        first, last = summaries[0], summaries[-1]
+        assert not np.array_equal(first["mean_abs"], last["mean_abs"])
+        residual = last[2::3]  # attn, mlp, residual per block
+        rms = residual["rms"].astype(np.float64)
+        assert rms[-1] > 5 * rms[0] and np.corrcoef(np.arange(rms.size), np.log(rms))[0, 1] > 0.9
+        assert (residual["max"][3:-1] > 50 * residual["rms"][3:-1]).all()  # massive channels
+    finally:
+        simulator.close()
+
+
+def test_threshold_top_k_and_site_filter_apply_from_the_next_step(sim: Simulator) -> None:
+    first, second = join(sim, 2)
+    with first, second:
+        ack = control(sim, first, ControlRequest(1, threshold=1.5, top_k=5))
+        assert ack.applied and ack.state.threshold == 1.5
+        assert second.wait_for(MsgType.CONTROL_ACK, TIMEOUT).message == ack
+        sim.tick()
+        for client in (first, second):
+            for frame in one_step(client)[1:]:
+                message = frame.message
+                assert isinstance(message, SparseActivations) and message.threshold == 1.5
+                assert len(message.indices) <= 5 and (message.values > 1.5).all()
+        mlp_only = kind_bit(SiteKind.MLP)
+        assert control(sim, first, ControlRequest(2, site_kinds=mlp_only)).applied
+        sim.tick()
+        frames = one_step(first)
+        assert summary_of(frames[0]).records["site_id"].tolist() == [1, 4, 7, 10]
+        assert [sparse_of(f).site_id for f in frames[1:]] == [1, 4, 7, 10]
+
+
+def test_bad_control_changes_nothing(sim: Simulator) -> None:
+    (client,) = join(sim)
+    with client:
+        assert client.send(ControlRequest(5, threshold=float("nan")))
+        ack = client.wait_for(MsgType.CONTROL_ACK, TIMEOUT).message
+        assert isinstance(ack, ControlAck) and not ack.applied and "threshold" in ack.error
+        sim.apply_control()
+        assert sim.state.threshold == 0.5
+
+
+def test_pause_stops_frames_and_rate_sets_the_pace(sim: Simulator) -> None:
+    (client,) = join(sim)
+    stop = threading.Event()
+    runner = threading.Thread(target=sim.run, args=(stop,))
+    runner.start()
+    try:
+        client.wait_for(MsgType.LAYER_SUMMARY_BATCH, TIMEOUT)
+        assert client.send(ControlRequest(1, paused=True))
+        client.wait_for(MsgType.CONTROL_ACK, TIMEOUT, lambda f: f.message.request_id == 1)
+        frames_after_pause = [
+            f for f in client.frames(0.5) if f.header.msg_type != MsgType.PROBE_STATS
+        ]
+        assert all(f.header.msg_type != MsgType.LAYER_SUMMARY_BATCH for f in frames_after_pause)
+        assert client.send(ControlRequest(2, paused=False, rate_hz=200.0))
+        client.wait_for(MsgType.CONTROL_ACK, TIMEOUT, lambda f: f.message.request_id == 2)
+        sampled = sim.steps_sampled
+        time.sleep(0.5)
+        assert sim.steps_sampled - sampled >= 15  # 10 Hz would give 5
+        stats = client.wait_for(MsgType.PROBE_STATS, TIMEOUT).message
+        assert isinstance(stats, ProbeStats) and stats.steps_seen >= stats.steps_sampled > 0
+        assert stats.probe_ns > 0 and len(stats.clients) == 1
+    finally:
+        stop.set()
+        runner.join(TIMEOUT)
+        client.close()
+    assert not runner.is_alive()
+
+
+def test_several_clients_get_well_framed_streams(sim: Simulator) -> None:
+    clients = join(sim, 3)
+    try:
+        for _ in range(3):
+            sim.tick()
+        streams = [
+            [(f.header.seq, f.header.msg_type) for _ in range(3) for f in one_step(c)]
+            for c in clients
+        ]
+        assert streams[0] == streams[1] == streams[2]
+        seqs = [seq for seq, _ in streams[0]]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_steps_option_ends_the_run() -> None:
+    simulator = Simulator(SimOptions(port=0, layers=2, announce=False, steps=3, fps=1000.0))
+    simulator.start()
+    try:
+        assert simulator.run() == 3
+    finally:
+        simulator.close()
