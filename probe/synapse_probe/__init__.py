@@ -1,6 +1,25 @@
 """synapse_probe: hooks a PyTorch model and streams its activation statistics to Synapse.
 
-Runs inside the training process. Never imports Qt or VisPy.
+Runs inside the training process and never imports Qt or VisPy. Importing the package does not
+import torch (the simulator lives here too): ``attach``, ``log_activation`` and ``Probe`` load
+the torch side on first use.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .probe import Probe, attach, log_activation
+
 __version__ = "0.1.0"
+__all__ = ["Probe", "__version__", "attach", "log_activation"]
+
+_LAZY = {"Probe", "attach", "log_activation"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(".probe", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

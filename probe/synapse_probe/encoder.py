@@ -1,0 +1,156 @@
+"""The encoder thread: snapshots in (bounded queue, never blocking), protocol messages out.
+
+The training thread only calls ``submit``; waiting for the copy off the GPU, turning slots into
+records, selecting sparse neurons and handing messages to the server all happen here.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from synapse_native.protocol import (
+    SUMMARY_DTYPE,
+    HeaderFlag,
+    LayerSummaryBatch,
+    Message,
+    SparseActivations,
+)
+
+from .cpu_kernel import CpuKernel
+from .records import sparse_message, summary_records
+from .slots import TOP
+from .snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 2
+
+
+class Broadcaster(Protocol):
+    """The part of the server the encoder talks to."""
+
+    def broadcast(self, message: Any, *, step: int, flags: int = 0) -> bool: ...
+
+    def report_stats(self, probe_ns: int, steps_sampled: int, steps_seen: int) -> None: ...
+
+
+class Encoder:
+    """Owns the encoder thread. ``submit`` drops (and counts) when the queue is full."""
+
+    def __init__(self, server: Broadcaster, cpu_kernel: CpuKernel | None) -> None:
+        self._server = server
+        self._cpu_kernel = cpu_kernel
+        self._queue: queue.Queue[Snapshot | None] = queue.Queue(QUEUE_SIZE)
+        self.dropped = 0  # snapshots refused because the queue was full
+        self.encoded = 0  # snapshots turned into messages
+        self._grad_norms: tuple[int, npt.NDArray[np.float64]] | None = None
+        self._on_step: Callable[[int], None] | None = None
+        self._thread = threading.Thread(target=self._run, name="synapse-encoder", daemon=True)
+        self._thread.start()
+
+    def submit(self, snapshot: Snapshot) -> bool:
+        """Queue a snapshot for encoding; False (snapshot released, drop counted) when full."""
+        try:
+            self._queue.put_nowait(snapshot)
+        except queue.Full:
+            snapshot.release()
+            self.dropped += 1
+            return False
+        return True
+
+    def latest_block_grad_norms(self) -> tuple[int, npt.NDArray[np.float64]] | None:
+        """(step, per-block parameter-gradient L2 norms) of the last step that measured them.
+
+        Not on the wire yet (protocol v1 has no message for them); read them here.
+        """
+        return self._grad_norms
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every submitted snapshot is encoded; False on timeout."""
+        done = threading.Event()
+
+        def wait_for_queue() -> None:
+            self._queue.join()
+            done.set()
+
+        threading.Thread(target=wait_for_queue, daemon=True).start()
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Encode what is queued, then stop the thread."""
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            log.warning("synapse encoder did not drain in %.1f s; stopping it", timeout)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            snapshot = self._queue.get()
+            try:
+                if snapshot is None:
+                    return
+                self._encode(snapshot)
+            except Exception:  # one bad step must not end the stream
+                log.exception("synapse encoder failed on a step")
+            finally:
+                if snapshot is not None:
+                    snapshot.release()
+                self._queue.task_done()
+
+    def _encode(self, snapshot: Snapshot) -> None:
+        snapshot.wait()
+        messages: list[Message] = [LayerSummaryBatch(self._records(snapshot))]
+        messages.extend(self._sparse(snapshot))
+        for i, message in enumerate(messages):
+            last = i == len(messages) - 1
+            flags = int(HeaderFlag.END_OF_STEP) if last else 0
+            self._server.broadcast(message, step=snapshot.step, flags=flags)
+        norms = snapshot.block_grad_norms()
+        if norms is not None:
+            self._grad_norms = (snapshot.step, norms)
+        self.encoded += 1
+        self._server.report_stats(snapshot.probe_ns, snapshot.steps_sampled, snapshot.steps_seen)
+
+    def _records(self, snapshot: Snapshot) -> npt.NDArray[np.void]:
+        parts = []
+        if snapshot.native_rows:
+            parts.append(snapshot.buffer.records[[row.record for row in snapshot.native_rows]])
+        if snapshot.device_rows:
+            rows = snapshot.device_rows
+            activations = snapshot.activation_slots()[:, :TOP]
+            gradients = snapshot.gradient_slots()
+            slots = np.stack([(gradients if r.gradient else activations)[r.site_id] for r in rows])
+            parts.append(
+                summary_records(
+                    slots,
+                    [r.site_id for r in rows],
+                    [r.count for r in rows],
+                    [r.gradient for r in rows],
+                    snapshot.threshold,
+                )
+            )
+        return np.concatenate(parts) if parts else np.zeros(0, SUMMARY_DTYPE)
+
+    def _sparse(self, snapshot: Snapshot) -> list[SparseActivations]:
+        messages = []
+        if snapshot.device_rows:
+            activations = snapshot.activation_slots()
+            for row in snapshot.device_rows:
+                if not row.gradient:
+                    slot = activations[row.site_id]
+                    messages.append(sparse_message(slot, row.site_id, row.k, snapshot.threshold))
+        kernel = self._cpu_kernel
+        for native in snapshot.native_rows:
+            if native.gradient or kernel is None:
+                continue
+            means = snapshot.buffer.neurons[(native.site_id, False)]
+            messages.append(kernel.select(means, native.site_id, snapshot.threshold, native.top_k))
+        return messages

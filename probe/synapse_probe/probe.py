@@ -1,0 +1,406 @@
+"""``attach``, ``Probe`` and ``log_activation``: the user-facing probe.
+
+The probe hooks the sites found by ``discovery``, counts steps, decides at each step boundary
+whether the coming step is measured, and hands each measured step to the encoder thread. On a
+step that is not measured, a hook checks one flag and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, cast
+
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from synapse_native.protocol import ControlState, ModelMeta
+
+from . import cpu_kernel
+from .collector import StepCollector
+from .control import KNOWN_KINDS
+from .discovery import find_blocks, find_sites, guess_width, unwrap
+from .encoder import Encoder
+from .grads import BlockGradNorms
+from .sampling import Sampler
+from .sites import Site, SiteTable, first_tensor
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 1.0  # mean |x| of a unit-variance activation is about 0.8
+DEFAULT_TOP_K = 512
+DEFAULT_RATE_HZ = 10.0
+
+_default: Probe | None = None
+Hook = TypeVar("Hook", bound=Callable[..., None])
+
+
+class ServerLike(Protocol):
+    """What the probe needs of ``synapse_probe.server.Server`` (tests pass a fake)."""
+
+    def broadcast(self, message: Any, *, step: int, flags: int = 0) -> bool: ...
+
+    def set_meta(self, meta: ModelMeta) -> None: ...
+
+    def poll_control(self) -> ControlState | None: ...
+
+    def report_stats(self, probe_ns: int, steps_sampled: int, steps_seen: int) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ProbeCounters:
+    """The probe's own counters, as seen from the training process."""
+
+    steps_seen: int  # step boundaries passed
+    steps_sampled: int  # steps measured
+    steps_skipped: int  # steps due for measuring but skipped: every host buffer was in use
+    snapshots_dropped: int  # measured steps dropped because the encoder queue was full
+    snapshots_encoded: int
+    probe_ns: int  # time the training thread spent in the probe
+
+
+def attach(
+    model: nn.Module,
+    host: str = "127.0.0.1",
+    port: int = 9000,
+    *,
+    token: str | None = None,
+    port_fallback: bool = False,
+    per_block: str = "attn+mlp+residual",
+    layers: str | nn.ModuleList | Sequence[nn.Module] | None = None,
+    rate_hz: float = DEFAULT_RATE_HZ,
+    threshold: float = DEFAULT_THRESHOLD,
+    top_k: int = DEFAULT_TOP_K,
+    grads: bool = False,
+    name: str | None = None,
+    server: ServerLike | None = None,
+) -> Probe:
+    """Hook ``model``'s transformer blocks and stream their statistics on ``host:port``.
+
+    See docs/PROBE.md for every option. ``server`` replaces the TCP server (e.g. in tests).
+    The new probe becomes the default one that ``synapse_probe.log_activation`` logs to.
+    """
+    return Probe(
+        model,
+        host=host,
+        port=port,
+        token=token,
+        port_fallback=port_fallback,
+        per_block=per_block,
+        layers=layers,
+        rate_hz=rate_hz,
+        threshold=threshold,
+        top_k=top_k,
+        grads=grads,
+        name=name,
+        server=server,
+    )
+
+
+def log_activation(layer_id: int, tensor: torch.Tensor, site: str = "residual") -> None:
+    """Log ``tensor`` as ``site`` of block ``layer_id`` on the last attached probe."""
+    if _default is None:
+        raise RuntimeError("no synapse probe is attached: call synapse_probe.attach(model) first")
+    _default.log_activation(layer_id, tensor, site)
+
+
+class Probe:
+    """Hooks, step boundaries and the hand-off to the encoder thread. Use ``attach``."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 9000,
+        token: str | None = None,
+        port_fallback: bool = False,
+        per_block: str = "attn+mlp+residual",
+        layers: str | nn.ModuleList | Sequence[nn.Module] | None = None,
+        rate_hz: float = DEFAULT_RATE_HZ,
+        threshold: float = DEFAULT_THRESHOLD,
+        top_k: int = DEFAULT_TOP_K,
+        grads: bool = False,
+        name: str | None = None,
+        server: ServerLike | None = None,
+    ) -> None:
+        global _default
+        root = unwrap(model)
+        self.model_name = name or type(root).__name__
+        self.grads = grads
+        blocks = find_blocks(model, layers)
+        self._block_names = [block_name for block_name, _ in blocks]
+        self._table = SiteTable()
+        specs = find_sites(model, blocks, per_block)
+        sites = [
+            self._table.add(spec.layer, spec.kind, spec.name, guess_width(spec.module))
+            for spec in specs
+        ]
+        self._control = ControlState(threshold, rate_hz, KNOWN_KINDS, False, top_k)
+        self._sampler = Sampler(rate_hz)
+        self._kinds = KNOWN_KINDS
+        kernel = cpu_kernel.load()
+        norms = BlockGradNorms([block for _, block in blocks]) if grads else None
+        self._collector = StepCollector(len(self._table), norms, kernel)
+        self._collector.max_width = max((s.neurons for s in sites), default=0)
+        self._server = (
+            server if server is not None else self._start_server(host, port, token, port_fallback)
+        )
+        self._owns_server = server is None
+        if server is not None:
+            server.set_meta(self._table.meta(self.model_name))
+        self._table.changed = False
+        self._encoder = Encoder(self._server, kernel)
+
+        self._measuring = False  # the one flag every hook checks first
+        self._epoch = 0  # changes at every boundary; sites compare it to count once per step
+        self._norms_epoch = -1
+        self._step = -1
+        self._manual = False
+        self._closed = False
+        self._steps_seen = 0
+        self._steps_sampled = 0
+        self._steps_skipped = 0
+        self.probe_ns = 0
+
+        self._handles: list[RemovableHandle] = [
+            spec.module.register_forward_hook(self._site_hook(site))
+            for spec, site in zip(specs, sites, strict=True)
+        ]
+        self._handles.append(root.register_forward_pre_hook(self._root_hook()))
+        _default = self
+
+    # -- public API -----------------------------------------------------------------------------
+
+    @property
+    def sites(self) -> list[Site]:
+        """The hooked sites, by site id."""
+        return list(self._table.sites)
+
+    @property
+    def control(self) -> ControlState:
+        """The streaming settings in force (changed live by the app's CONTROL requests)."""
+        return self._control
+
+    @property
+    def current_step(self) -> int:
+        """The step being run (-1 before the first one)."""
+        return self._step
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """Where the server listens, when the probe runs its own server."""
+        address = getattr(self._server, "address", None)
+        return address if isinstance(address, tuple) else None
+
+    def stats(self) -> ProbeCounters:
+        """The probe's counters so far."""
+        return ProbeCounters(
+            steps_seen=self._steps_seen,
+            steps_sampled=self._steps_sampled,
+            steps_skipped=self._steps_skipped,
+            snapshots_dropped=self._encoder.dropped,
+            snapshots_encoded=self._encoder.encoded,
+            probe_ns=self.probe_ns,
+        )
+
+    def latest_block_grad_norms(self) -> tuple[int, Any] | None:
+        """(step, per-block parameter-gradient L2 norms) of the last step that measured them."""
+        return self._encoder.latest_block_grad_norms()
+
+    def step(self, n: int) -> None:
+        """Start step ``n``: what runs from now on belongs to it. From the first call on, the
+        probe stops counting steps from the model's forward calls."""
+        self._manual = True
+        self._boundary(int(n))
+
+    def log_activation(self, layer_id: int, tensor: torch.Tensor, site: str = "residual") -> None:
+        """Measure ``tensor`` as ``site`` of block ``layer_id`` (a new site the first time)."""
+        found = self._table.get(layer_id, site)
+        if found is None:
+            found = self._add_site(layer_id, site, tensor)
+        if self._measuring:
+            self._on_output(found, tensor)
+
+    def set_control(self, state: ControlState) -> None:
+        """Apply streaming settings locally (the app's CONTROL requests do the same)."""
+        self._control = state
+        self._sampler.rate_hz = state.rate_hz
+        self._sampler.paused = state.paused
+        self._kinds = state.site_kinds
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """End the step being measured and wait until the encoder has sent everything."""
+        self._finish_step()
+        return self._encoder.flush(timeout)
+
+    def close(self) -> None:
+        """Send the last measured step, remove every hook, stop the encoder and the server."""
+        global _default
+        if self._closed:
+            return
+        self._closed = True
+        self._finish_step()
+        for handle in self._handles:
+            handle.remove()
+        self._encoder.close()
+        if self._owns_server:
+            self._server.close()
+        if _default is self:
+            _default = None
+
+    def __enter__(self) -> Probe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- step boundaries ------------------------------------------------------------------------
+
+    def _boundary(self, step: int) -> None:
+        """Close the step that ran, apply pending control, decide whether ``step`` is measured."""
+        start = time.perf_counter_ns()
+        self._finish_step()
+        state = self._server.poll_control()
+        if state is not None:
+            self.set_control(state)
+        if self._table.changed:
+            self._table.changed = False
+            self._server.set_meta(self._table.meta(self.model_name))
+        self._step = step
+        self._epoch += 1
+        self._steps_seen += 1
+        if not self._closed and self._sampler.due():
+            control = self._control
+            self._measuring = self._collector.begin(step, control.threshold, control.top_k)
+            if self._measuring:
+                self._steps_sampled += 1
+            else:
+                self._steps_skipped += 1
+        self.probe_ns += time.perf_counter_ns() - start
+
+    def _finish_step(self) -> None:
+        if not self._measuring:
+            return
+        self._measuring = False
+        snapshot = self._collector.finish()
+        if snapshot is not None:
+            snapshot.probe_ns = self.probe_ns
+            snapshot.steps_sampled = self._steps_sampled
+            snapshot.steps_seen = self._steps_seen
+            self._encoder.submit(snapshot)
+
+    # -- hooks ----------------------------------------------------------------------------------
+
+    def _root_hook(self) -> Callable[..., None]:
+        def on_root_forward(module: nn.Module, args: Any) -> None:
+            if self._manual or torch._C._current_autograd_node() is not None:
+                return  # steps come from step(n); or this is a checkpoint's re-run in backward
+            self._boundary(self._step + 1)
+
+        return _outside_graphs(on_root_forward)
+
+    def _site_hook(self, site: Site) -> Callable[..., None]:
+        def on_output(module: nn.Module, args: Any, output: Any) -> None:
+            if self._measuring:
+                self._on_output(site, output)
+
+        return _outside_graphs(on_output)
+
+    def _on_output(self, site: Site, output: Any) -> None:
+        """A measured step's work for one site: statistics now, a gradient hook if asked."""
+        epoch = self._epoch
+        if not site.kind_mask & self._kinds:
+            return
+        fresh = site.seen_step != epoch
+        wants_grad = self.grads and site.grad_step != epoch
+        if not (fresh or wants_grad):
+            return  # e.g. activation checkpointing re-running the forward during backward
+        tensor = first_tensor(output)
+        if tensor is None:
+            return
+        start = time.perf_counter_ns()
+        if fresh:
+            site.seen_step = epoch
+            width = tensor.shape[-1] if tensor.dim() else 1
+            if width != site.neurons:
+                self._table.set_width(site, width)
+                self._collector.max_width = max(self._collector.max_width, width)
+            self._collector.record(site.site_id, tensor, gradient=False)
+        if wants_grad and tensor.requires_grad:
+            site.grad_step = epoch
+            register_hook: Any = tensor.register_hook
+            register_hook(self._gradient_hook(site, epoch))
+        self.probe_ns += time.perf_counter_ns() - start
+
+    def _gradient_hook(self, site: Site, epoch: int) -> Callable[[torch.Tensor], None]:
+        def on_gradient(grad: torch.Tensor) -> None:
+            if not self._measuring or self._epoch != epoch:
+                return
+            start = time.perf_counter_ns()
+            self._collector.record(site.site_id, grad, gradient=True)
+            if self._norms_epoch != epoch:
+                self._norms_epoch = epoch
+                torch.autograd.Variable._execution_engine.queue_callback(self._after_backward)
+            self.probe_ns += time.perf_counter_ns() - start
+
+        return on_gradient
+
+    def _after_backward(self) -> None:
+        """End of a measured step's backward: every parameter gradient is in place."""
+        if self._measuring:
+            start = time.perf_counter_ns()
+            self._collector.record_block_norms()
+            self.probe_ns += time.perf_counter_ns() - start
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def _add_site(self, layer: int, kind: str, tensor: torch.Tensor) -> Site:
+        prefix = (
+            self._block_names[layer] if 0 <= layer < len(self._block_names) else f"layer{layer}"
+        )
+        width = tensor.shape[-1] if tensor.dim() else 1
+        site = self._table.add(layer, kind, f"{prefix}.{kind}" if prefix else kind, width)
+        self._collector.n_sites = len(self._table)
+        self._collector.max_width = max(self._collector.max_width, width)
+        return site
+
+    def _start_server(
+        self, host: str, port: int, token: str | None, port_fallback: bool
+    ) -> ServerLike:
+        from .server import Server
+
+        rank, world_size = _rank_and_world_size()
+        server = Server(
+            self._table.meta(self.model_name),
+            host=host,
+            port=port + rank if port else 0,  # one port per rank: rank r listens on port + r
+            token=token,
+            port_fallback=port_fallback,
+            rank=rank,
+            world_size=world_size,
+            control=self._control,
+            name=self.model_name,
+        )
+        server.start()
+        return server
+
+
+def _outside_graphs(hook: Hook) -> Hook:
+    """``hook`` wrapped so that torch.compile never traces it: it always runs in eager Python
+    and reads the probe's flags at run time (a graph break per call, see docs/PROBE.md)."""
+    disable: Any = torch.compiler.disable
+    return cast(Hook, disable(hook))
+
+
+def _rank_and_world_size() -> tuple[int, int]:
+    """This process's torch.distributed rank and world size ((0, 1) when not distributed)."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1

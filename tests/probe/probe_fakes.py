@@ -1,0 +1,66 @@
+"""A stand-in for ``synapse_probe.server.Server`` that records what the probe sends."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from synapse_native.protocol import (
+    ControlState,
+    HeaderFlag,
+    LayerSummaryBatch,
+    ModelMeta,
+    SparseActivations,
+)
+
+
+class FakeServer:
+    """Keeps every broadcast; ``poll_control`` hands out states queued with ``push_control``."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[int, int, Any]] = []  # (step, flags, message)
+        self.metas: list[ModelMeta] = []
+        self.stats: list[tuple[int, int, int]] = []
+        self.closed = False
+        self._control: deque[ControlState] = deque()
+        self._lock = threading.Lock()
+
+    def broadcast(self, message: Any, *, step: int, flags: int = 0) -> bool:
+        with self._lock:
+            self.messages.append((step, flags, message))
+        return True
+
+    def set_meta(self, meta: ModelMeta) -> None:
+        self.metas.append(meta)
+
+    def poll_control(self) -> ControlState | None:
+        return self._control.popleft() if self._control else None
+
+    def push_control(self, state: ControlState) -> None:
+        self._control.append(state)
+
+    def report_stats(self, probe_ns: int, steps_sampled: int, steps_seen: int) -> bool:
+        self.stats.append((probe_ns, steps_sampled, steps_seen))
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+    # -- views for assertions -------------------------------------------------------------------
+
+    def summaries(self) -> list[tuple[int, np.ndarray]]:
+        """(step, records) of every LAYER_SUMMARY_BATCH, in order."""
+        return [(s, m.records) for s, _, m in self.messages if isinstance(m, LayerSummaryBatch)]
+
+    def sparse(self) -> list[tuple[int, SparseActivations]]:
+        return [(s, m) for s, _, m in self.messages if isinstance(m, SparseActivations)]
+
+    def steps(self) -> list[int]:
+        """Steps that were sent, in order (one per LAYER_SUMMARY_BATCH)."""
+        return [s for s, _ in self.summaries()]
+
+    def end_of_step_flags(self) -> list[int]:
+        return [s for s, f, _ in self.messages if f & HeaderFlag.END_OF_STEP]

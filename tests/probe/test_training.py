@@ -1,0 +1,130 @@
+"""The probe inside real training steps: exactness, no host sync, checkpointing, gradients."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+from probe_models import batch, llama_like, lm_loss
+
+import synapse_probe
+from synapse_native.protocol import SummaryFlag
+
+EVERY_STEP = math.inf
+SYNCING = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__")
+
+
+def sgd_steps(model: torch.nn.Module, steps: int) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+    """Loss and every parameter gradient after each of ``steps`` SGD steps."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    out = []
+    for i in range(steps):
+        opt.zero_grad()
+        loss = lm_loss(model, *batch(seed=i))
+        loss.backward()
+        out.append((loss.detach().clone(), [p.grad.clone() for p in model.parameters()]))
+        opt.step()
+    return out
+
+
+@pytest.mark.parametrize("grads", [False, True])
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_losses_and_gradients_are_bit_exact_with_the_probe(server, grads, checkpointing) -> None:
+    torch.manual_seed(0)
+    plain = llama_like(n_layers=2)
+    probed = copy.deepcopy(plain)
+    plain.model.checkpointing = probed.model.checkpointing = checkpointing
+    expected = sgd_steps(plain, 3)
+    with synapse_probe.attach(probed, server=server, rate_hz=EVERY_STEP, grads=grads):
+        got = sgd_steps(probed, 3)
+    assert len(server.summaries()) == 3
+    for (loss_a, grads_a), (loss_b, grads_b) in zip(expected, got, strict=True):
+        assert torch.equal(loss_a, loss_b)
+        assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b, strict=True))
+
+
+def test_no_host_sync_inside_probed_training_steps(server, monkeypatch) -> None:
+    """Forward, backward and optimizer step run with every syncing Tensor method disabled."""
+    model = llama_like(n_layers=2)
+    probe = synapse_probe.attach(model, server=server, rate_hz=EVERY_STEP, grads=True)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("host sync inside a probed training step")
+
+    with monkeypatch.context() as patch:
+        for name in SYNCING:
+            patch.setattr(torch.Tensor, name, forbidden)
+        sgd_steps(model, 3)
+        assert probe.flush()
+    probe.close()
+    summaries = server.summaries()
+    assert [step for step, _ in summaries] == [0, 1, 2]
+    assert all(len(records) == 12 for _, records in summaries)  # 6 activations, 6 gradients
+    assert len(server.sparse()) == 3 * 6
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_no_host_sync_on_cuda(server) -> None:
+    model = llama_like(n_layers=2).cuda()
+    probe = synapse_probe.attach(model, server=server, rate_hz=EVERY_STEP, grads=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    batches = [tuple(t.cuda() for t in batch(seed=i)) for i in range(3)]
+    for dtype in (torch.float32, torch.bfloat16):
+        lm_loss(model, *batches[0]).backward()  # warm-up: first-use allocations
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for ids, targets in batches:
+                opt.zero_grad()
+                with torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+                    loss = lm_loss(model, ids, targets)
+                loss.backward()
+                opt.step()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    probe.close()
+    assert len(server.summaries()) >= 6
+    assert all(np.isfinite(r["mean"]).all() for _, r in server.summaries())
+
+
+def test_activation_checkpointing_counts_each_site_once(server) -> None:
+    model = llama_like(n_layers=2)
+    model.model.checkpointing = True
+    with synapse_probe.attach(model, server=server, rate_hz=EVERY_STEP, grads=True):
+        sgd_steps(model, 2)
+    for _, records in server.summaries():
+        activations = records[(records["flags"] & SummaryFlag.GRADIENT) == 0]
+        gradients = records[(records["flags"] & SummaryFlag.GRADIENT) != 0]
+        assert sorted(activations["site_id"].tolist()) == list(range(6))
+        assert sorted(gradients["site_id"].tolist()) == list(range(6))
+
+
+def test_gradient_summaries_and_block_norms(server) -> None:
+    model = llama_like(n_layers=2)
+    probe = synapse_probe.attach(model, server=server, rate_hz=EVERY_STEP, grads=True)
+    seen: dict[str, torch.Tensor] = {}
+    mlp = model.model.layers[1].mlp
+
+    def keep_gradient(module, args, output) -> None:
+        output.register_hook(lambda g: seen.update(g=g))
+
+    mlp.register_forward_hook(keep_gradient)
+    model.zero_grad()
+    lm_loss(model, *batch()).backward()
+    probe.flush()
+    norms = probe.latest_block_grad_norms()
+    probe.close()
+    ((_, records),) = server.summaries()
+    gradient = records[(records["flags"] & SummaryFlag.GRADIENT) != 0]
+    mlp_site = next(s.site_id for s in probe.sites if s.name == "model.layers.1.mlp")
+    record = gradient[gradient["site_id"] == mlp_site][0]
+    g = seen["g"].double()
+    np.testing.assert_allclose(record["mean"], g.mean().item(), rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(record["std"], g.std(unbiased=False).item(), rtol=1e-4)
+    assert norms is not None and norms[0] == 0
+    for block, value in zip(model.model.layers, norms[1], strict=True):
+        expected = torch.cat([p.grad.flatten() for p in block.parameters()]).norm()
+        np.testing.assert_allclose(value, expected.item(), rtol=1e-5)
