@@ -1,8 +1,8 @@
 """cffi build script of ``synapse_native._native``: the record ring and the socket pumps.
 
 API mode, out of line: setuptools runs ``ffibuilder`` through ``cffi_modules`` in setup.py, and
-``python native/_cffi_build.py`` compiles the module in place (``native/_native.*.so``) for a
-quick rebuild during development.
+``python native/_cffi_build.py`` compiles the module in place
+(``native/synapse_native/_native.*.so``) for a quick rebuild during development.
 
 The declaration-only headers under ``native/include`` are the single source of the cdef: this
 script keeps their declarations and integer ``#define`` constants and drops the rest of the
@@ -78,16 +78,21 @@ ffibuilder = make_builder()
 
 
 def build_in_place() -> Path:
-    """Compiles into a scratch folder and puts the extension next to this file, under the name
-    an editable ``pip install`` gives it, so that the two never shadow each other."""
+    """Compiles into a scratch folder and puts the extension into the package folder, under the
+    name an editable ``pip install`` gives it, so that the two never shadow each other. The file
+    is replaced (not overwritten), so a running process that has the old one loaded keeps it."""
     with tempfile.TemporaryDirectory(prefix="synapse-cffi-") as scratch:
         built = Path(make_builder(absolute_paths=True).compile(tmpdir=scratch, verbose=True))
-        for old in NATIVE.glob("_native.*.so"):
-            old.unlink()
+        package = NATIVE / "synapse_native"
         # cffi's generated code uses the stable ABI, and setuptools names it accordingly.
         stable = ".abi3.so" in importlib.machinery.EXTENSION_SUFFIXES
-        target = NATIVE / ("_native.abi3.so" if stable else built.name)
-        shutil.copy2(built, target)
+        target = package / ("_native.abi3.so" if stable else built.name)
+        for old in package.glob("_native.*.so"):
+            if old != target:
+                old.unlink()
+        staged = target.with_suffix(".new")
+        shutil.copy2(built, staged)
+        staged.replace(target)
     return target
 
 

@@ -1,12 +1,15 @@
 """cffi build script of ``synapse_native._stats`` (API mode, out of line).
 
 Listed in setup.py's ``cffi_modules``; run directly (``python native/_cffi_stats_build.py``) it
-compiles the extension in place, next to this file, for a quick rebuild during development.
+compiles the extension in place, into ``native/synapse_native/``, for a quick rebuild during
+development.
 """
 
 from __future__ import annotations
 
+import importlib.machinery
 import re
+import shutil
 from pathlib import Path
 
 from cffi import FFI
@@ -60,8 +63,12 @@ def make_builder(native_dir: str) -> FFI:
 ffibuilder = make_builder("native")
 
 if __name__ == "__main__":
-    import shutil
-
     built = Path(make_builder(str(HERE)).compile(tmpdir=str(HERE.parent / "build" / "cffi_stats")))
-    shutil.copy2(built, HERE / built.name)
-    print(HERE / built.name)
+    # Same name as an editable install gives it; replaced, not overwritten, so that a running
+    # process that has the old file loaded keeps working.
+    stable = ".abi3.so" in importlib.machinery.EXTENSION_SUFFIXES
+    target = HERE / "synapse_native" / ("_stats.abi3.so" if stable else built.name)
+    staged = target.with_suffix(".new")
+    shutil.copy2(built, staged)
+    staged.replace(target)
+    print(target)

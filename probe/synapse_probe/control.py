@@ -25,7 +25,7 @@ KNOWN_KINDS = sum(kind_bit(kind) for kind in SiteKind)
 ALL_KINDS = kind_bit(SiteKind.ATTN) | kind_bit(SiteKind.MLP) | kind_bit(SiteKind.RESIDUAL)
 
 DEFAULT_STATE = ControlState(
-    threshold=0.5, rate_hz=10.0, site_kinds=ALL_KINDS, paused=False, top_k=1024
+    threshold=0.5, rate_hz=10.0, site_kinds=ALL_KINDS, paused=False, top_k=512
 )
 
 

@@ -377,6 +377,7 @@ class Server:
             with self._lock:  # known before the event thread can see its first frame
                 client_id = pump.add_client(sock)
                 self._clients[client_id] = _Client(hello_seen)
+                self._greeting.discard(sock)  # counted once towards max_clients, never twice
             if self._meta_version != meta_version:
                 publisher.send_to(client_id, self._meta)
             if self._state_version != state_version:

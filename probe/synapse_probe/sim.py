@@ -57,7 +57,7 @@ class SimOptions:
     token: str | None = None
     steps: int | None = None  # stop after this many steps; None: run until stopped
     seed: int = 0
-    top_k: int = 1024
+    top_k: int = 512
     port_fallback: bool = False
     announce: bool = True
 

@@ -1,6 +1,6 @@
 """Percentile bands of a site's distribution, read from the summary histograms, all sites at once.
 
-The bins are the protocol's fixed symmetric-log bins (docs/PROTOCOL.md, native/histogram.py):
+The bins are the protocol's fixed symmetric-log bins (docs/PROTOCOL.md, synapse_native.histogram):
 edges ``-inf, -2^15, ..., -2^-15, 0, 2^-15, ..., 2^15, +inf``. Reading follows
 ``synapse_native.histogram.percentiles`` (log-linear in magnitude inside an octave bin, linear
 in the two bins touching 0, the open outer bins one octave wide), vectorised over the sites of
