@@ -74,8 +74,11 @@ sanitize:
 bench: install
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# Until the training demo lands: the Llama-8B-like simulator, and the app connected to it.
+DEMO_PORT ?= 9000
 demo: install
-	$(BIN)/synapse info
+	@$(BIN)/synapse sim --port $(DEMO_PORT) & sim=$$!; trap 'kill $$sim 2>/dev/null' EXIT; \
+	sleep 1; $(BIN)/synapse app --connect 127.0.0.1:$(DEMO_PORT)
 
 clean:
-	rm -rf build dist *.egg-info native/_native.c native/_stats.c native/*.so native/ctests/bin
+	rm -rf build dist *.egg-info native/synapse_native/*.so native/ctests/bin

@@ -14,9 +14,11 @@ from ._layout import (
     ACK_FIXED,
     CONTROL_FIXED,
     ERROR_FIXED,
+    GRAD_NORMS_FIXED,
     HELLO_FIXED,
     INDEX_DTYPE,
     META_FIXED,
+    NORM_DTYPE,
     PROBE_CLIENT_DTYPE,
     PROBE_STATS_FIXED,
     SITE_DTYPE,
@@ -27,6 +29,7 @@ from ._layout import (
     padded,
 )
 from ._messages import (
+    BlockGradNorms,
     Control,
     ControlAck,
     ControlState,
@@ -45,6 +48,7 @@ from ._wire import (
     HIST_BINS,
     KNOWN_CONTROL_FIELDS,
     MAX_HELLO_NAME,
+    MAX_LAYERS,
     MAX_PAYLOAD,
     MAX_SITES,
     MAX_TEXT,
@@ -305,6 +309,17 @@ def _error(frame: memoryview, size: int) -> ErrorReport:
     return ErrorReport(_ERROR_CODES.get(code, code), text)
 
 
+def _block_grad_norms(frame: memoryview, size: int) -> BlockGradNorms:
+    _check_fixed("BLOCK_GRAD_NORMS", size, GRAD_NORMS_FIXED.size)
+    n_layers, _ = GRAD_NORMS_FIXED.unpack_from(frame, P)
+    if n_layers > MAX_LAYERS:
+        raise ProtocolError(f"BLOCK_GRAD_NORMS announces {n_layers} layers (limit {MAX_LAYERS})")
+    if size != GRAD_NORMS_FIXED.size + padded(4 * n_layers):
+        raise _fail_size("BLOCK_GRAD_NORMS", size, f"8 + {padded(4 * n_layers)}")
+    norms = np.frombuffer(frame, NORM_DTYPE, n_layers, P + GRAD_NORMS_FIXED.size)
+    return BlockGradNorms(norms)
+
+
 _DECODERS: dict[int, Callable[[memoryview, int], Message]] = {
     MsgType.HELLO: _hello,
     MsgType.MODEL_META: _model_meta,
@@ -314,4 +329,5 @@ _DECODERS: dict[int, Callable[[memoryview, int], Message]] = {
     MsgType.CONTROL_ACK: _control_ack,
     MsgType.PROBE_STATS: _probe_stats,
     MsgType.ERROR: _error,
+    MsgType.BLOCK_GRAD_NORMS: _block_grad_norms,
 }

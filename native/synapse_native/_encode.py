@@ -21,11 +21,13 @@ from ._layout import (
     CONTROL_FIXED,
     ERROR_FIELDS,
     ERROR_FIXED,
+    GRAD_NORMS_FIXED,
     HELLO_FIELDS,
     HELLO_FIXED,
     INDEX_DTYPE,
     META_FIELDS,
     META_FIXED,
+    NORM_DTYPE,
     PROBE_CLIENT_DTYPE,
     PROBE_STATS_FIELDS,
     PROBE_STATS_FIXED,
@@ -39,6 +41,7 @@ from ._layout import (
     padded,
 )
 from ._messages import (
+    BlockGradNorms,
     Control,
     ControlAck,
     ErrorReport,
@@ -58,6 +61,7 @@ from ._wire import (
     KNOWN_CONTROL_FIELDS,
     MAGIC,
     MAX_HELLO_NAME,
+    MAX_LAYERS,
     MAX_PAYLOAD,
     MAX_SITES,
     MAX_TEXT,
@@ -269,6 +273,17 @@ def _error(m: ErrorReport) -> Payload:
     return ERROR_FIXED.size + padded(len(text)), [fixed, _zero_padded(text)]
 
 
+def _block_grad_norms(m: BlockGradNorms) -> Payload:
+    with np.errstate(over="ignore"):  # a norm beyond the f32 range is sent as +inf
+        norms = _vector(m.norms, NORM_DTYPE, "BLOCK_GRAD_NORMS norms")
+    n = len(norms)
+    if n > MAX_LAYERS:
+        raise ProtocolError(f"BLOCK_GRAD_NORMS has {n} layers (limit {MAX_LAYERS})")
+    fixed = GRAD_NORMS_FIXED.pack(n, 0)
+    padding = bytes(padded(norms.nbytes) - norms.nbytes)
+    return GRAD_NORMS_FIXED.size + padded(norms.nbytes), [fixed, norms.data, padding]
+
+
 _ENCODERS: dict[type, Callable[[Any], Payload]] = {
     Hello: _hello,
     ModelMeta: _model_meta,
@@ -278,4 +293,5 @@ _ENCODERS: dict[type, Callable[[Any], Payload]] = {
     ControlAck: _control_ack,
     ProbeStats: _probe_stats,
     ErrorReport: _error,
+    BlockGradNorms: _block_grad_norms,
 }

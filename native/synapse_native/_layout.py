@@ -129,6 +129,10 @@ PROBE_CLIENT_DTYPE = np.dtype(
 ERROR_FIXED = struct.Struct("<IHH")  # then the text
 ERROR_FIELDS = ("code", "text_len", "reserved")
 
+GRAD_NORMS_FIXED = struct.Struct("<II")  # then norms[n_layers], zero-padded to 8
+GRAD_NORMS_FIELDS = ("n_layers", "reserved")
+NORM_DTYPE = np.dtype("<f4")
+
 
 def field_codes(layout: struct.Struct) -> list[str]:
     """The struct codes of ``layout``, one per field (``32s`` counts as one)."""
@@ -144,6 +148,7 @@ for _fixed, _names in (
     (ACK_FIXED, ACK_FIELDS),
     (PROBE_STATS_FIXED, PROBE_STATS_FIELDS),
     (ERROR_FIXED, ERROR_FIELDS),
+    (GRAD_NORMS_FIXED, GRAD_NORMS_FIELDS),
 ):
     assert len(field_codes(_fixed)) == len(_names)
 del _fixed, _names
@@ -153,7 +158,7 @@ assert SUMMARY_FIXED.size == 16 and SUMMARY_DTYPE.itemsize == 336
 assert SUMMARY_DTYPE.fields is not None and SUMMARY_DTYPE.fields["hist"][1] == 80
 assert SPARSE_FIXED.size == 16 and CONTROL_FIXED.size == 32 and ACK_FIXED.size == 32
 assert PROBE_STATS_FIXED.size == 64 and PROBE_CLIENT_DTYPE.itemsize == 32
-assert ERROR_FIXED.size == 8
+assert ERROR_FIXED.size == 8 and GRAD_NORMS_FIXED.size == 8
 
 
 def padded(n: int) -> int:

@@ -195,6 +195,19 @@ class ErrorReport:
     text: str
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class BlockGradNorms:
+    """Per-block parameter-gradient L2 norms of one step (the frame's step), one per block.
+
+    ``norms[i]`` is the L2 norm of every parameter gradient of block ``i``, NaN when the block
+    had no gradient that step. Decoded norms are a read-only float32 view on the frame.
+    """
+
+    TYPE: ClassVar[MsgType] = MsgType.BLOCK_GRAD_NORMS
+
+    norms: npt.NDArray[np.float32]
+
+
 Message = (
     Hello
     | ModelMeta
@@ -204,6 +217,7 @@ Message = (
     | ControlAck
     | ProbeStats
     | ErrorReport
+    | BlockGradNorms
 )
 
 

@@ -49,6 +49,7 @@ class MsgType(IntEnum):
     CONTROL_ACK = 6
     PROBE_STATS = 7
     ERROR = 8
+    BLOCK_GRAD_NORMS = 9
     # Reserved: named for later versions, not decoded by v1.
     ATTENTION = 16
     RESIDUAL = 17
@@ -107,6 +108,8 @@ class Capability(IntFlag):
     RESIDUAL = 64
     MOE = 128
     METRICS = 256
+    # v1: a trainer that sends BLOCK_GRAD_NORMS.
+    GRAD_NORMS = 512
 
 
 class SummaryFlag(IntFlag):

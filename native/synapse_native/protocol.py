@@ -6,8 +6,8 @@
   timestamp, step, rank, flags; all little-endian) followed by the payload.
 - Payloads start 8-aligned and every array in them is aligned to its element size from the
   frame start, so decoding returns numpy views on the frame bytes instead of copies.
-- Limits (payload size, site count, text length) are checked before anything is allocated;
-  every count must match the payload length exactly.
+- Limits (payload size, site and layer counts, text length) are checked before anything is
+  allocated; every count must match the payload length exactly.
 - Frames of unknown or reserved types are skipped by length; any other violation raises
   ``ProtocolError`` and the connection is not trusted again.
 
@@ -22,6 +22,7 @@ from ._encode import encode
 from ._handshake import AUTH_CONTEXT, check_hello_mac, hello_mac, negotiate_version, new_challenge
 from ._layout import PROBE_CLIENT_DTYPE, SITE_DTYPE, SUMMARY_DTYPE
 from ._messages import (
+    BlockGradNorms,
     Control,
     ControlAck,
     ControlState,
@@ -83,6 +84,7 @@ __all__ = [
     "VERSION",
     "AckStatus",
     "AuthMode",
+    "BlockGradNorms",
     "Capability",
     "Control",
     "ControlAck",

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from synapse_native.protocol import (
     SUMMARY_DTYPE,
+    BlockGradNorms,
     HeaderFlag,
     LayerSummaryBatch,
     Message,
@@ -68,7 +69,7 @@ class Encoder:
     def latest_block_grad_norms(self) -> tuple[int, npt.NDArray[np.float64]] | None:
         """(step, per-block parameter-gradient L2 norms) of the last step that measured them.
 
-        Not on the wire yet (protocol v1 has no message for them); read them here.
+        The same norms go on the wire as BLOCK_GRAD_NORMS (in float32) with that step.
         """
         return self._grad_norms
 
@@ -108,12 +109,15 @@ class Encoder:
     def _encode(self, snapshot: Snapshot) -> None:
         snapshot.wait()
         messages: list[Message] = [LayerSummaryBatch(self._records(snapshot))]
+        norms = snapshot.block_grad_norms()
+        if norms is not None:
+            with np.errstate(over="ignore"):  # beyond the f32 range: +inf, as on the wire
+                messages.append(BlockGradNorms(norms.astype(np.float32)))
         messages.extend(self._sparse(snapshot))
         for i, message in enumerate(messages):
             last = i == len(messages) - 1
             flags = int(HeaderFlag.END_OF_STEP) if last else 0
             self._server.broadcast(message, step=snapshot.step, flags=flags)
-        norms = snapshot.block_grad_norms()
         if norms is not None:
             self._grad_norms = (snapshot.step, norms)
         self.encoded += 1

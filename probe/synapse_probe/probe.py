@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from synapse_native.protocol import ControlState, ModelMeta
+from synapse_native.protocol import Capability, ControlState, ModelMeta
 
 from . import cpu_kernel
 from .collector import StepCollector
@@ -373,9 +373,12 @@ class Probe:
     def _start_server(
         self, host: str, port: int, token: str | None, port_fallback: bool
     ) -> ServerLike:
-        from .server import Server
+        from .server import DEFAULT_CAPABILITIES, Server
 
         rank, world_size = _rank_and_world_size()
+        capabilities = DEFAULT_CAPABILITIES
+        if self.grads:
+            capabilities |= Capability.GRADIENTS | Capability.GRAD_NORMS
         server = Server(
             self._table.meta(self.model_name),
             host=host,
@@ -386,6 +389,7 @@ class Probe:
             world_size=world_size,
             control=self._control,
             name=self.model_name,
+            capabilities=capabilities,
         )
         server.start()
         return server

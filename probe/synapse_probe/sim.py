@@ -2,8 +2,9 @@
 
 Numpy only: importing this module never imports torch. Each tick is one simulated training step;
 ticks come at the control state's ``rate_hz`` (so a rate change changes the frame rate), and a
-sampled step sends one LAYER_SUMMARY_BATCH and one SPARSE_ACTIVATIONS per streamed site, the
-last frame flagged END_OF_STEP. CONTROL requests are applied between steps, as in the probe.
+sampled step sends one LAYER_SUMMARY_BATCH, one BLOCK_GRAD_NORMS and one SPARSE_ACTIVATIONS per
+streamed site, the last frame flagged END_OF_STEP. CONTROL requests are applied between steps,
+as in the probe.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from synapse_native.protocol import (
+    BlockGradNorms,
+    Capability,
     ControlState,
     HeaderFlag,
     LayerSummaryBatch,
@@ -26,7 +29,7 @@ from synapse_native.protocol import (
 )
 
 from .control import ALL_KINDS, kind_bit
-from .server import Server
+from .server import DEFAULT_CAPABILITIES, Server
 from .sim_model import HEAD_DIM, N_HEADS, SimModel, SimSite
 from .sim_stats import summarize
 
@@ -96,6 +99,7 @@ class Simulator:
             control=self.state,
             name="synapse-sim",
             announce=options.announce,
+            capabilities=DEFAULT_CAPABILITIES | Capability.GRAD_NORMS,
         )
         self.step = 0  # steps simulated so far
         self.steps_sampled = 0
@@ -172,12 +176,13 @@ class Simulator:
         records["max"] = np.maximum(records["max"], peaks)  # massive activations, both signs
         records["min"] = np.minimum(records["min"], -peaks)
         self.server.broadcast(LayerSummaryBatch(records), step=step)
+        self.server.broadcast(BlockGradNorms(self.model.grad_norms(step)), step=step)
         for n, site in enumerate(sites):
             indices, values, n_above = self.model.above(site, step, state.threshold, state.top_k)
             message = SparseActivations(site.index, state.threshold, n_above, indices, values)
             flags = HeaderFlag.END_OF_STEP if n == len(sites) - 1 else 0
             self.server.broadcast(message, step=step, flags=flags)
-        return 1 + len(sites)
+        return 2 + len(sites)
 
     def report_stats(self) -> None:
         """PROBE_STATS: time spent producing frames, steps sampled and seen."""

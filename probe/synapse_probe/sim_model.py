@@ -43,6 +43,7 @@ _POOL_SIZE = 1 << 18  # values per kind; a step takes a random window of them
 _DRIFT_FRACTION = 1 / 128  # share of a site's neurons that move each step
 _SPIKE_PROBABILITY = 1 / 150
 _TREND_STEPS = 400.0
+_GRAD_DECAY_STEPS = 300.0  # parameter-gradient norms settle from their early-training level
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,9 @@ class SimModel:
         }
         self._pools = {kind: _value_pool(kind, self._rng) for kind in kinds}
         self._spike: tuple[int, float] | None = None
+        # Gradient norms draw from their own generator, so the activations stay as they were.
+        self._grad_rng = np.random.default_rng([seed, 1])
+        self._grad_base = self._initial_grad_norms()
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -110,6 +114,14 @@ class SimModel:
             log = math.log(0.12) + 0.6 * depth + np.repeat(heads, HEAD_DIM, axis=1)
             log += rng.normal(0.0, 0.3, shape)
         return log.astype(np.float32)
+
+    def _initial_grad_norms(self) -> npt.NDArray[np.float64]:
+        """Per-block parameter-gradient norm at step 0: largest at both ends of the stack."""
+        depth = np.arange(self.n_layers) / max(1, self.n_layers - 1)
+        ends = 1.0 + 1.5 * np.exp(-8.0 * depth) + 0.8 * np.exp(-8.0 * (1.0 - depth))
+        spread = self._grad_rng.lognormal(0.0, 0.15, self.n_layers)
+        base: npt.NDArray[np.float64] = 0.35 * ends * spread
+        return base
 
     def _massive_layers(self) -> npt.NDArray[np.intp]:
         return np.arange(_MASSIVE_FROM_LAYER, self.n_layers - 1)
@@ -184,6 +196,19 @@ class SimModel:
             scales = np.array([self.scale(sites[i], step) for i in at], np.float32)[:, None]
             out[at] = shapes * np.take(profile, neurons, axis=1)[rows] * scales
         return out
+
+    def grad_norms(self, step: int) -> Vector:
+        """This step's per-block parameter-gradient L2 norms (float32, one per block).
+
+        High early in training, settling to about a third; noisy from step to step, and the block
+        of this step's activation spike (if any) gets a matching gradient spike.
+        """
+        decay = 0.35 + 0.65 * math.exp(-step / _GRAD_DECAY_STEPS)
+        noise = self._grad_rng.lognormal(0.0, 0.12, self.n_layers)
+        norms = self._grad_base * decay * noise
+        if self._spike is not None:
+            norms[self.sites[self._spike[0]].layer] *= self._spike[1] / 2.0
+        return norms.astype(np.float32)
 
     def massive_peak(self, site: SimSite, step: int) -> float:
         """The largest |x| this step on the site's massive-activation channels (0 when none).

@@ -12,8 +12,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from PySide6.QtWidgets import QApplication
-    from vispy import app as vispy_app
+    try:
+        from PySide6.QtWidgets import QApplication
+        from vispy import app as vispy_app
+    except ImportError as exc:
+        print(
+            f"synapse app: the desktop app needs its extra ({exc.name} is missing): "
+            "pip install 'synapse-desktop[app]'",
+            file=sys.stderr,
+        )
+        return 2
 
     from synapse_desktop.net.endpoint import parse_endpoint
 

@@ -113,6 +113,11 @@ def summary(message: Message) -> str:
         return f"code={_name(message.code)} text={message.text!r}"
     if isinstance(message, p.Control):
         return f"request={message.request_id} fields={int(message.fields):#x}"
+    if isinstance(message, p.BlockGradNorms):
+        norms = message.norms
+        finite = norms[abs(norms) < float("inf")]  # NaN compares false
+        span = f" norm={float(finite.min()):.3g}..{float(finite.max()):.3g}" if len(finite) else ""
+        return f"layers={len(norms)}{span} nan={int((norms != norms).sum())}"
     return ""
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from synapse_desktop.models.ordering import SeqGuard, Verdict
 from synapse_desktop.models.session import Session
 from synapse_desktop.models.signal import Signal
 from synapse_desktop.models.view_settings import ViewSettings
+from synapse_native.protocol import BlockGradNorms, Frame
 
 from .frames import ack, frame, meta, sparse, summaries, trainer_hello
 
@@ -107,6 +110,25 @@ def test_duplicates_and_older_steps_never_replace_newer_data() -> None:
     session.apply_frame(frame(sparse(1, [7]), seq=6, step=20))
     np.testing.assert_array_equal(session.sparse.points[1].indices, [1, 2])
     assert session.history.series(0).steps.tolist() == [20]
+
+
+def test_messages_the_session_does_not_use_are_ignored_but_keep_the_sequence() -> None:
+    session = Session()
+    changes = Listener()
+    session.stats.changed.connect(changes.on)
+    session.apply_frames([frame(trainer_hello(), seq=0), frame(meta(2), seq=0)])
+    norms = frame(BlockGradNorms(np.array([0.5, np.nan], np.float32)), seq=1, step=3)
+    later: Any = object()  # a message class of a later build
+    unknown = Frame(dataclasses.replace(norms.header, seq=2), later)
+    session.apply_frames([norms, unknown, frame(summaries([0, 1], 2.0), seq=3, step=3)])
+    rows = session.topology.indices_of(np.array([0, 1]))
+    assert changes.calls[-1][0].tolist() == rows.tolist()
+    calls = len(changes.calls)
+    session.apply_frames([frame(BlockGradNorms(np.zeros(2, np.float32)), seq=4, step=4)])
+    assert len(changes.calls) == calls  # nothing the views show has changed
+    assert session.counters.seq_gaps == 0 and session.counters.stale == 0
+    assert session.stats.steps[rows].tolist() == [3, 3] and session.counters.step == 3
+    assert len(session.topology) == 6
 
 
 def test_seq_gaps_count_as_trainer_drops_and_wrap_around() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from synapse_native.protocol import (
+    BlockGradNorms,
     ControlState,
     HeaderFlag,
     LayerSummaryBatch,
@@ -57,6 +58,10 @@ class FakeServer:
 
     def sparse(self) -> list[tuple[int, SparseActivations]]:
         return [(s, m) for s, _, m in self.messages if isinstance(m, SparseActivations)]
+
+    def grad_norms(self) -> list[tuple[int, np.ndarray]]:
+        """(step, norms) of every BLOCK_GRAD_NORMS, in order."""
+        return [(s, m.norms) for s, _, m in self.messages if isinstance(m, BlockGradNorms)]
 
     def steps(self) -> list[int]:
         """Steps that were sent, in order (one per LAYER_SUMMARY_BATCH)."""

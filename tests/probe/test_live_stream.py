@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 
+import numpy as np
 import pytest
 import torch
 from probe_models import batch, llama_like, lm_loss
@@ -13,8 +15,11 @@ import synapse_probe
 pytest.importorskip("synapse_native.client")
 from synapse_native.client import StreamClient
 from synapse_native.protocol import (
+    BlockGradNorms,
+    Capability,
     Control,
     ControlAck,
+    Hello,
     LayerSummaryBatch,
     ModelMeta,
     MsgType,
@@ -28,6 +33,8 @@ def test_frames_reach_a_client_and_control_changes_the_stream() -> None:
     try:
         host, port = probe.address
         with StreamClient.connect(host, port) as client:
+            hello = client.hello.message
+            assert isinstance(hello, Hello) and not hello.capabilities & Capability.GRAD_NORMS
             meta = client.wait_for(MsgType.MODEL_META, timeout=5).message
             assert isinstance(meta, ModelMeta)
             assert [s.name for s in meta.sites][:3] == [
@@ -56,3 +63,48 @@ def test_frames_reach_a_client_and_control_changes_the_stream() -> None:
     finally:
         probe.close()
     assert probe.control.threshold == 0.25
+
+
+def block_norms_f64(blocks: torch.nn.ModuleList) -> np.ndarray:
+    """Float64 reference: L2 norm of each block's parameter gradients, from their ``.grad``."""
+    return np.array(
+        [
+            math.sqrt(sum(p.grad.double().square().sum().item() for p in block.parameters()))
+            for block in blocks
+        ]
+    )
+
+
+def test_block_grad_norms_reach_a_client_and_match_the_gradients() -> None:
+    model = llama_like(n_layers=2)
+    probe = synapse_probe.attach(model, port=0, rate_hz=1000.0, grads=True)
+    try:
+        host, port = probe.address
+        with StreamClient.connect(host, port) as client:
+            hello = client.hello.message
+            assert isinstance(hello, Hello) and hello.capabilities & Capability.GRAD_NORMS
+            client.wait_for(MsgType.MODEL_META, timeout=5)
+            expected: dict[int, np.ndarray] = {}
+            received = None
+            seed = 0
+            deadline = time.monotonic() + 20
+            while received is None and time.monotonic() < deadline:
+                model.zero_grad()
+                lm_loss(model, *batch(seed=seed)).backward()
+                expected[probe.current_step] = block_norms_f64(model.model.layers)
+                seed += 1
+                time.sleep(0.01)  # the rate limit is 1000 Hz: each step is measured
+                received = next(
+                    (
+                        f
+                        for f in client.frames(timeout=0.05)
+                        if isinstance(f.message, BlockGradNorms)
+                    ),
+                    None,
+                )
+            assert received is not None and isinstance(received.message, BlockGradNorms)
+            norms = received.message.norms
+            assert norms.dtype == np.float32 and norms.shape == (2,)
+            np.testing.assert_allclose(norms, expected[received.header.step], rtol=1e-5)
+    finally:
+        probe.close()

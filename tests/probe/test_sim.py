@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 
 from synapse_native.client import StreamClient
-from synapse_native.protocol import Control as ControlRequest
 from synapse_native.protocol import (
+    BlockGradNorms,
+    Capability,
     ControlAck,
     Frame,
+    Hello,
     LayerSummaryBatch,
     ModelMeta,
     MsgType,
@@ -23,6 +25,7 @@ from synapse_native.protocol import (
     SiteKind,
     SparseActivations,
 )
+from synapse_native.protocol import Control as ControlRequest
 from synapse_probe.control import kind_bit
 from synapse_probe.sim import SimOptions, Simulator
 
@@ -65,13 +68,20 @@ def sparse_of(frame: Frame) -> SparseActivations:
 
 
 def one_step(client: StreamClient) -> list[Frame]:
-    """The frames of the next whole step (a summary batch, then sparse frames up to the end)."""
+    """The frames of the next whole step (a summary batch, the block gradient norms, then sparse
+    frames up to the end)."""
     frames = [client.wait_for(MsgType.LAYER_SUMMARY_BATCH, TIMEOUT)]
     while not frames[-1].header.end_of_step:
         frame = client.next_frame(TIMEOUT)
         assert frame is not None
         frames.append(frame)
     return frames
+
+
+def sparse_frames(frames: list[Frame]) -> list[SparseActivations]:
+    """The sparse frames of a step from ``one_step``, after its summary batch and norms."""
+    assert isinstance(frames[1].message, BlockGradNorms)
+    return [sparse_of(f) for f in frames[2:]]
 
 
 def control(simulator: Simulator, client: StreamClient, request: ControlRequest) -> ControlAck:
@@ -124,7 +134,7 @@ def test_a_step_is_well_formed_and_follows_the_control_state(sim: Simulator) -> 
         assert summary.records["site_id"].tolist() == list(range(12))
         assert (summary.records["threshold"] == np.float32(0.5)).all()
         np.testing.assert_allclose(summary.records["hist"].sum(axis=1), 1.0, rtol=1e-4)
-        sparse = [sparse_of(f) for f in frames[1:]]
+        sparse = sparse_frames(frames)
         assert [m.site_id for m in sparse] == list(range(12))
         assert {f.header.step for f in frames} == {0}
         assert [f.header.end_of_step for f in frames].count(True) == 1
@@ -132,6 +142,24 @@ def test_a_step_is_well_formed_and_follows_the_control_state(sim: Simulator) -> 
             assert len(message.indices) <= 256 and len(message.indices) <= message.n_above
             assert (message.values > 0.5).all()
         assert any(len(m.indices) == 256 for m in sparse)
+
+
+def test_block_grad_norms_are_plausible_and_announced(sim: Simulator) -> None:
+    (client,) = join(sim)
+    with client:
+        hello = client.hello.message
+        assert isinstance(hello, Hello) and hello.capabilities & Capability.GRAD_NORMS
+        steps = []
+        for _ in range(20):
+            sim.tick()
+            summary, norms = one_step(client)[:2]
+            assert isinstance(norms.message, BlockGradNorms)
+            assert norms.header.step == summary.header.step
+            steps.append(norms.message.norms.copy())
+    all_norms = np.array(steps)
+    assert all_norms.shape == (20, 4) and all_norms.dtype == np.float32
+    assert np.isfinite(all_norms).all() and (all_norms > 0).all()
+    assert not np.array_equal(all_norms[0], all_norms[-1])
 
 
 def test_statistics_evolve_and_residual_grows_with_depth() -> None:
@@ -162,16 +190,15 @@ def test_threshold_top_k_and_site_filter_apply_from_the_next_step(sim: Simulator
         assert second.wait_for(MsgType.CONTROL_ACK, TIMEOUT).message == ack
         sim.tick()
         for client in (first, second):
-            for frame in one_step(client)[1:]:
-                message = frame.message
-                assert isinstance(message, SparseActivations) and message.threshold == 1.5
+            for message in sparse_frames(one_step(client)):
+                assert message.threshold == 1.5
                 assert len(message.indices) <= 5 and (message.values > 1.5).all()
         mlp_only = kind_bit(SiteKind.MLP)
         assert control(sim, first, ControlRequest(2, site_kinds=mlp_only)).applied
         sim.tick()
         frames = one_step(first)
         assert summary_of(frames[0]).records["site_id"].tolist() == [1, 4, 7, 10]
-        assert [sparse_of(f).site_id for f in frames[1:]] == [1, 4, 7, 10]
+        assert [m.site_id for m in sparse_frames(frames)] == [1, 4, 7, 10]
 
 
 def test_bad_control_changes_nothing(sim: Simulator) -> None:

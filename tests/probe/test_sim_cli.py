@@ -40,7 +40,9 @@ def test_tail_prints_one_line_per_frame(capsys: pytest.CaptureFixture[str]) -> N
     assert lines[1].startswith("MODEL_META") and "sites=6" in lines[1]
     assert lines[2].startswith("CONTROL_ACK") and "applied" in lines[2]
     kinds = {line.split()[0] for line in lines}
-    assert {"LAYER_SUMMARY_BATCH", "SPARSE_ACTIVATIONS"} <= kinds
+    assert {"LAYER_SUMMARY_BATCH", "BLOCK_GRAD_NORMS", "SPARSE_ACTIVATIONS"} <= kinds
+    norms = next(line for line in lines if line.startswith("BLOCK_GRAD_NORMS"))
+    assert re.search(r"layers=2 norm=[\d.e+-]+\.\.[\d.e+-]+ nan=0", norms)
     assert all(re.search(r"step=\d+ +seq=\d+ +lag= *-?[\d.]+ms", line) for line in lines)
 
 

@@ -11,7 +11,7 @@ import torch
 from probe_models import batch, llama_like, lm_loss
 
 import synapse_probe
-from synapse_native.protocol import SummaryFlag
+from synapse_native.protocol import BlockGradNorms, HeaderFlag, LayerSummaryBatch, SummaryFlag
 
 EVERY_STEP = math.inf
 SYNCING = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__")
@@ -128,3 +128,51 @@ def test_gradient_summaries_and_block_norms(server) -> None:
     for block, value in zip(model.model.layers, norms[1], strict=True):
         expected = torch.cat([p.grad.flatten() for p in block.parameters()]).norm()
         np.testing.assert_allclose(value, expected.item(), rtol=1e-5)
+    ((step, sent),) = server.grad_norms()
+    assert step == 0 and sent.dtype == np.float32
+    np.testing.assert_array_equal(sent, norms[1].astype(np.float32))
+
+
+def reference_block_norms(blocks: torch.nn.ModuleList) -> np.ndarray:
+    """Float64 L2 norm of each block's parameter gradients (NaN for a block without any)."""
+    out = []
+    for block in blocks:
+        grads = [p.grad.double().flatten() for p in block.parameters() if p.grad is not None]
+        out.append(torch.cat(grads).norm().item() if grads else math.nan)
+    return np.array(out)
+
+
+def test_each_step_sends_block_grad_norms_of_its_own_backward(server) -> None:
+    model = llama_like(n_layers=3)
+    probe = synapse_probe.attach(model, server=server, rate_hz=EVERY_STEP, grads=True)
+    for p in model.model.layers[1].parameters():  # frozen after attach: no gradient at all
+        p.requires_grad_(False)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    expected = {}
+    for i in range(3):
+        opt.zero_grad()
+        lm_loss(model, *batch(seed=i)).backward()
+        expected[probe.current_step] = reference_block_norms(model.model.layers)
+        opt.step()
+    probe.close()
+    sent = server.grad_norms()
+    assert [step for step, _ in sent] == [0, 1, 2] == sorted(expected)
+    for step, norms in sent:
+        assert norms.dtype == np.float32 and norms.shape == (3,)
+        assert np.isnan(norms[1]) and np.isfinite(norms[[0, 2]]).all()
+        np.testing.assert_allclose(norms, expected[step], rtol=1e-5)  # NaN matches NaN
+    # Per step: the summary batch, the norms, then sparse frames; END_OF_STEP on the last.
+    for step in range(3):
+        frames = [(f, m) for s, f, m in server.messages if s == step]
+        assert isinstance(frames[0][1], LayerSummaryBatch)
+        assert isinstance(frames[1][1], BlockGradNorms)
+        assert [bool(f & HeaderFlag.END_OF_STEP) for f, _ in frames] == [False] * (
+            len(frames) - 1
+        ) + [True]
+
+
+def test_without_grads_no_block_grad_norms_are_sent(server) -> None:
+    model = llama_like(n_layers=2)
+    with synapse_probe.attach(model, server=server, rate_hz=EVERY_STEP):
+        sgd_steps(model, 2)
+    assert len(server.summaries()) == 2 and server.grad_norms() == []

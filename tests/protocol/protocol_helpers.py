@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from synapse_native.protocol import (
+    BlockGradNorms,
     Capability,
     Control,
     ControlAck,
@@ -86,6 +87,8 @@ def message_from_json(d: dict[str, Any]) -> Message:
         return ProbeStats(clients=_fill(probe_client_records(len(rows)), rows), **fields)
     if kind == "ERROR":
         return ErrorReport(**fields)
+    if kind == "BLOCK_GRAD_NORMS":
+        return BlockGradNorms(np.array([number(x) for x in fields["norms"]], dtype=np.float32))
     raise AssertionError(f"unknown message type in vectors: {kind}")
 
 

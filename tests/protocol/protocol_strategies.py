@@ -14,6 +14,7 @@ from synapse_native.protocol import (
     PROBE_CLIENT_DTYPE,
     SUMMARY_DTYPE,
     AuthMode,
+    BlockGradNorms,
     Capability,
     Control,
     ControlAck,
@@ -170,6 +171,11 @@ def error_reports() -> st.SearchStrategy[ErrorReport]:
     )
 
 
+def block_grad_norms() -> st.SearchStrategy[BlockGradNorms]:
+    """Odd and even counts (with and without padding), any float32 bit pattern (NaN, inf)."""
+    return records(np.dtype("<f4"), 40).map(BlockGradNorms)
+
+
 MESSAGES: dict[str, st.SearchStrategy[Any]] = {
     "HELLO": hellos(),
     "MODEL_META": model_metas(),
@@ -179,6 +185,7 @@ MESSAGES: dict[str, st.SearchStrategy[Any]] = {
     "CONTROL_ACK": control_acks(),
     "PROBE_STATS": probe_stats(),
     "ERROR": error_reports(),
+    "BLOCK_GRAD_NORMS": block_grad_norms(),
 }
 
 

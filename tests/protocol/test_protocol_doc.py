@@ -69,6 +69,7 @@ FIXED_PARTS = {
     "CONTROL_ACK": (_layout.ACK_FIXED, _layout.ACK_FIELDS),
     "PROBE_STATS": (_layout.PROBE_STATS_FIXED, _layout.PROBE_STATS_FIELDS),
     "ERROR": (_layout.ERROR_FIXED, _layout.ERROR_FIELDS),
+    "BLOCK_GRAD_NORMS": (_layout.GRAD_NORMS_FIXED, _layout.GRAD_NORMS_FIELDS),
 }
 
 
@@ -96,6 +97,12 @@ def test_client_record_sentence_matches_the_dtype() -> None:
     for field in PROBE_CLIENT_DTYPE.names:
         field_type, offset = PROBE_CLIENT_DTYPE.fields[field][:2]
         assert f"{offset} {DTYPE_TYPES[field_type.str[1:]]} {field}" in text, field
+
+
+def test_block_grad_norms_array_follows_its_fixed_part() -> None:
+    rows = _layout_table((*_layout.GRAD_NORMS_FIELDS, "norms"))
+    assert (int(rows[-1][0]), rows[-1][1]) == (_layout.GRAD_NORMS_FIXED.size, "f32 x n_layers")
+    assert np.dtype("<f4") == _layout.NORM_DTYPE
 
 
 def test_message_type_table_matches_the_enum() -> None:

@@ -15,11 +15,13 @@ import pytest
 from synapse_native.protocol import (
     HEADER,
     MAGIC,
+    MAX_LAYERS,
     MAX_PAYLOAD,
     MAX_SITES,
     MAX_TEXT,
     SUMMARY_DTYPE,
     VERSION,
+    BlockGradNorms,
     Control,
     ControlAck,
     ControlState,
@@ -84,6 +86,8 @@ def test_stream_buffers_what_arrived_not_what_is_announced(peak_memory: Callable
         (struct.pack("<4I", 2, 1, 0, 0xFFFF_FFF8), MsgType.MODEL_META, "16 + 2 x 32"),
         (struct.pack("<II7Q", 0xFFFF_FFFF, 0, *[0] * 7), MsgType.PROBE_STATS, "x 32"),
         (struct.pack("<IHH", 1, 0xFFFF, 0), MsgType.ERROR, "limit 1024"),
+        (struct.pack("<II", 0xFFFF_FFFF, 0), MsgType.BLOCK_GRAD_NORMS, "limit 65536"),
+        (struct.pack("<II", MAX_LAYERS, 0), MsgType.BLOCK_GRAD_NORMS, "8 + 262144"),
     ],
 )
 def test_huge_counts_fail_before_allocation(
@@ -144,6 +148,9 @@ STATE = ControlState(0.5, 10.0, 15, False, 64)
         (ModelMeta("m", 1, (SiteInfo(-1, 0, 0, "a", 1, 1, 1),)), "site_id = -1 does not fit"),
         (ModelMeta("m", 1, (SiteInfo(3, 0, 0, "", 1, 1, 1),) * 2), "site id 3 appears more"),
         (ModelMeta("m", 70000, ()), "70000 layers"),
+        (BlockGradNorms(np.zeros(MAX_LAYERS + 1, np.float32)), "65537 layers (limit 65536)"),
+        (BlockGradNorms(np.zeros((2, 2), np.float32)), "norms must be a 1-D array of numbers"),
+        (BlockGradNorms(np.array(["a"])), "norms must be a 1-D array of numbers"),
     ],
     ids=lambda value: value if isinstance(value, str) else type(value).__name__,
 )
@@ -183,6 +190,16 @@ def test_sparse_encoder_accepts_other_numeric_dtypes_and_converts() -> None:
     assert isinstance(decoded, SparseActivations)
     assert decoded.indices.dtype == np.uint32 and decoded.values.dtype == np.float32
     assert decoded.indices.tolist() == [1, 7] and decoded.values.tolist() == [0.5, 1.5]
+
+
+def test_grad_norms_encoder_converts_to_float32_and_pads_with_zeros() -> None:
+    norms = np.array([0.5, np.nan, 1e39, 2.0, 7.0], np.float64)[::2]  # strided: 0.5, 1e39, 7
+    raw = encode(BlockGradNorms(norms))
+    assert len(raw) == 32 + 8 + 16 and raw[-4:] == bytes(4)
+    frame = decode_frame(raw)
+    assert frame is not None and isinstance(frame.message, BlockGradNorms)
+    assert frame.message.norms.dtype == np.float32
+    assert frame.message.norms.tolist() == [0.5, float("inf"), 7.0]
 
 
 def test_summary_encoder_accepts_non_contiguous_records() -> None:

@@ -14,6 +14,7 @@ from protocol_strategies import MESSAGES, header_fields, messages
 
 from synapse_native.protocol import (
     HEADER_SIZE,
+    BlockGradNorms,
     Decoder,
     LayerSummaryBatch,
     ProbeStats,
@@ -70,13 +71,18 @@ def _arrays(message: Any) -> list[np.ndarray]:
         return [message.indices, message.values]
     if isinstance(message, ProbeStats):
         return [message.clients]
+    if isinstance(message, BlockGradNorms):
+        return [message.norms]
     return []
 
 
 @settings(max_examples=30, deadline=None)
 @given(
     message=st.one_of(
-        MESSAGES["LAYER_SUMMARY_BATCH"], MESSAGES["SPARSE_ACTIVATIONS"], MESSAGES["PROBE_STATS"]
+        MESSAGES["LAYER_SUMMARY_BATCH"],
+        MESSAGES["SPARSE_ACTIVATIONS"],
+        MESSAGES["PROBE_STATS"],
+        MESSAGES["BLOCK_GRAD_NORMS"],
     )
 )
 def test_decoded_arrays_are_views_on_the_frame(message: Any) -> None:

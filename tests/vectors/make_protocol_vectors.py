@@ -209,6 +209,15 @@ def error(code: int, text: str, raw: bytes | None = None) -> bytes:
     return struct.pack("<IHH", code, len(encoded), 0) + pad8(encoded)
 
 
+def grad_norms(
+    norms: list[float], n: int | None = None, reserved: int = 0, padding: bytes | None = None
+) -> bytes:
+    """BLOCK_GRAD_NORMS; ``padding`` replaces the zero bytes that pad the norms to 8."""
+    raw = struct.pack(f"<{len(norms)}f", *norms)
+    pad = bytes(-len(raw) % 8) if padding is None else padding
+    return struct.pack("<II", len(norms) if n is None else n, reserved) + raw + pad
+
+
 # -- the vectors -------------------------------------------------------------------------------
 
 
@@ -272,6 +281,7 @@ CLIENTS = [
     {"client_id": 1, "frames_sent": 990, "frames_dropped": 2, "bytes_sent": 1_000_000},
     {"client_id": 2, "frames_sent": 997, "frames_dropped": 0, "bytes_sent": 1_100_000},
 ]
+NORMS = [0.75, NAN, 3.5]
 VERSION_TEXT = "no common protocol version: peer speaks 2..3, this build speaks 1..1"
 
 
@@ -460,6 +470,32 @@ def good_vectors() -> list[dict[str, Any]]:
         {"type": "ERROR", "code": 2, "text": "Zugriff verweigert — Token ungültig"},
     )
     add("error_unknown_code", 8, error(77, ""), {"type": "ERROR", "code": 77, "text": ""})
+    add(
+        "block_grad_norms_three_layers_nan_padded",
+        9,
+        grad_norms(NORMS),
+        {"type": "BLOCK_GRAD_NORMS", "norms": NORMS},
+        seq=22,
+        step=1200,
+        rank=1,
+    )
+    add(
+        "block_grad_norms_two_layers_end_of_step",
+        9,
+        grad_norms([0.125, float("inf")]),
+        {"type": "BLOCK_GRAD_NORMS", "norms": [0.125, float("inf")]},
+        seq=23,
+        step=1200,
+        flags=1,
+    )
+    add(
+        "block_grad_norms_empty",
+        9,
+        grad_norms([]),
+        {"type": "BLOCK_GRAD_NORMS", "norms": []},
+        seq=24,
+        step=3,
+    )
     reserved_flags = frame(5, control(10, paused=False), flags=0x8001, seq=4)
     v.append(
         {
@@ -470,6 +506,17 @@ def good_vectors() -> list[dict[str, Any]]:
             | {"step": 0, "rank": 0, "flags": 0x8001},
             "message": {"type": "CONTROL", "request_id": 10, **none, "paused": False}
             | {"unknown_fields": 0},
+        }
+    )
+    bent_norms = frame(9, grad_norms(NORMS, reserved=0xDEAD, padding=b"\xff" * 4), seq=25)
+    v.append(
+        {
+            "name": "block_grad_norms_reserved_and_padding_ignored",
+            "decode_only": True,
+            "hex": hex_lines(bent_norms),
+            "header": {"type": 9, "payload_length": 24, "seq": 25, "timestamp_ns": TIMESTAMP}
+            | {"step": 0, "rank": 0, "flags": 0},
+            "message": {"type": "BLOCK_GRAD_NORMS", "norms": NORMS},
         }
     )
     return v
@@ -739,6 +786,31 @@ def bad_vectors() -> list[dict[str, Any]]:
         "error_text_over_limit",
         frame(8, error(3, "x" * 1025)),
         "ERROR text is 1025 bytes (limit 1024)",
+    )
+    add(
+        "grad_norms_short",
+        frame(9, grad_norms([])[:4]),
+        "BLOCK_GRAD_NORMS payload is 4 bytes, at least 8 expected",
+    )
+    add(
+        "grad_norms_not_padded",
+        frame(9, grad_norms(NORMS, padding=b"")),
+        "BLOCK_GRAD_NORMS payload is 20 bytes, 8 + 16 expected",
+    )
+    add(
+        "grad_norms_count_mismatch",
+        frame(9, grad_norms(NORMS, n=2)),
+        "BLOCK_GRAD_NORMS payload is 24 bytes, 8 + 8 expected",
+    )
+    add(
+        "grad_norms_too_many_layers",
+        frame(9, grad_norms([], n=65537)),
+        "BLOCK_GRAD_NORMS announces 65537 layers (limit 65536)",
+    )
+    add(
+        "grad_norms_count_4g",
+        frame(9, grad_norms([], n=0xFFFF_FFFF)),
+        "BLOCK_GRAD_NORMS announces 4294967295 layers (limit 65536)",
     )
     return v
 
