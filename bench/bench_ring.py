@@ -5,8 +5,10 @@ ratios between lines of the same run are what to read):
 
 - C: a C producer thread pushes while a C consumer pops and checks each record
   (``syn_bench_ring``); no Python in the loop.
-- wrapper: one Python thread pushes a batch of records with ``Ring.push`` and takes them back
-  with ``Ring.drain`` (one C call per batch), over and over.
+- wrapper: one Python thread pushes a batch of records with ``Ring.push`` (one C call per
+  record) and takes them back with ``Ring.drain`` (one C call per batch), over and over.
+- batched: the same, but the batch goes in with one ``Ring.push_many`` (one ``join``, a lengths
+  array and one C call per batch), as a producer with a burst of records in hand would do.
 - queue.Queue: the same pattern with ``put_nowait`` / ``get_nowait``, the usual Python baseline.
 
 Run: ``python bench/bench_ring.py`` (``--quick`` for a short run).
@@ -47,6 +49,22 @@ def wrapper_seconds(size: int, records: int) -> float:
         return time.perf_counter() - start
 
 
+def batched_seconds(size: int, records: int) -> float:
+    record = bytes(size)
+    batch = max(1, min(BATCH, (8 << 20) // (size + 8)))
+    full = [record] * batch
+    with Ring(1 << 24) as ring:
+        push_many, drain = ring.push_many, ring.drain
+        start = time.perf_counter()
+        done = 0
+        while done < records:
+            n = min(batch, records - done)
+            pushed = push_many(full if n == batch else full[:n])
+            assert pushed == n  # the ring is drained after every batch
+            done += len(drain(n))
+        return time.perf_counter() - start
+
+
 def queue_seconds(size: int, records: int) -> float:
     record = bytes(size)
     q: queue.Queue[bytes] = queue.Queue()
@@ -74,17 +92,20 @@ def main() -> None:
     repeats = 1 if args.quick else 3
 
     print(
-        f"{'record':>7} {'C M rec/s':>10} {'wrapper M/s':>12} {'Queue M/s':>10} "
-        f"{'wrapper/Queue':>14} {'C/wrapper':>10} {'C GB/s':>7}"
+        f"{'record':>7} {'C M rec/s':>10} {'wrapper M/s':>12} {'batched M/s':>12} "
+        f"{'Queue M/s':>10} {'wrapper/Queue':>14} {'batched/Queue':>14} {'C/wrapper':>10} "
+        f"{'C/batched':>10} {'C GB/s':>7}"
     )
     for label, size in SIZES.items():
         records = records_for(size, args.quick)
         c = records / best_of(repeats, c_ring_seconds, size, records) / 1e6
         wrapped = records / best_of(repeats, wrapper_seconds, size, records) / 1e6
+        batched = records / best_of(repeats, batched_seconds, size, records) / 1e6
         q = records / best_of(repeats, queue_seconds, size, records) / 1e6
         print(
-            f"{label:>7} {c:10.2f} {wrapped:12.2f} {q:10.2f} {wrapped / q:13.2f}x "
-            f"{c / wrapped:9.1f}x {c * size / 1e3:7.2f}"
+            f"{label:>7} {c:10.2f} {wrapped:12.2f} {batched:12.2f} {q:10.2f} "
+            f"{wrapped / q:13.2f}x {batched / q:13.2f}x {c / wrapped:9.1f}x {c / batched:9.1f}x "
+            f"{c * size / 1e3:7.2f}"
         )
 
 

@@ -1,5 +1,5 @@
 /* Single-threaded semantics of the record ring: limits, full/empty, wrap-around, batch pops,
- * zero-copy reads and writes. */
+ * zero-copy reads and writes, batched pushes. */
 #include "ring_impl.h"
 #include "test_util.h"
 
@@ -214,6 +214,135 @@ static void test_reserve_and_commit(void) {
     syn_ring_free(ring);
 }
 
+/* ---- batched push ------------------------------------------------------------------------ */
+
+static void test_push_packed_pushes_a_prefix_when_nearly_full(void) {
+    syn_ring *ring = make_ring(64);
+    uint8_t out[64];
+    CHECK_EQ(syn_ring_push(ring, "0123456789abcdefghij", 20), SYN_OK); /* 24 used, 40 free */
+    /* 10 -> 16, 12 -> 16 bytes fit; 20 -> 24 does not, and nothing after it is tried even
+     * though the 1-byte record (8 bytes) would fit. */
+    const char *data = "aaaaaaaaaa"
+                       "bbbbbbbbbbbb"
+                       "cccccccccccccccccccc"
+                       "d";
+    uint32_t lengths[] = {10, 12, 20, 1};
+    CHECK_EQ(syn_ring_push_packed(ring, data, 43, lengths, 4), 2);
+    CHECK_EQ(syn_ring_used_bytes(ring), 56);
+    CHECK_EQ(syn_ring_push_packed(ring, data + 22, 21, lengths + 2, 2), 0); /* still no room */
+    CHECK_EQ(syn_ring_used_bytes(ring), 56);
+    CHECK_EQ(syn_ring_pop(ring, out, sizeof out), 20);
+    CHECK_EQ(syn_ring_pop(ring, out, sizeof out), 10);
+    CHECK(memcmp(out, "aaaaaaaaaa", 10) == 0);
+    CHECK_EQ(syn_ring_pop(ring, out, sizeof out), 12);
+    CHECK(memcmp(out, "bbbbbbbbbbbb", 12) == 0);
+    CHECK_EQ(syn_ring_pop(ring, out, sizeof out), SYN_EEMPTY);
+    /* The caller pushes the rest later. */
+    CHECK_EQ(syn_ring_push_packed(ring, data + 22, 21, lengths + 2, 2), 2);
+    CHECK_EQ(syn_ring_pop(ring, out, sizeof out), 20);
+    CHECK(memcmp(out, "cccccccccccccccccccc", 20) == 0);
+    CHECK_EQ(syn_ring_pop(ring, out, sizeof out), 1);
+    CHECK(out[0] == 'd');
+    syn_ring_free(ring);
+}
+
+static void test_push_packed_wraps_inside_a_batch(void) {
+    syn_ring *ring = make_ring(64);
+    uint8_t out[64];
+    CHECK_EQ(syn_ring_push(ring, "0123456789abcdefghij0123456789abcdefghij", 40), SYN_OK);
+    CHECK_EQ(syn_ring_pop(ring, out, sizeof out), 40); /* the next record starts at offset 48 */
+    /* "head" fills 48..55; the second record's prefix is at 56 and its body 60..74 wraps at 64;
+     * "xy" lands at offset 16. */
+    uint32_t lengths[] = {4, 15, 2};
+    CHECK_EQ(syn_ring_push_packed(ring, "headwrapping-recordxy", 21, lengths, 3), 3);
+    CHECK_EQ(syn_ring_used_bytes(ring), 8 + 24 + 8);
+    CHECK_EQ(syn_ring_pop(ring, out, sizeof out), 4);
+    CHECK(memcmp(out, "head", 4) == 0);
+    syn_span spans[2];
+    CHECK_EQ(syn_ring_front(ring, spans), 15);
+    CHECK_EQ(spans[0].len, 4);
+    CHECK_EQ(spans[1].len, 11);
+    CHECK_EQ(syn_ring_pop(ring, out, sizeof out), 15);
+    CHECK(memcmp(out, "wrapping-record", 15) == 0);
+    CHECK_EQ(syn_ring_pop(ring, out, sizeof out), 2);
+    CHECK(memcmp(out, "xy", 2) == 0);
+    CHECK_EQ(syn_ring_pop(ring, out, sizeof out), SYN_EEMPTY);
+    syn_ring_free(ring);
+}
+
+/* Random batches against a byte-counting model on a 256-byte ring: each call pushes exactly the
+ * prefix that fits, and every record comes back intact, many of them across the end. */
+static void test_push_packed_matches_a_model(void) {
+    enum { MAX_BATCH = 12 };
+    syn_ring *ring = make_ring(256);
+    uint8_t data[MAX_BATCH * 100], out[256];
+    uint32_t lengths[MAX_BATCH];
+    uint64_t random = 99;
+    uint64_t model_used = 0;
+    unsigned seed = 0, next_seed = 0; /* records carry seeds seed, seed + 1, ... in push order */
+    int wrapped = 0;
+    for (int round = 0; round < 20000; round++) {
+        size_t count = next_random(&random) % (MAX_BATCH + 1);
+        size_t total = 0;
+        for (size_t i = 0; i < count; i++) {
+            lengths[i] = (uint32_t)(next_random(&random) % 100);
+            fill(data + total, lengths[i], seed + (unsigned)i);
+            total += lengths[i];
+        }
+        size_t expected = 0;
+        uint64_t used = model_used;
+        while (expected < count && used + syn_ring_record_size(lengths[expected]) <= 256) {
+            used += syn_ring_record_size(lengths[expected++]);
+        }
+        CHECK_EQ(syn_ring_push_packed(ring, data, total, lengths, count), expected);
+        CHECK_EQ(syn_ring_used_bytes(ring), used);
+        model_used = used;
+        seed += (unsigned)expected;
+        /* Pop a few records (sometimes all) and check them. */
+        size_t pops = next_random(&random) % 6;
+        for (size_t k = 0; k < pops; k++) {
+            syn_span spans[2];
+            int64_t len = syn_ring_front(ring, spans);
+            if (len == SYN_EEMPTY) {
+                break;
+            }
+            wrapped += spans[1].len != 0;
+            CHECK_EQ(syn_ring_pop(ring, out, sizeof out), len);
+            uint8_t want[100];
+            fill(want, (size_t)len, next_seed++);
+            CHECK(memcmp(out, want, (size_t)len) == 0);
+            model_used -= syn_ring_record_size((uint64_t)len);
+        }
+    }
+    CHECK(wrapped > 100);
+    syn_ring_free(ring);
+}
+
+static void test_push_packed_checks_the_batch_before_pushing(void) {
+    syn_ring *ring = make_ring(64);
+    uint8_t data[128] = {0};
+    uint32_t lengths[] = {4, 57, 1};
+    CHECK_EQ(syn_ring_push_packed(ring, data, 62, lengths, 3), SYN_ETOOBIG);
+    CHECK_EQ(syn_ring_used_bytes(ring), 0); /* not even the first record */
+    uint32_t fine[] = {4, 56, 1};
+    CHECK_EQ(syn_ring_push_packed(ring, data, 60, fine, 3), SYN_EINVAL); /* 61 bytes described */
+    CHECK_EQ(syn_ring_push_packed(ring, data, 62, fine, 3), SYN_EINVAL);
+    CHECK_EQ(syn_ring_push_packed(ring, data, 1, NULL, 1), SYN_EINVAL);
+    CHECK_EQ(syn_ring_used_bytes(ring), 0);
+    /* An empty batch, and empty records with no data at all. */
+    CHECK_EQ(syn_ring_push_packed(ring, NULL, 0, NULL, 0), 0);
+    uint32_t empties[] = {0, 0, 0};
+    CHECK_EQ(syn_ring_push_packed(ring, NULL, 0, empties, 3), 3);
+    CHECK_EQ(syn_ring_used_bytes(ring), 24);
+    CHECK_EQ(syn_ring_pop(ring, data, sizeof data), 0);
+    /* The longest record is accepted in a batch like anywhere else (here it does not fit yet). */
+    CHECK_EQ(syn_ring_push_packed(ring, data, 56, fine + 1, 1), 0);
+    CHECK_EQ(syn_ring_consume(ring, 2), SYN_OK);
+    CHECK_EQ(syn_ring_push_packed(ring, data, 56, fine + 1, 1), 1);
+    CHECK_EQ(syn_ring_used_bytes(ring), 64);
+    syn_ring_free(ring);
+}
+
 int main(void) {
     fprintf(stderr, "test_ring\n");
     RUN(test_capacity_must_be_a_power_of_two_in_range);
@@ -227,5 +356,9 @@ int main(void) {
     RUN(test_peek_batch_describes_records_in_place);
     RUN(test_front_and_discard);
     RUN(test_reserve_and_commit);
+    RUN(test_push_packed_pushes_a_prefix_when_nearly_full);
+    RUN(test_push_packed_wraps_inside_a_batch);
+    RUN(test_push_packed_matches_a_model);
+    RUN(test_push_packed_checks_the_batch_before_pushing);
     return 0;
 }

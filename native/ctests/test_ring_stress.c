@@ -1,7 +1,8 @@
 /* Two threads, millions of records of random sizes: every record arrives once, in order, with
- * its bytes intact. The producer alternates push and push2; the consumer rotates through pop,
- * pop_batch, peek_batch/consume and front/discard, so every read and write path crosses the ring's
- * end many times. SYN_STRESS_RECORDS sets the count (the Makefile lowers it under the sanitizers).
+ * its bytes intact. The producer rotates through push, push2 and push_packed batches; the consumer
+ * rotates through pop, pop_batch, peek_batch/consume and front/discard, so every read and write
+ * path crosses the ring's end many times. SYN_STRESS_RECORDS sets the count (the Makefile lowers it
+ * under the sanitizers).
  */
 #include <pthread.h>
 
@@ -9,6 +10,7 @@
 #include "test_util.h"
 
 #define MAX_RECORD 1500
+#define MAX_BATCH  24
 
 typedef struct {
     syn_ring *ring;
@@ -40,21 +42,55 @@ static int record_ok(const uint8_t *buf, size_t len, uint64_t i) {
     return 1;
 }
 
+/* Pushes records first .. first + count - 1 as one push_packed batch after another until every
+ * one is in (each call pushes the prefix that fits). */
+static void push_batch(syn_ring *ring, uint64_t first, size_t count, uint8_t *data) {
+    uint32_t lengths[MAX_BATCH];
+    size_t total = 0;
+    for (size_t k = 0; k < count; k++) {
+        lengths[k] = (uint32_t)record_len(first + k);
+        fill_record(data + total, first + k, lengths[k]);
+        total += lengths[k];
+    }
+    size_t done = 0, at = 0;
+    while (done < count) {
+        int64_t pushed =
+            syn_ring_push_packed(ring, data + at, total - at, lengths + done, count - done);
+        CHECK(pushed >= 0);
+        for (int64_t k = 0; k < pushed; k++) {
+            at += lengths[done++];
+        }
+    }
+}
+
+/* Rotates through push, push2 and push_packed batches of 1 to MAX_BATCH records. */
 static void *producer(void *arg) {
     stress_args *a = arg;
-    uint8_t buf[MAX_RECORD];
-    for (uint64_t i = 0; i < a->records; i++) {
+    static uint8_t buf[MAX_BATCH * MAX_RECORD];
+    uint64_t random = 77;
+    uint64_t round = 0;
+    for (uint64_t i = 0; i < a->records; round++) {
+        if (round % 3 == 2) {
+            size_t count = 1 + (size_t)(next_random(&random) % MAX_BATCH);
+            if (count > a->records - i) {
+                count = (size_t)(a->records - i);
+            }
+            push_batch(a->ring, i, count, buf);
+            i += count;
+            continue;
+        }
         size_t len = record_len(i);
         fill_record(buf, i, len);
         size_t split = len / 3;
         for (;;) {
-            int rc = (i & 1) ? syn_ring_push2(a->ring, buf, split, buf + split, len - split)
-                             : syn_ring_push(a->ring, buf, len);
+            int rc = (round & 1) ? syn_ring_push2(a->ring, buf, split, buf + split, len - split)
+                                 : syn_ring_push(a->ring, buf, len);
             if (rc == SYN_OK) {
                 break;
             }
             CHECK_EQ(rc, SYN_EFULL);
         }
+        i++;
     }
     return NULL;
 }

@@ -1,5 +1,6 @@
 /* The sender pump over loopback TCP: fan-out of whole frames, a stalled client that loses only
- * its own frames, unicast to a just-added client, inbound frames and bad headers as events. */
+ * its own frames, unicast to a just-added client, batched broadcasts, inbound frames and bad
+ * headers as events. */
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -34,6 +35,27 @@ static void broadcast_all(syn_sender *s, const uint8_t *frame, size_t len) {
         sleep_ms(1);
     }
     CHECK_EQ(rc, SYN_OK);
+}
+
+/* Broadcasts count frames packed in data as batches, retrying the part that did not fit. */
+static void broadcast_packed_all(syn_sender *s, const uint8_t *data, const uint32_t *lengths,
+                                 size_t count) {
+    size_t total = 0;
+    for (size_t i = 0; i < count; i++) {
+        total += lengths[i];
+    }
+    size_t done = 0, at = 0;
+    while (done < count) {
+        int64_t pushed =
+            syn_sender_broadcast_packed(s, data + at, total - at, lengths + done, count - done);
+        CHECK(pushed >= 0);
+        for (int64_t k = 0; k < pushed; k++) {
+            at += lengths[done++];
+        }
+        if (done < count) {
+            sleep_ms(1);
+        }
+    }
 }
 
 static void next_event(syn_sender *s, syn_event *event, uint8_t *buf, size_t cap, int64_t *len) {
@@ -241,6 +263,115 @@ static void test_inbound_frames_become_events(void) {
     syn_sender_free(s);
 }
 
+static void test_broadcast_packed_reaches_every_client_whole_and_in_order(void) {
+    enum { CLIENTS = 2, FRAMES = 3000, MAX_BATCH = 16, MAX_PAYLOAD = 4096 };
+    syn_sender *s = make_sender(1 << 18, 1 << 20);
+    reader readers[CLIENTS];
+    pthread_t threads[CLIENTS];
+    uint32_t ids[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        readers[i] = (reader){.fd = connect_client(s, &ids[i]), .expected = FRAMES};
+        CHECK(pthread_create(&threads[i], NULL, read_frames, &readers[i]) == 0);
+    }
+    uint8_t *data = malloc(MAX_BATCH * (SYN_FRAME_HEADER_SIZE + MAX_PAYLOAD));
+    uint32_t lengths[MAX_BATCH];
+    uint64_t random = 4242;
+    for (uint32_t seq = 0; seq < FRAMES;) {
+        while (seq - slowest(readers, CLIENTS) > 64) {
+            sleep_ms(1);
+        }
+        size_t count = 1 + (size_t)(next_random(&random) % MAX_BATCH), at = 0;
+        count = count < FRAMES - seq ? count : FRAMES - seq;
+        for (size_t k = 0; k < count; k++) {
+            uint32_t payload = (uint32_t)(next_random(&random) % MAX_PAYLOAD);
+            lengths[k] = (uint32_t)make_frame(data + at, seq + (uint32_t)k, payload);
+            at += lengths[k];
+        }
+        broadcast_packed_all(s, data, lengths, count);
+        seq += (uint32_t)count;
+    }
+    for (int i = 0; i < CLIENTS; i++) {
+        CHECK(pthread_join(threads[i], NULL) == 0);
+        CHECK_EQ(readers[i].received, FRAMES);
+        CHECK(readers[i].in_order);
+        syn_client_stats stats = settled_stats(s, ids[i], FRAMES);
+        CHECK_EQ(stats.frames_sent, FRAMES);
+        CHECK_EQ(stats.frames_dropped, 0);
+        close(readers[i].fd);
+    }
+    free(data);
+    syn_sender_free(s);
+}
+
+/* Waits until the pump has taken everything out of its ring. */
+static void wait_ring_empty(syn_sender *s) {
+    syn_sender_stats stats;
+    syn_sender_stats_get(s, &stats, NULL, 0);
+    for (int tries = 0; tries < 500 && stats.ring_used_bytes != 0; tries++) {
+        sleep_ms(10);
+        syn_sender_stats_get(s, &stats, NULL, 0);
+    }
+    CHECK_EQ(stats.ring_used_bytes, 0);
+}
+
+static uint64_t ring_drops(syn_sender *s) {
+    syn_sender_stats stats;
+    syn_sender_stats_get(s, &stats, NULL, 0);
+    return stats.ring_drops;
+}
+
+static void test_broadcast_packed_pushes_a_prefix_and_counts_the_rest(void) {
+    /* A 4 KiB ring holds four records of a 1000-byte frame (4 + 4 + 1000 -> 1008 bytes each). The
+     * pump sees nothing of a batch until the whole call is done, so an empty ring takes exactly
+     * the first four frames of a batch of eight. */
+    syn_sender *s = make_sender(4096, 1 << 16);
+    uint32_t id;
+    int fd = connect_client(s, &id);
+    enum { PAYLOAD = 1000 - SYN_FRAME_HEADER_SIZE };
+    uint8_t data[8 * 1000], got[2048];
+    uint32_t lengths[8];
+    for (uint32_t k = 0; k < 8; k++) {
+        lengths[k] = (uint32_t)make_frame(data + 1000 * k, k, PAYLOAD);
+    }
+    CHECK_EQ(syn_sender_broadcast_packed(s, data, sizeof data, lengths, 8), 4);
+    CHECK_EQ(ring_drops(s), 4);
+    for (uint32_t k = 0; k < 4; k++) {
+        CHECK_EQ(read_frame(fd, got, sizeof got, TIMEOUT_MS), 1000);
+        CHECK(frame_is_valid(got, 1000, k));
+    }
+    wait_ring_empty(s);
+    /* The caller may queue the rest later. */
+    CHECK_EQ(syn_sender_broadcast_packed(s, data + 4000, 4000, lengths + 4, 4), 4);
+    for (uint32_t k = 4; k < 8; k++) {
+        CHECK_EQ(read_frame(fd, got, sizeof got, TIMEOUT_MS), 1000);
+        CHECK(frame_is_valid(got, 1000, k));
+    }
+    wait_ring_empty(s);
+
+    /* A frame over the limit, or lengths that do not match the data, refuse the whole batch. */
+    uint64_t max_frame = syn_sender_max_frame(s);
+    CHECK_EQ(max_frame, 4096 - 8 - 4);
+    static uint8_t big[8192];
+    make_frame(big, 100, (uint32_t)(max_frame + 1 - SYN_FRAME_HEADER_SIZE));
+    memcpy(big + max_frame + 1, data, 1000);
+    uint32_t too_big[] = {1000, (uint32_t)max_frame + 1};
+    uint32_t with_big[] = {(uint32_t)max_frame + 1, 1000};
+    CHECK_EQ(syn_sender_broadcast_packed(s, big, max_frame + 1001, with_big, 2), SYN_ETOOBIG);
+    CHECK_EQ(syn_sender_broadcast_packed(s, data, max_frame + 1001, too_big, 2), SYN_ETOOBIG);
+    CHECK_EQ(syn_sender_broadcast_packed(s, data, 1999, lengths, 2), SYN_EINVAL);
+    CHECK_EQ(syn_sender_broadcast_packed(s, data, 0, NULL, 0), 0);
+    CHECK_EQ(ring_drops(s), 4);
+    /* None of those reached the client: its next frame is this one. */
+    CHECK_EQ(syn_sender_broadcast_packed(s, data + 7000, 1000, lengths + 7, 1), 1);
+    CHECK_EQ(read_frame(fd, got, sizeof got, TIMEOUT_MS), 1000);
+    CHECK(frame_is_valid(got, 1000, 7));
+
+    syn_sender_stop(s);
+    CHECK_EQ(syn_sender_broadcast_packed(s, data, 1000, lengths, 1), SYN_ECLOSED);
+    syn_sender_free(s);
+    close(fd);
+}
+
 /* Sends `bytes` from a new client (then hangs up if asked) and expects the pump to close it
  * with `reason`. */
 static void expect_closed_with(syn_sender *s, const uint8_t *bytes, size_t len, int hang_up,
@@ -338,6 +469,8 @@ int main(void) {
     RUN(test_broadcast_reaches_every_client_whole_and_in_order);
     RUN(test_stalled_client_only_loses_its_own_frames);
     RUN(test_send_to_reaches_a_just_added_client_only);
+    RUN(test_broadcast_packed_reaches_every_client_whole_and_in_order);
+    RUN(test_broadcast_packed_pushes_a_prefix_and_counts_the_rest);
     RUN(test_inbound_frames_become_events);
     RUN(test_bad_headers_close_only_that_client);
     RUN(test_limits_and_closing);

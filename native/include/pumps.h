@@ -85,6 +85,14 @@ int syn_sender_remove_client(syn_sender *sender, uint32_t client_id);
  * SYN_ENOCLIENT (an id never handed out) or SYN_ECLOSED. Never block. */
 int syn_sender_broadcast(syn_sender *sender, const void *frame, size_t len);
 int syn_sender_send_to(syn_sender *sender, uint32_t client_id, const void *frame, size_t len);
+/* Producer, batched: broadcasts `count` frames laid end to end in `frames` (frame i is lengths[i]
+ * bytes; frames_len is their sum) with one ring publication and at most one wake-up of the pump.
+ * All or prefix, as syn_ring_push_packed: returns how many frames went in (0..count); the rest
+ * did not fit the ring now and are dropped and counted in ring_drops. Before queueing anything:
+ * SYN_ETOOBIG (a frame is longer than syn_sender_max_frame), SYN_EINVAL (the lengths do not add
+ * up to frames_len) or SYN_ECLOSED. Never blocks. */
+int64_t syn_sender_broadcast_packed(syn_sender *sender, const void *frames, size_t frames_len,
+                                    const uint32_t *lengths, size_t count);
 /* Longest frame broadcast/send_to accept. */
 uint64_t syn_sender_max_frame(const syn_sender *sender);
 

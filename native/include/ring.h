@@ -53,6 +53,16 @@ uint64_t syn_ring_used_bytes(const syn_ring *ring);
 int syn_ring_push(syn_ring *ring, const void *data, size_t len);
 int syn_ring_push2(syn_ring *ring, const void *a, size_t alen, const void *b, size_t blen);
 
+/* Producer, batched. Pushes `count` records laid end to end in `data` (record i is lengths[i]
+ * bytes and starts where record i-1 ends; data_len must equal the sum of the lengths) and
+ * publishes them with one release store, so the consumer sees none of them or all that went in.
+ * All or prefix: it stops at the first record that does not fit now and returns how many it
+ * pushed (0..count; the records after that are left to the caller). Before pushing anything it
+ * returns SYN_ETOOBIG if any record is longer than syn_ring_max_record, or SYN_EINVAL if the
+ * lengths do not add up to data_len. */
+int64_t syn_ring_push_packed(syn_ring *ring, const void *data, size_t data_len,
+                             const uint32_t *lengths, size_t count);
+
 /* Consumer. pop copies the oldest record out and returns its length (or SYN_EEMPTY or
  * SYN_ETOOSMALL). peek_len returns the length of the oldest record without consuming it. */
 int64_t syn_ring_pop(syn_ring *ring, void *out, size_t cap);

@@ -122,6 +122,59 @@ int syn_ring_push(syn_ring *ring, const void *data, size_t len) {
     return syn_ring_push2(ring, data, len, NULL, 0);
 }
 
+int64_t syn_ring_push_packed_prefixed(syn_ring *ring, const void *prefix, size_t prefix_len,
+                                      const void *data, size_t data_len, const uint32_t *lengths,
+                                      size_t count) {
+    if (count != 0 && lengths == NULL) {
+        return SYN_EINVAL;
+    }
+    /* Check the whole batch before writing anything. */
+    uint64_t max = syn_ring_max_record(ring);
+    if (prefix_len > max) {
+        return SYN_ETOOBIG;
+    }
+    uint64_t max_body = max - prefix_len;
+    uint64_t total = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (lengths[i] > max_body) {
+            return SYN_ETOOBIG;
+        }
+        total += lengths[i];
+    }
+    if (total != data_len) {
+        return SYN_EINVAL;
+    }
+    uint64_t start = atomic_load_explicit(&ring->tail, memory_order_relaxed);
+    uint64_t tail = start;
+    size_t at = 0; /* offset of the next record's bytes in data */
+    size_t pushed = 0;
+    for (; pushed < count; pushed++) {
+        size_t len = lengths[pushed];
+        uint64_t size = syn_ring_record_size(prefix_len + len);
+        if (!producer_has_room(ring, tail, size)) {
+            break;
+        }
+        uint32_t length_prefix = (uint32_t)(prefix_len + len);
+        memcpy(ring->data + (tail & ring->mask), &length_prefix, sizeof length_prefix);
+        copy_in(ring, tail + SYN_RING_LENGTH_PREFIX, prefix, prefix_len);
+        if (len != 0) { /* data may be NULL when every length is 0 */
+            copy_in(ring, tail + SYN_RING_LENGTH_PREFIX + prefix_len, (const uint8_t *)data + at,
+                    len);
+            at += len;
+        }
+        tail += size;
+    }
+    if (tail != start) {
+        atomic_store_explicit(&ring->tail, tail, memory_order_release); /* P2, once per batch */
+    }
+    return (int64_t)pushed;
+}
+
+int64_t syn_ring_push_packed(syn_ring *ring, const void *data, size_t data_len,
+                             const uint32_t *lengths, size_t count) {
+    return syn_ring_push_packed_prefixed(ring, NULL, 0, data, data_len, lengths, count);
+}
+
 /* Splits the n bytes at ring position pos into at most two (base, len) pieces. */
 static void locate(const syn_ring *ring, uint64_t pos, size_t n, uint8_t **first, size_t *first_len,
                    size_t *second_len) {

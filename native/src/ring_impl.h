@@ -11,7 +11,8 @@
  * relaxed (nobody else writes it) and the other side's with acquire. The four edges:
  *   (P1) producer: load head, acquire  - pairs with C2, so the consumer has finished reading
  *        the bytes before the producer overwrites them.
- *   (P2) producer: store tail, release - publishes the record bytes written before it.
+ *   (P2) producer: store tail, release - publishes the record bytes written before it (one
+ *        store per record, or one per batch in push_packed, which publishes a batch at once).
  *   (C1) consumer: load tail, acquire  - pairs with P2, so the record bytes are visible.
  *   (C2) consumer: store head, release - hands the bytes it has finished reading back to the
  *        producer (pairs with P1).
@@ -88,6 +89,13 @@ typedef struct {
 
 int syn_ring_reserve(syn_ring *ring, size_t len, syn_mut_span *spans);
 void syn_ring_commit(syn_ring *ring);
+
+/* Producer, batched: as syn_ring_push_packed, with the `prefix_len` bytes at `prefix` written at
+ * the start of every record (record i is prefix + lengths[i] bytes; the limit applies to that
+ * sum). The pumps use it to stamp each frame with its target. */
+int64_t syn_ring_push_packed_prefixed(syn_ring *ring, const void *prefix, size_t prefix_len,
+                                      const void *data, size_t data_len, const uint32_t *lengths,
+                                      size_t count);
 
 /* Producer: whether a record of `len` bytes would fit now (refreshes the cached head). */
 int syn_ring_has_room(syn_ring *ring, size_t len);

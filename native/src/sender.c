@@ -204,6 +204,34 @@ int syn_sender_broadcast(syn_sender *s, const void *frame, size_t len) {
     return produce(s, SYN_TARGET_ALL, frame, len);
 }
 
+int64_t syn_sender_broadcast_packed(syn_sender *s, const void *frames, size_t frames_len,
+                                    const uint32_t *lengths, size_t count) {
+    if (atomic_load_explicit(&s->stop, memory_order_relaxed)) {
+        return SYN_ECLOSED;
+    }
+    if (count != 0 && lengths == NULL) {
+        return SYN_EINVAL;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (lengths[i] > s->max_frame) {
+            return SYN_ETOOBIG; /* the ring checks its own limit; the client queues are smaller */
+        }
+    }
+    uint32_t target = SYN_TARGET_ALL;
+    int64_t pushed = syn_ring_push_packed_prefixed(s->ring, &target, sizeof target, frames,
+                                                   frames_len, lengths, count);
+    if (pushed < 0) {
+        return pushed;
+    }
+    if ((size_t)pushed < count) {
+        atomic_fetch_add_explicit(&s->ring_drops, count - (size_t)pushed, memory_order_relaxed);
+    }
+    if (pushed > 0) {
+        syn_waiter_notify(&s->pump_waiter); /* once for the batch; a syscall only if it sleeps */
+    }
+    return pushed;
+}
+
 int syn_sender_send_to(syn_sender *s, uint32_t client_id, const void *frame, size_t len) {
     if (!is_issued_id(s, client_id)) {
         return SYN_ENOCLIENT;

@@ -3,13 +3,19 @@ place coming out."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ._lib import ffi
-from .errors import raise_for
+from .errors import RecordTooLargeError, raise_for
 
 BytesLike = bytes | bytearray | memoryview
+
+# The array typecode of uint32_t, the C type of a batch's record lengths.
+_U32 = next(code for code in "IL" if array(code).itemsize == 4)
+_BYTES_ONLY = {bytes}
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 
 # Records described per C call when draining.
 _PEEK_BATCH = 1024
@@ -22,12 +28,43 @@ def c_bytes(data: BytesLike) -> tuple[Any, int]:
     """
     if type(data) is bytes:  # cffi passes bytes as a char pointer
         return data, len(data)
-    if not isinstance(data, (bytes, bytearray, memoryview)):
+    view = _checked_view(data)
+    return ffi.from_buffer(view), view.nbytes
+
+
+def _checked_view(data: BytesLike) -> memoryview:
+    if not isinstance(data, _BYTES_LIKE):
         raise TypeError(f"expected bytes, bytearray or memoryview, not {type(data).__name__}")
     view = memoryview(data)
     if not view.c_contiguous:
         raise ValueError("the buffer must be C-contiguous")
-    return ffi.from_buffer(view), view.nbytes
+    return view
+
+
+def c_packed(records: Sequence[BytesLike]) -> tuple[bytes, array[int]]:
+    """``(data, lengths)`` for the batched C calls: the records joined end to end, and a
+    ``uint32_t`` array of their lengths in bytes (pass it as ``ffi.from_buffer("uint32_t[]",
+    lengths)``).
+
+    Each record must be what ``c_bytes`` accepts (TypeError / ValueError as there). A batch of
+    ``bytes`` costs one ``join`` and one ``map(len)``, both in C; other buffers are checked one by
+    one. Raises RecordTooLargeError for a record of 4 GiB or more (no ring takes one).
+    """
+    if isinstance(records, (str, *_BYTES_LIKE)):
+        raise TypeError(f"expected a sequence of records, not one {type(records).__name__}")
+    if not isinstance(records, (list, tuple)):
+        records = list(records)
+    if set(map(type, records)) <= _BYTES_ONLY:
+        lengths: Iterable[int] = map(len, records)
+    else:
+        # Check each as push() does (a memoryview's len() counts items, not bytes, and join
+        # would take any buffer).
+        lengths = [_checked_view(record).nbytes for record in records]
+    data = b"".join(records)
+    try:
+        return data, array(_U32, lengths)
+    except OverflowError:
+        raise RecordTooLargeError("a record of 4 GiB or more fits no ring") from None
 
 
 class RecordReader:

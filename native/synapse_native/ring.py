@@ -8,14 +8,17 @@ producer and the consumer still run in parallel (cffi releases the GIL during ev
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
-from ._buffers import BytesLike, RecordReader, c_bytes
+from ._buffers import BytesLike, RecordReader, c_bytes, c_packed
 from ._lib import ffi, lib
 from .errors import ClosedError, RecordTooLargeError, raise_for
 
 _push = lib.syn_ring_push
+_push_packed = lib.syn_ring_push_packed
+_from_buffer = ffi.from_buffer
 _EFULL: int = lib.SYN_EFULL
 
 
@@ -77,6 +80,30 @@ class Ring:
                 f"a record of {length} bytes exceeds this ring's {self._max_record}-byte limit"
             )
         raise_for(rc, "push a record")
+
+    def push_many(self, records: Sequence[BytesLike]) -> int:
+        """Appends records in order with one C call; returns how many went in.
+
+        All or prefix: it stops at the first record that does not fit now, so the records from
+        the returned index on were not written (push them later, or drop them). The consumer
+        sees the pushed ones all at once. A record longer than ``max_record`` raises
+        RecordTooLargeError before any record is pushed; a bad record raises as ``push`` does.
+        """
+        data, lengths = c_packed(records)
+        c_lengths = _from_buffer("uint32_t[]", lengths)
+        with self._push_lock:
+            ring = self._ring
+            if ring is None:
+                raise ClosedError("the ring is closed")
+            pushed: int = _push_packed(ring, data, len(data), c_lengths, len(lengths))
+        if pushed >= 0:
+            return pushed
+        if pushed == lib.SYN_ETOOBIG:
+            length = next(n for n in lengths if n > self._max_record)
+            raise RecordTooLargeError(
+                f"a record of {length} bytes exceeds this ring's {self._max_record}-byte limit"
+            )
+        raise_for(pushed, "push records")
 
     def pop(self) -> bytes | None:
         """Removes and returns the oldest record, or None when the ring is empty."""

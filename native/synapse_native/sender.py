@@ -13,15 +13,18 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from ._buffers import BytesLike, c_bytes
+from ._buffers import BytesLike, c_bytes, c_packed
 from ._lib import ffi, lib
 from .errors import ClosedError, RecordTooLargeError, UnknownClientError, raise_for
 
 _broadcast = lib.syn_sender_broadcast
+_broadcast_packed = lib.syn_sender_broadcast_packed
+_from_buffer = ffi.from_buffer
 # Longest single blocking wait in C: longer waits are sliced so that Ctrl-C stays responsive.
 _WAIT_SLICE_S = 0.25
 
@@ -136,6 +139,27 @@ class SenderPump:
                 raise ClosedError("the sender pump is closed")
             rc = _broadcast(sender, data, length)
         return rc == 0 or self._produced(rc, length)
+
+    def broadcast_many(self, frames: Sequence[BytesLike]) -> int:
+        """Queues frames for every client, in order, with one C call; never blocks. Returns how
+        many were queued: a prefix, as ``Ring.push_many``; the frames from that index on did not
+        fit the ring and were dropped and counted in ``stats().ring_drops``. A frame longer than
+        ``max_frame`` raises RecordTooLargeError before any frame is queued."""
+        data, lengths = c_packed(frames)
+        c_lengths = _from_buffer("uint32_t[]", lengths)
+        with self._produce_lock:
+            sender = self._sender
+            if sender is None:
+                raise ClosedError("the sender pump is closed")
+            queued: int = _broadcast_packed(sender, data, len(data), c_lengths, len(lengths))
+        if queued >= 0:
+            return queued
+        if queued == lib.SYN_ETOOBIG:
+            length = next(n for n in lengths if n > self._max_frame)
+            raise RecordTooLargeError(
+                f"a frame of {length} bytes exceeds this pump's {self._max_frame}-byte limit"
+            )
+        raise_for(queued, "queue frames")
 
     def send_to(self, client_id: int, frame: BytesLike) -> bool:
         """Queues a frame for one client; never blocks. False as for ``broadcast``."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +18,6 @@ import numpy.typing as npt
 from synapse_native.protocol import (
     SUMMARY_DTYPE,
     BlockGradNorms,
-    HeaderFlag,
     LayerSummaryBatch,
     Message,
     SparseActivations,
@@ -37,7 +36,7 @@ QUEUE_SIZE = 2
 class Broadcaster(Protocol):
     """The part of the server the encoder talks to."""
 
-    def broadcast(self, message: Any, *, step: int, flags: int = 0) -> bool: ...
+    def broadcast_step(self, messages: Sequence[Message], *, step: int) -> int: ...
 
     def report_stats(self, probe_ns: int, steps_sampled: int, steps_seen: int) -> None: ...
 
@@ -114,10 +113,7 @@ class Encoder:
             with np.errstate(over="ignore"):  # beyond the f32 range: +inf, as on the wire
                 messages.append(BlockGradNorms(norms.astype(np.float32)))
         messages.extend(self._sparse(snapshot))
-        for i, message in enumerate(messages):
-            last = i == len(messages) - 1
-            flags = int(HeaderFlag.END_OF_STEP) if last else 0
-            self._server.broadcast(message, step=snapshot.step, flags=flags)
+        self._server.broadcast_step(messages, step=snapshot.step)
         if norms is not None:
             self._grad_norms = (snapshot.step, norms)
         self.encoded += 1

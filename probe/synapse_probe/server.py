@@ -16,7 +16,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from synapse_native.errors import NativeError
 from synapse_native.protocol import (
@@ -27,6 +27,7 @@ from synapse_native.protocol import (
     ControlState,
     ErrorCode,
     ErrorReport,
+    HeaderFlag,
     Hello,
     Message,
     ModelMeta,
@@ -199,6 +200,15 @@ class Server:
         if publisher is None:
             return False
         return publisher.broadcast(message, step=step, flags=flags)
+
+    def broadcast_step(self, messages: Sequence[Message], *, step: int) -> int:
+        """A measured step's frames in one push into the pump, END_OF_STEP on the last; how
+        many were queued (the rest were dropped and counted)."""
+        publisher = self._publisher
+        if publisher is None or not messages:
+            return 0
+        flags = [0] * (len(messages) - 1) + [int(HeaderFlag.END_OF_STEP)]
+        return publisher.broadcast_many(messages, step=step, flags=flags)
 
     def set_meta(self, meta: ModelMeta) -> None:
         """Replace the site table: sent to every client now and to each new one."""

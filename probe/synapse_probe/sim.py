@@ -19,8 +19,8 @@ from synapse_native.protocol import (
     BlockGradNorms,
     Capability,
     ControlState,
-    HeaderFlag,
     LayerSummaryBatch,
+    Message,
     ModelMeta,
     SiteInfo,
     SiteKind,
@@ -175,14 +175,17 @@ class Simulator:
         peaks = np.array([self.model.massive_peak(site, step) for site in sites])
         records["max"] = np.maximum(records["max"], peaks)  # massive activations, both signs
         records["min"] = np.minimum(records["min"], -peaks)
-        self.server.broadcast(LayerSummaryBatch(records), step=step)
-        self.server.broadcast(BlockGradNorms(self.model.grad_norms(step)), step=step)
-        for n, site in enumerate(sites):
+        messages: list[Message] = [
+            LayerSummaryBatch(records),
+            BlockGradNorms(self.model.grad_norms(step)),
+        ]
+        for site in sites:
             indices, values, n_above = self.model.above(site, step, state.threshold, state.top_k)
-            message = SparseActivations(site.index, state.threshold, n_above, indices, values)
-            flags = HeaderFlag.END_OF_STEP if n == len(sites) - 1 else 0
-            self.server.broadcast(message, step=step, flags=flags)
-        return 2 + len(sites)
+            messages.append(
+                SparseActivations(site.index, state.threshold, n_above, indices, values)
+            )
+        self.server.broadcast_step(messages, step=step)
+        return len(messages)
 
     def report_stats(self) -> None:
         """PROBE_STATS: time spent producing frames, steps sampled and seen."""

@@ -80,6 +80,67 @@ def test_closed_ring_refuses_use() -> None:
         ring.drain()
 
 
+def test_push_many_keeps_order_from_any_buffer_type() -> None:
+    with Ring(1024) as ring:
+        records = [b"first", bytearray(b"second"), memoryview(b"xxthirdxx")[2:7], b""]
+        assert ring.push_many(records) == 4
+        assert ring.push_many(()) == 0
+        assert ring.push_many((b"tu", b"ple")) == 2
+        wide = memoryview(bytes(range(8))).cast("I")  # len() is 2, the record is 8 bytes
+        assert ring.push_many([wide, b"z"]) == 2
+        assert ring.drain() == [
+            b"first",
+            b"second",
+            b"third",
+            b"",
+            b"tu",
+            b"ple",
+            bytes(range(8)),
+            b"z",
+        ]
+
+
+def test_push_many_pushes_the_prefix_that_fits() -> None:
+    with Ring(64) as ring:
+        assert ring.push(b"x" * 20)  # 24 of 64 bytes used
+        batch = [b"a" * 10, b"b" * 12, b"c" * 20, b"d"]  # 16 + 16 fit; 24 does not
+        assert ring.push_many(batch) == 2  # stops there, though b"d" (8 bytes) would fit
+        assert ring.used_bytes == 56
+        assert ring.push_many(batch[2:]) == 0
+        assert ring.drain() == [b"x" * 20, b"a" * 10, b"b" * 12]
+        assert ring.push_many(batch[2:]) == 2  # the caller pushes the rest later
+        assert ring.drain() == [b"c" * 20, b"d"]
+
+
+def test_push_many_wraps_around_the_end() -> None:
+    # Up to 5 records of up to 40 bytes (240 ring bytes) per batch, drained after each: the
+    # stream goes round the 256-byte ring many times, records crossing the end as they come.
+    with Ring(256) as ring:
+        sent: list[bytes] = []
+        received: list[bytes] = []
+        for i in range(500):
+            batch = [bytes([i & 0xFF, k]) * (1 + (i * 7 + k * 13) % 20) for k in range(i % 6)]
+            assert ring.push_many(batch) == len(batch)
+            sent += batch
+            received += ring.drain(len(batch))
+        assert received == sent
+
+
+def test_push_many_checks_every_record_before_pushing_any() -> None:
+    with Ring(64) as ring:
+        with pytest.raises(RecordTooLargeError, match="a record of 57 bytes exceeds"):
+            ring.push_many([b"ok", b"x" * 57, b"ok"])
+        with pytest.raises(TypeError):
+            ring.push_many([b"ok", "text"])  # type: ignore[list-item]
+        with pytest.raises(ValueError, match="contiguous"):
+            ring.push_many([b"ok", memoryview(b"abcdef")[::2]])
+        with pytest.raises(TypeError, match="sequence of records"):
+            ring.push_many(b"one record")
+        assert ring.used_bytes == 0
+    with pytest.raises(ClosedError):
+        ring.push_many([b"x"])
+
+
 def test_producer_and_consumer_threads_keep_every_record_intact() -> None:
     count = 50_000
     ring = Ring(1 << 14)
@@ -102,11 +163,40 @@ def test_producer_and_consumer_threads_keep_every_record_intact() -> None:
     ring.close()
 
 
+def test_batched_producer_and_consumer_threads_keep_every_record_intact() -> None:
+    count = 50_000
+    ring = Ring(1 << 14)
+
+    def record(i: int) -> bytes:
+        return i.to_bytes(4, "little") * (i % 50)
+
+    def produce() -> None:
+        i = 0
+        while i < count:
+            batch = [record(k) for k in range(i, min(i + 1 + i % 40, count))]
+            while batch:  # push what does not fit again, until it does
+                pushed = ring.push_many(batch)
+                batch = batch[pushed:]
+                i += pushed
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    received = 0
+    while received < count:
+        for got in ring.drain():
+            assert got == record(received)
+            received += 1
+    producer.join()
+    assert ring.pop() is None
+    ring.close()
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
         st.one_of(
             st.binary(max_size=120).map(lambda b: ("push", b)),
+            st.lists(st.binary(max_size=60), max_size=6).map(lambda bs: ("push_many", bs)),
             st.integers(min_value=0, max_value=5).map(lambda n: ("drain", n)),
             st.just(("pop", None)),
         ),
@@ -128,6 +218,15 @@ def test_ring_behaves_like_a_bounded_queue(ops: list[tuple[str, object]]) -> Non
                 assert ring.push(arg) == fits
                 if fits:
                     model.append(arg)
+            elif op == "push_many":
+                assert isinstance(arg, list)
+                used = sum(map(cost, model))
+                fitting = 0
+                while fitting < len(arg) and used + cost(arg[fitting]) <= 256:
+                    used += cost(arg[fitting])
+                    fitting += 1
+                assert ring.push_many(arg) == fitting  # the prefix that fits
+                model.extend(arg[:fitting])
             elif op == "pop":
                 assert ring.pop() == (model.popleft() if model else None)
             else:

@@ -114,6 +114,58 @@ def test_full_ring_drops_are_counted_not_waited_for() -> None:
         peer.close()
 
 
+def test_broadcast_many_reaches_every_client_in_order(pump: SenderPump) -> None:
+    clients = [connect(pump) for _ in range(2)]
+    frames = [make_frame(seq, (seq * 997) % 5000) for seq in range(400)]
+    readers = [FrameReader(peer, len(frames)) for _, peer in clients]
+    done = 0
+    while done < len(frames):
+        batch = frames[done : done + 1 + done % 37]
+        queued = pump.broadcast_many(batch)
+        done += queued
+        if queued < len(batch):  # the ring is large enough; this is a safety net
+            time.sleep(0.001)
+    for reader in readers:
+        assert reader.join() == frames
+    for _, peer in clients:
+        peer.close()
+
+
+def test_broadcast_many_queues_the_prefix_that_fits_and_counts_the_rest() -> None:
+    # The 16 KiB ring holds two records of these frames (8 + 8032 bytes each). The pump sees
+    # nothing of a batch until the call returns, so an empty ring takes exactly two of five.
+    with SenderPump(ring_capacity=1 << 14, client_queue_bytes=1 << 16) as pump:
+        _, peer = connect(pump)
+        frames = [make_frame(seq, 8000) for seq in range(5)]
+        assert pump.broadcast_many(frames) == 2
+        assert pump.stats().ring_drops == 3
+        assert [read_frame(peer), read_frame(peer)] == frames[:2]
+        while pump.stats().ring_used_bytes:
+            time.sleep(0.001)
+        assert pump.broadcast_many(frames[2:4]) == 2  # the rest, later
+        assert [read_frame(peer), read_frame(peer)] == frames[2:4]
+        assert pump.stats().ring_drops == 3
+        peer.close()
+
+
+def test_broadcast_many_checks_every_frame_before_queueing_any(pump: SenderPump) -> None:
+    _, peer = connect(pump)
+    too_big = bytes(pump.max_frame + 1)
+    with pytest.raises(RecordTooLargeError, match=f"a frame of {pump.max_frame + 1} bytes"):
+        pump.broadcast_many([make_frame(0, 10), too_big])
+    with pytest.raises(TypeError):
+        pump.broadcast_many([make_frame(0, 10), "text"])  # type: ignore[list-item]
+    assert pump.broadcast_many([]) == 0
+    marker = make_frame(1, 10)
+    assert pump.broadcast_many([marker]) == 1
+    assert read_frame(peer) == marker  # nothing of the refused batches went out
+    assert pump.stats().ring_drops == 0
+    pump.close()
+    with pytest.raises(ClosedError):
+        pump.broadcast_many([marker])
+    peer.close()
+
+
 def test_garbage_from_one_client_closes_it_with_a_reason(pump: SenderPump) -> None:
     bad_id, bad = connect(pump)
     good_id, good = connect(pump)

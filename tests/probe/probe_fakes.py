@@ -29,10 +29,13 @@ class FakeServer:
         self._control: deque[ControlState] = deque()
         self._lock = threading.Lock()
 
-    def broadcast(self, message: Any, *, step: int, flags: int = 0) -> bool:
+    def broadcast_step(self, messages: list[Any], *, step: int) -> int:
+        """Like ``Server.broadcast_step``: END_OF_STEP on the step's last frame."""
         with self._lock:
-            self.messages.append((step, flags, message))
-        return True
+            for i, message in enumerate(messages):
+                last = i == len(messages) - 1
+                self.messages.append((step, int(HeaderFlag.END_OF_STEP) if last else 0, message))
+        return len(messages)
 
     def set_meta(self, meta: ModelMeta) -> None:
         self.metas.append(meta)

@@ -24,9 +24,9 @@ class Collect:
     def __init__(self) -> None:
         self.messages: list = []
 
-    def broadcast(self, message, *, step: int, flags: int = 0) -> bool:
-        self.messages.append(message)
-        return True
+    def broadcast_step(self, messages, *, step: int) -> int:
+        self.messages.extend(messages)
+        return len(messages)
 
     def report_stats(self, probe_ns: int, steps_sampled: int, steps_seen: int) -> None:
         pass

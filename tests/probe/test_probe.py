@@ -145,13 +145,13 @@ def test_tuple_and_tensor_outputs_are_both_measured(server) -> None:
 
 def test_a_stalled_encoder_drops_steps_and_never_blocks_training(server) -> None:
     gate = threading.Event()
-    broadcast = server.broadcast
+    broadcast_step = server.broadcast_step
 
-    def stalled(message, *, step, flags=0):
+    def stalled(messages, *, step):
         gate.wait(10)
-        return broadcast(message, step=step, flags=flags)
+        return broadcast_step(messages, step=step)
 
-    server.broadcast = stalled
+    server.broadcast_step = stalled
     model = llama_like()
     probe = synapse_probe.attach(model, server=server, rate_hz=EVERY_STEP)
     train(model, 8)
