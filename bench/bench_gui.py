@@ -3,7 +3,9 @@
 1. Steady: a simulator process streams 32 layers x attn/mlp/residual (attn and residual 4096
    neurons, MLP 14336) at 10 summaries/s with up to 512 sparse points per site. The app's client
    ticks at display rate (16 ms); each tick's work (drain, decode, state, visual ``set_data``,
-   but no GL draw: the canvas is not shown) is timed.
+   but no GL draw: the canvas is not shown) is timed. The simulator pushes a step's frames at
+   once, so a tick that applies frames (a busy tick) normally applies a whole step; the last
+   line printed is the busy ticks' median and p95.
 2. Frame time: the same scene rendered by Mesa's software OpenGL (``canvas.render``).
 3. Flood: another process writes frames as fast as loopback takes them. A 10 ms timer measures
    event-loop lag; resident memory is read before and after; drops are counted.
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
 import socket
 import struct
 import sys
@@ -171,6 +172,11 @@ def main() -> int:
     )
     print(f"  GUI work per displayed frame (all ticks): {_stats(ticks)}")
     print(f"  ticks that applied frames: {_stats(client.busy)}")
+    busy = np.array(client.busy) * 1000 if client.busy else np.full(1, np.nan)
+    headline = (
+        f"BUSY-TICK COST (GUI thread, ticks that applied frames, n={len(client.busy)}): "
+        f"median {np.median(busy):.2f} ms, p95 {np.percentile(busy, 95):.2f} ms"
+    )
     print(
         f"  dropped: trainer {session.counters.dropped_by_trainer}, "
         f"app {session.counters.app_dropped}; lag {session.counters.lag_ms:.1f} ms"
@@ -231,12 +237,12 @@ def main() -> int:
     flood.join()
     grid.close()
     grid2.close()
+    print(headline)
     return 0
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    # Tearing the interpreter down under live GL canvases and pump threads has aborted in a C
-    # extension's dealloc after the figures were printed; leave without that teardown.
-    os._exit(code)
+    # Exits through the interpreter's normal teardown. (It used to abort there, "Fatal Python
+    # error: none_dealloc", after tens of thousands of PySide6 calls on Python 3.11; importing
+    # synapse_desktop now guards against that wheel bug: see synapse_desktop/_singletons.py.)
+    sys.exit(main())

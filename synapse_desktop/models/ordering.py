@@ -54,3 +54,14 @@ class SeqGuard:
         self.gaps += ahead - 1
         self._last[source] = seq
         return Verdict.NEW
+
+    def check_run(self, source: int, first: int, count: int) -> Verdict:
+        """Judge ``count`` consecutive numbers from ``first`` (none of them 0) at once.
+
+        When the first is new the others are too (each one ahead of the one before it), and
+        this is the same as checking them one by one; otherwise only the first was judged.
+        """
+        verdict = self.check(source, first)
+        if verdict is Verdict.NEW and count > 1:
+            self._last[source] = (first + count - 1) % SEQ_MODULUS
+        return verdict

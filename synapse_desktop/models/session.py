@@ -12,10 +12,10 @@ from synapse_desktop.models.connection import ConnectionState
 from synapse_desktop.models.control import ControlModel
 from synapse_desktop.models.counters import Counters
 from synapse_desktop.models.history import FIELDS, History
-from synapse_desktop.models.ordering import SeqGuard, Skipped, Verdict
+from synapse_desktop.models.ordering import SEQ_MODULUS, SeqGuard, Skipped, Verdict
 from synapse_desktop.models.selection import Selection
 from synapse_desktop.models.signal import Signal
-from synapse_desktop.models.sparse import LatestSparse, SparsePoints
+from synapse_desktop.models.sparse import LatestSparse, SparsePoints, SparseRun
 from synapse_desktop.models.stats import LatestStats
 from synapse_desktop.models.topology import SiteSpec, Topology
 from synapse_desktop.models.view_settings import ViewSettings
@@ -36,7 +36,8 @@ from synapse_native.protocol import (
 class Session:
     """Topology, latest statistics, history, sparse points, control, counters and view state.
 
-    Model signals fire once per ``apply_frames`` batch, after every frame of it is applied.
+    Model signals fire once per ``apply_frames`` batch, after every frame of it is applied;
+    ``flushed`` fires after them (a view can gather its work per batch and push it once).
     """
 
     def __init__(self, history_capacity: int = 1024) -> None:
@@ -50,6 +51,7 @@ class Session:
         self.selection = Selection()
         self.view = ViewSettings()
         self.peer_error = Signal()  # (text): the trainer sent ERROR
+        self.flushed = Signal()  # (): the model signals of a batch have all fired
         self._seq = SeqGuard()
         self._site_ids = np.zeros(0, np.int64)
         self._max_step = -1
@@ -60,11 +62,14 @@ class Session:
         """Apply one frame (and notify)."""
         self.apply_frames((frame,))
 
-    def apply_frames(self, frames: Iterable[Frame | Skipped], now_ns: int | None = None) -> None:
+    def apply_frames(
+        self, frames: Iterable[Frame | Skipped | SparseRun], now_ns: int | None = None
+    ) -> None:
         """Apply a batch of frames in order, then notify listeners once.
 
         A ``Skipped`` stands for a frame the reader discarded to keep up: it advances the
         sequence numbers (so it is not mistaken for a trainer drop) and counts as an app drop.
+        A ``SparseRun`` stands for consecutive sparse frames decoded together.
         """
         now_ns = time.time_ns() if now_ns is None else now_ns
         newest_ts = 0
@@ -73,6 +78,8 @@ class Session:
                 self._seq.check(frame.rank, frame.seq)
                 self.counters.app_dropped += 1
                 self.counters.mark()
+            elif isinstance(frame, SparseRun):
+                newest_ts = max(newest_ts, self._sparse_run(frame))
             elif self._apply(frame):
                 newest_ts = max(newest_ts, frame.header.timestamp_ns)
         if newest_ts:
@@ -81,11 +88,12 @@ class Session:
         self.flush()
 
     def flush(self) -> None:
-        """Emit the pending change signals of every model."""
+        """Emit the pending change signals of every model, then ``flushed``."""
         self.stats.flush()
         self.history.flush()
         self.sparse.flush()
         self.counters.flush()
+        self.flushed.emit()
 
     def reset_data(self) -> None:
         """Forget statistics, history and points (a new training run)."""
@@ -163,6 +171,65 @@ class Session:
             step, message.threshold, message.n_above, message.indices, message.values
         )
         self.sparse.update(index, points)
+
+    def _sparse_run(self, run: SparseRun) -> int:
+        """Apply a run of sparse frames (as ``_apply`` would, one by one); returns the newest
+        timestamp among the fresh ones (0: none).
+
+        The usual run, one source numbering its frames consecutively about sites already
+        known, is judged in one go; any other is applied frame by frame.
+        """
+        n = len(run)
+        seqs, ranks = run.seq, run.rank
+        first = seqs[0]
+        if (
+            first
+            and first + n <= SEQ_MODULUS
+            and list(seqs) == list(range(first, first + n))
+            and list(ranks).count(ranks[0]) == n
+        ):
+            indices = self.topology.indices_of(np.asarray(run.site_id, np.int64))
+            if (indices >= 0).all():
+                if self._seq.check_run(ranks[0], first, n) is Verdict.NEW:
+                    self._check_new_run(run.step[0])
+                    self._max_step = max(self._max_step, max(run.step))
+                    self.sparse.update_all(
+                        indices.tolist(),
+                        map(
+                            SparsePoints,
+                            run.step,
+                            run.threshold,
+                            run.n_above,
+                            run.indices,
+                            run.values,
+                        ),
+                    )
+                    return max(run.timestamp_ns)
+                self.counters.stale += 1
+                self.counters.mark()
+                return self._sparse_frames(run, 1)
+        return self._sparse_frames(run, 0)
+
+    def _sparse_frames(self, run: SparseRun, start: int) -> int:
+        """Apply the frames of ``run`` from ``start`` on, one by one."""
+        newest_ts = 0
+        for i in range(start, len(run)):
+            if self._seq.check(run.rank[i], run.seq[i]) is not Verdict.NEW:
+                self.counters.stale += 1
+                self.counters.mark()
+                continue
+            step = run.step[i]
+            self._check_new_run(step)
+            index = self.topology.index_of(run.site_id[i])
+            if index < 0:
+                self.topology.ensure([run.site_id[i]])
+                index = self.topology.index_of(run.site_id[i])
+            self.sparse.update(
+                index,
+                SparsePoints(step, run.threshold[i], run.n_above[i], run.indices[i], run.values[i]),
+            )
+            newest_ts = max(newest_ts, run.timestamp_ns[i])
+        return newest_ts
 
     def _check_new_run(self, step: int) -> None:
         """After a new HELLO, a step behind what is shown means the trainer started over."""

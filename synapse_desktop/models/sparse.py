@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -13,9 +15,12 @@ _NO_INDICES = np.zeros(0, np.uint32)
 _NO_VALUES = np.zeros(0, np.float32)
 
 
-@dataclass(frozen=True, slots=True)
-class SparsePoints:
-    """One SPARSE_ACTIVATIONS frame's content for a site."""
+class SparsePoints(NamedTuple):
+    """One SPARSE_ACTIVATIONS frame's content for a site.
+
+    A named tuple rather than a frozen dataclass: a busy tick makes one per site, and a tuple
+    is made four times faster.
+    """
 
     step: int
     threshold: float
@@ -25,6 +30,30 @@ class SparsePoints:
 
 
 EMPTY = SparsePoints(-1, float("nan"), 0, _NO_INDICES, _NO_VALUES)
+
+
+@dataclass(frozen=True, slots=True)
+class SparseRun:
+    """Consecutive SPARSE_ACTIVATIONS frames of the stream, decoded in one pass.
+
+    Stands for those frames in ``Session.apply_frames`` (same effect, in the same order) with
+    one entry per frame in each field: the header's ``seq``, ``rank``, ``step`` and
+    ``timestamp_ns``, and the message's ``site_id``, ``threshold``, ``n_above``, ``indices``
+    and ``values``.
+    """
+
+    seq: Sequence[int]
+    rank: Sequence[int]
+    step: Sequence[int]
+    timestamp_ns: Sequence[int]
+    site_id: Sequence[int]
+    threshold: Sequence[float]
+    n_above: Sequence[int]
+    indices: Sequence[npt.NDArray[np.uint32]]
+    values: Sequence[npt.NDArray[np.float32]]
+
+    def __len__(self) -> int:
+        return len(self.seq)
 
 
 class LatestSparse:
@@ -45,6 +74,14 @@ class LatestSparse:
         self.points[index] = points
         self._dirty.add(index)
         return True
+
+    def update_all(self, indices: Iterable[int], points: Iterable[SparsePoints]) -> None:
+        """``update`` each site of ``indices`` (all known) with its ``points``, in order."""
+        held, dirty = self.points, self._dirty
+        for index, new in zip(indices, points, strict=True):
+            if new.step >= held[index].step:
+                held[index] = new
+                dirty.add(index)
 
     @property
     def total(self) -> int:

@@ -21,9 +21,10 @@ from PySide6.QtCore import QObject, QTimer
 
 from synapse_desktop import __version__
 from synapse_desktop.models.connection import Phase
-from synapse_desktop.models.ordering import Skipped
 from synapse_desktop.models.session import Session
+from synapse_desktop.models.sparse import SparseRun
 from synapse_desktop.net.backoff import Backoff
+from synapse_desktop.net.batch import decode_batch
 from synapse_desktop.net.coalesce import coalesce
 from synapse_desktop.net.endpoint import Endpoint
 from synapse_native.protocol import (
@@ -37,7 +38,6 @@ from synapse_native.protocol import (
     Hello,
     ProtocolError,
     Role,
-    decode_frame,
     encode,
     hello_mac,
     negotiate_version,
@@ -203,35 +203,28 @@ class Client(QObject):
 
     def _consume(self, raw: list[bytes]) -> None:
         now = time.monotonic()
-        self.session.counters.received(now, len(raw), sum(len(f) for f in raw))
-        items: list[Frame | Skipped | None]
+        self.session.counters.received(now, len(raw), sum(map(len, raw)))
         try:
             if len(raw) >= self.max_frames:
                 keep, headers = coalesce(raw)
-                items = list(headers)
-                for i in keep:
-                    items[i] = self._decode(raw[i])
+                frames = decode_batch(raw, keep, headers)
             else:
-                items = [self._decode(f) for f in raw]
+                frames = decode_batch(raw)
         except ProtocolError as exc:
             self._fail(f"malformed stream: {exc}")
             return
-        frames = [f for f in items if f is not None]
         for item in frames:
             if isinstance(item, Frame) and not self._handshake(item):
                 return
         if not self._live and any(
-            isinstance(f, Frame) and not isinstance(f.message, Hello) for f in frames
+            isinstance(f, SparseRun) or (isinstance(f, Frame) and not isinstance(f.message, Hello))
+            for f in frames
         ):
             self._live = True
             self.backoff.reset()
             self.session.control.reset()
             self.session.connection.set(phase=Phase.LIVE, reason="", retry_at=None)
         self.session.apply_frames(frames)
-
-    @staticmethod
-    def _decode(raw: bytes) -> Frame | None:
-        return decode_frame(raw)
 
     def _handshake(self, frame: Frame) -> bool:
         """React to HELLO and ERROR; False when the connection ended."""

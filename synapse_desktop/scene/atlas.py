@@ -13,12 +13,18 @@ PAD = 1  # texels between rectangles
 
 @dataclass(frozen=True, slots=True)
 class Atlas:
-    """Where each site's (rows, cols) block lies: ``offsets[i] = (row, col)`` of its corner."""
+    """Where each site's (rows, cols) block lies: ``offsets[i] = (row, col)`` of its corner.
+
+    Blocks sit on shelves, bands of whole texture rows: block ``i`` is on shelf ``shelf[i]``,
+    which spans rows ``shelves[shelf[i], 0]`` to ``shelves[shelf[i], 1]`` (exclusive).
+    """
 
     offsets: npt.NDArray[np.int64]
     rows: npt.NDArray[np.int64]
     cols: npt.NDArray[np.int64]
     shape: tuple[int, int]
+    shelf: npt.NDArray[np.int64]
+    shelves: npt.NDArray[np.int64]
 
     def texcoords(self) -> npt.NDArray[np.float32]:
         """(n, 4, 2) texture coordinates matching ``Layout.quads`` corner order."""
@@ -43,12 +49,19 @@ def pack(rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]) -> Atlas:
     """Shelf packing in the given order, ``ATLAS_WIDTH`` texels wide (wider if a block is)."""
     width = max(ATLAS_WIDTH, int(cols.max(initial=0)) + PAD)
     offsets = np.zeros((len(rows), 2), np.int64)
+    on_shelf = np.zeros(len(rows), np.int64)
+    shelves: list[tuple[int, int]] = []
     x = y = shelf = 0
     for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
-        if x + c > width:
+        if x + c > width and x > 0:
+            shelves.append((y, y + shelf))
             x, y, shelf = 0, y + shelf + PAD, 0
         offsets[i] = (y, x)
+        on_shelf[i] = len(shelves)
         x += c + PAD
         shelf = max(shelf, r)
+    if len(rows):
+        shelves.append((y, y + shelf))
     height = max(1, y + shelf)
-    return Atlas(offsets, rows.copy(), cols.copy(), (height, width))
+    bands = np.array(shelves, np.int64).reshape(-1, 2)
+    return Atlas(offsets, rows.copy(), cols.copy(), (height, width), on_shelf, bands)

@@ -78,6 +78,23 @@ def colormap(name: str) -> Colormap:
     return get_colormap(name)
 
 
+@lru_cache(maxsize=16)
+def _linear(name: str) -> tuple[npt.NDArray[np.float32], ...] | None:
+    """Control points, bin widths and colours of a plain linear ``Colormap``, else None."""
+    cmap = colormap(name)
+    if (
+        type(cmap) is not Colormap
+        or cmap.interpolation != "linear"
+        or cmap.high_color is not None
+        or cmap.low_color is not None
+    ):
+        return None
+    controls = cmap._controls
+    widths = np.diff(controls).astype(np.float32)
+    widths[widths == 0.0] = 1.0
+    return controls, widths, cmap.colors.rgba
+
+
 def map_values(
     name: str, normalized: npt.NDArray[np.float32], empty: tuple[float, float, float, float]
 ) -> npt.NDArray[np.float32]:
@@ -85,6 +102,18 @@ def map_values(
     out = np.empty((len(normalized), 4), np.float32)
     known = ~np.isnan(normalized)
     if known.any():
-        out[known] = colormap(name).map(normalized[known]).astype(np.float32)
+        x = normalized[known]
+        linear = _linear(name)
+        if linear is None:  # vispy's maps take an (n, 1) column (fire fails on a flat array)
+            out[known] = colormap(name).map(x[:, None]).astype(np.float32)
+        else:
+            # What ``Colormap.map`` computes for a linear map (vispy.color.colormap.mix), in
+            # the same steps and types, without its per-call overhead (it runs once a step).
+            controls, widths, rgba = linear
+            step = np.clip(np.searchsorted(controls, x) - 1, 0, len(rgba) - 2).astype(np.int32)
+            rel = x - controls[step]
+            rel /= widths[step]
+            t = np.clip(np.clip(rel, 0.0, 1.0)[:, None], 0.0, 1.0)
+            out[known] = (1.0 - t) * rgba[step] + t * rgba[step + 1]
     out[~known] = empty
     return out

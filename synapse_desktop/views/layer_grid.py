@@ -1,7 +1,8 @@
 """The 3D layer grid: a VisPy canvas, an auto-framing turntable camera, picking, and adapters.
 
-Models change -> adapters mark work; ``refresh`` (called once per displayed frame, or by the
-model signals directly when no frame loop runs) pushes it to the visuals with ``set_data``.
+Models change -> adapters mark work; ``refresh`` (after each batch of model changes, on the
+session's ``flushed``, or after a view setting changed) pushes it to the visuals, one
+``set_data`` per kind of data and visual.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class LayerGrid:
         session.topology.changed.connect(self._on_topology)
         session.stats.changed.connect(self._on_stats)
         session.sparse.changed.connect(self._on_sparse)
+        session.flushed.connect(self.refresh)
         session.view.changed.connect(self._on_view)
         session.selection.hovered_changed.connect(self._on_selection)
         session.selection.selected_changed.connect(self._on_selection)
@@ -103,7 +105,8 @@ class LayerGrid:
         self.geometry = make_geometry(self.session)
         for adapter in (self.planes, self.points, self.labels, self.highlight):
             adapter.rebuild(self.geometry)
-        self._push()
+        self.refresh()
+        self.canvas.update()
 
     def _on_topology(self) -> None:
         self._rebuild()
@@ -112,21 +115,22 @@ class LayerGrid:
     def _on_stats(self, indices: npt.NDArray[np.int64]) -> None:
         del indices  # a tint is cheap to recompute for every site
         self.planes.retint()
-        self.canvas.update()
 
     def _on_sparse(self, indices: npt.NDArray[np.int64]) -> None:
-        points = gather(self.session.sparse.points, self.geometry.layout, indices)
-        newest = max(self.session.sparse.points[i].step for i in indices.tolist())
-        self.planes.paint(points, newest)
+        sparse = self.session.sparse.points
+        points = gather(sparse, self.geometry, indices)
+        newest = max(sparse[i].step for i in indices.tolist())
+        self.planes.paint(indices, points, newest)
         self.points.update(indices, points)
-        self._push()
 
     def _on_view(self, name: str, value: object) -> None:
         if name in ("statistic", "colormap"):
             self.planes.retint()
+            self.refresh()
         elif name == "theme":
             self._apply_theme()
             self.planes.retint()
+            self.refresh()
             self.labels.recolor()
             self.highlight.update()
         elif name == "glow":
@@ -150,10 +154,11 @@ class LayerGrid:
         blend = ("one", "one") if theme.additive else ("src_alpha", "one_minus_src_alpha")
         self.points.visual.update_gl_state(blend_func=blend)
 
-    def _push(self) -> None:
-        self.planes.upload()
-        self.points.upload()
-        self.canvas.update()
+    def refresh(self) -> None:
+        """Push the pending changes to the visuals; ask for a redraw if there were any."""
+        planes = self.planes.upload()
+        if self.points.upload() or planes:
+            self.canvas.update()
 
     # -- picking --------------------------------------------------------------------------------
 

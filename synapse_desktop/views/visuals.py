@@ -1,9 +1,11 @@
 """The two custom visuals of the layer grid, each one draw call for every site at once.
 
 ``PlanesVisual``: all site planes as one indexed triangle mesh; per-vertex tint (the summary
-statistic through the colour map) times one shared neuron atlas texture (a rectangle per site).
+statistic through the colour map) times one shared neuron atlas texture (a rectangle per site),
+each rectangle dimmed by its own number of halvings (so fading a site needs no texel upload).
 ``GlowPointsVisual``: all above-threshold neurons as point sprites with a bright core and an
-optional soft halo (the glow), blended additively.
+optional soft halo (the glow), blended additively; a fixed range of buffer slots per site lets
+one site's points be replaced without touching the others.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from vispy.scene.visuals import create_visual_node
 from vispy.visuals import Visual
 
 PLANE_VERTEX = np.dtype(
-    [("a_position", np.float32, 3), ("a_texcoord", np.float32, 2), ("a_color", np.float32, 4)]
+    [
+        ("a_position", np.float32, 3),
+        ("a_texcoord", np.float32, 2),
+        ("a_color", np.float32, 4),
+        ("a_shift", np.float32),
+    ]
 )
 POINT_VERTEX = np.dtype([("a_position", np.float32, 3), ("a_value", np.float32)])
 
@@ -23,24 +30,33 @@ _PLANES_VERT = """
 attribute vec3 a_position;
 attribute vec2 a_texcoord;
 attribute vec4 a_color;
+attribute float a_shift;
 varying vec2 v_texcoord;
 varying vec4 v_color;
+varying float v_shift;
 void main() {
     v_texcoord = a_texcoord;
     v_color = a_color;
+    v_shift = a_shift;
     gl_Position = $transform(vec4(a_position, 1.0));
 }
 """
 
-# The atlas holds, per neuron, 0 (quiet) .. 1 (far above threshold); cells alternate slightly
-# so the neuron grid reads when zoomed in.
+# The atlas holds, per neuron, 0 (quiet) .. 255 (far above threshold) as last written; the
+# plane's shift (0..8, the same at its four corners) halves it that many times more, exactly
+# like an integer right shift of the byte: floor(v / 2^k), with half a unit of margin so that
+# rounding in the sampler or in exp2 cannot move it across an integer.
 _PLANES_FRAG = """
 uniform sampler2D u_atlas;
 uniform float u_texture_on;
 varying vec2 v_texcoord;
 varying vec4 v_color;
+varying float v_shift;
 void main() {
-    float t = texture2D(u_atlas, v_texcoord).r * u_texture_on;
+    float t = texture2D(u_atlas, v_texcoord).r;
+    float k = floor(v_shift + 0.5);
+    if (k > 0.0) t = floor((t * 255.0 + 0.5) / exp2(k)) / 255.0;
+    t *= u_texture_on;
     vec3 rgb = v_color.rgb * (0.72 + 0.5 * t) + vec3(0.35 * max(t - 0.5, 0.0));
     gl_FragColor = vec4(min(rgb, vec3(1.0)), v_color.a);
 }
@@ -138,15 +154,27 @@ class PlanesVisual(Visual):  # type: ignore[misc]
         self._ibo.set_data(faces.astype(np.uint32))
         self.update()
 
-    def set_colors(self, colors: npt.NDArray[np.float32]) -> None:
-        """New tint, (n, 4) RGBA, same planes."""
-        self._vertices["a_color"] = np.repeat(colors, 4, axis=0)
+    def set_planes(
+        self,
+        colors: npt.NDArray[np.float32] | None = None,
+        shifts: npt.NDArray[np.integer] | None = None,
+    ) -> None:
+        """Per plane, same planes: the (n, 4) RGBA tint and/or how many more times (0..8) its
+        atlas texels are halved; one upload for both."""
+        if colors is not None:
+            self._vertices["a_color"] = np.repeat(colors, 4, axis=0)
+        if shifts is not None:
+            self._vertices["a_shift"] = np.repeat(shifts, 4)
         self._vbo.set_data(self._vertices)
         self.update()
 
-    def set_atlas(self, image: npt.NDArray[np.uint8]) -> None:
-        """The neuron atlas (uint8, 0..255); uploaded at the next draw."""
-        self._atlas.set_data(image)
+    def set_atlas(self, image: npt.NDArray[np.uint8], first_row: int | None = None) -> None:
+        """The neuron atlas (uint8, 0..255), uploaded at the next draw (not copied): all of it,
+        or whole rows of it from ``first_row`` on (same width, texture size unchanged)."""
+        if first_row is None:
+            self._atlas.set_data(image)
+        else:
+            self._atlas.set_data(image, offset=(first_row, 0))
         self.update()
 
     def set_texture_on(self, on: bool) -> None:
@@ -189,6 +217,38 @@ class GlowPointsVisual(Visual):  # type: ignore[misc]
     @property
     def count(self) -> int:
         return self._count
+
+    def reserve(self, capacity: int) -> None:
+        """A buffer of ``capacity`` unused slots (intensity -1), replacing every point."""
+        self._buffer = np.zeros(capacity, POINT_VERTEX)
+        self._buffer["a_value"] = -1.0
+        self._vbo.set_data(self._buffer)
+        self.shared_program.bind(self._vbo)
+        self._count = 0
+        self.update()
+
+    def write(self, slots: npt.NDArray[np.int64], points: npt.NDArray[np.float32]) -> None:
+        """Put ``points`` ((n, 4) rows as for ``set_data``) in ``slots`` (sent by ``commit``)."""
+        self._buffer[slots] = np.ascontiguousarray(points).view(POINT_VERTEX).reshape(-1)
+
+    def points_at(self, slots: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """A copy of the (n, 4) rows in ``slots``."""
+        rows: npt.NDArray[np.float32] = self._buffer[slots].view(np.float32).reshape(-1, 4)
+        return rows
+
+    def forget(self, slots: npt.NDArray[np.int64]) -> None:
+        """Mark ``slots`` unused (sent by ``commit``)."""
+        self._buffer["a_value"][slots] = -1.0
+
+    def commit(self, first: int, stop: int, count: int) -> None:
+        """Upload the slots ``first:stop`` changed by ``write``/``forget``; ``count`` points.
+
+        The slice is not copied: leave those rows alone until the draw, or write newer data.
+        """
+        self._count = count
+        if stop > first:
+            self._vbo.set_subdata(self._buffer[first:stop], offset=first)
+        self.update()
 
     def set_data(self, points: npt.NDArray[np.float32]) -> None:
         """(n, 4) float32 rows of x, y, z and intensity 0..1, one per point.

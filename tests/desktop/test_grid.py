@@ -87,3 +87,85 @@ def test_view_settings_change_the_picture(grid) -> None:  # type: ignore[no-unty
     assert grid.geometry.layout.layer_x[31] == pytest.approx(2 * 31 * 40.0)
     grid.session.view.set(points=False, glow=False)
     assert not grid.points.visual.visible
+
+
+def _apply_sparse(session: Session, sites: list[int], step: int, seq: int, count: int = 200) -> int:
+    rng = np.random.default_rng(step)
+    frames = []
+    for site in sites:
+        seq += 1
+        indices = np.sort(rng.choice(4096, count, replace=False)).tolist()
+        message = sparse(site, indices)
+        values = rng.uniform(0.6, 6.0, count).astype(np.float32)
+        message = type(message)(site, 0.5, count, message.indices, values)
+        frames.append(frame(message, seq=seq, step=step))
+    session.apply_frames(frames)
+    return seq
+
+
+def test_planes_whose_shelf_was_not_uploaded_still_fade_each_step(grid) -> None:  # type: ignore[no-untyped-def]
+    from synapse_desktop.views.grid_adapters import gather
+
+    session, planes = grid.session, grid.planes
+    atlas = grid.geometry.atlas
+    first_shelf = np.flatnonzero(atlas.shelf == 0).tolist()
+    last_shelf = np.flatnonzero(atlas.shelf == atlas.shelf.max()).tolist()
+    # What the atlas should hold: the whole of it halves at each new step, then the points.
+    expected = np.zeros(atlas.shape, np.uint8)
+    everyone = np.arange(len(session.topology))
+    points = gather(session.sparse.points, grid.geometry, everyone)
+    expected.reshape(-1)[points.texels] = points.levels
+    seq = 200
+    for step, sites in ((8, first_shelf), (9, last_shelf), (10, first_shelf)):
+        seq = _apply_sparse(session, sites, step, seq)
+        indices = np.asarray(sites)
+        points = gather(session.sparse.points, grid.geometry, indices)
+        np.right_shift(expected, 1, out=expected)
+        expected.reshape(-1)[points.texels] = points.levels
+    behind = planes._fades - planes._shelf_fades
+    assert behind.max() >= 2 and behind[0] == 0  # the middle shelves were never re-sent
+    shown = planes._image.copy()
+    for shelf, (top, stop) in enumerate(atlas.shelves.tolist()):
+        np.right_shift(shown[top:stop], min(int(behind[shelf]), 8), out=shown[top:stop])
+    np.testing.assert_array_equal(shown, expected)
+    # The shader's halving draws what halving the texels themselves does.
+    before = grid.canvas.render()
+    for shelf, (top, stop) in enumerate(atlas.shelves.tolist()):
+        rows = planes._image[top:stop]
+        np.right_shift(rows, min(int(behind[shelf]), 8), out=rows)
+    planes._shelf_fades[:] = planes._fades
+    planes._whole = True
+    grid.refresh()
+    after = grid.canvas.render()
+    assert np.abs(before.astype(int) - after.astype(int)).max() <= 1
+
+
+def _sorted_rows(rows: np.ndarray) -> np.ndarray:
+    return rows[np.lexsort(rows.T[::-1])]
+
+
+def test_points_keep_a_slot_range_per_site_and_grow_when_one_overflows(qapp) -> None:  # type: ignore[no-untyped-def]
+    from synapse_desktop.views.layer_grid import LayerGrid
+
+    session = Session()
+    session.apply_frame(frame(meta(2), seq=1))
+    grid = LayerGrid(session, size=(400, 300))
+    try:
+        seq = _apply_sparse(session, [0, 1, 2, 3, 4, 5], 1, 1, count=10)
+        assert grid.points._capacity == 16
+        seq = _apply_sparse(session, [1], 2, seq, count=100)  # outgrows 16: all slots move
+        assert grid.points._capacity == 128
+        seq = _apply_sparse(session, [4, 1], 3, seq, count=5)  # fewer: the rest is cleared
+        layout = grid.geometry.layout
+        rows = grid.points.visual._buffer.view(np.float32).reshape(-1, 4)
+        live = rows[rows[:, 3] >= 0]
+        expected = []
+        for index, p in enumerate(session.sparse.points):
+            pos = layout.neuron_positions(index, p.indices)
+            value = np.clip(np.log2(p.values / np.float32(p.threshold)) / 3.0, 0.05, 1.0)
+            expected.append(np.column_stack([pos, value.astype(np.float32)]))
+        want = np.concatenate(expected)
+        assert grid.points.visual.count == len(want) == session.sparse.total == 4 * 10 + 2 * 5
+        np.testing.assert_allclose(_sorted_rows(live), _sorted_rows(want), rtol=1e-6)
+    finally:
+        grid.close()

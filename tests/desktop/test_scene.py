@@ -68,3 +68,15 @@ def test_scales_clip_and_keep_nan() -> None:
     out = SCALES["rms"].normalize(np.array([1e-5, 1.0, 1e5, np.nan]))
     np.testing.assert_allclose(out[:3], [0.0, 0.5, 1.0])
     assert np.isnan(out[3])
+
+
+def test_atlas_shelves_are_bands_of_whole_rows_holding_their_blocks() -> None:
+    layout = compute_layout(_sites(32))
+    atlas = pack(layout.rows, layout.cols)
+    tops, stops = atlas.shelves[:, 0], atlas.shelves[:, 1]
+    assert (tops[1:] >= stops[:-1]).all() and stops[-1] == atlas.shape[0]
+    assert (atlas.offsets[:, 0] == tops[atlas.shelf]).all()
+    assert (atlas.offsets[:, 0] + atlas.rows <= stops[atlas.shelf]).all()
+    assert (np.diff(atlas.shelf) >= 0).all() and len(atlas.shelves) > 1
+    empty = pack(np.zeros(0, np.int64), np.zeros(0, np.int64))
+    assert empty.shelves.shape == (0, 2) and len(empty.shelf) == 0
