@@ -12,9 +12,9 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from types import TracebackType
 
 from . import __version__
+from ._closing import ClosesOnExit
 from .protocol import (
     HEADER_SIZE,
     MAX_PAYLOAD,
@@ -53,7 +53,7 @@ class PeerError(ConnectionError):
         self.text = text
 
 
-class StreamClient:
+class StreamClient(ClosesOnExit):
     """One connection to a probe. Use ``connect``; iterate ``frames``; ``close`` when done."""
 
     def __init__(self, pump: ReceiverPump, hello: Frame) -> None:
@@ -175,17 +175,6 @@ class StreamClient:
         if not self._closed:
             self._closed = True
             self._pump.close()
-
-    def __enter__(self) -> StreamClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _read_hello(sock: socket.socket, deadline: float) -> Frame:

@@ -14,10 +14,10 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from ._buffers import BytesLike, RecordReader, c_bytes
+from ._closing import ClosesOnExit
 from ._lib import ffi, lib
 from .errors import ClosedError, RecordTooLargeError, raise_for
 
@@ -39,7 +39,7 @@ class ReceiverStats:
     close_reason: str | None
 
 
-class ReceiverPump:
+class ReceiverPump(ClosesOnExit):
     """Reads one connection from a C thread; see the module docstring.
 
     One thread at a time drains/waits and one at a time sends (each side has its own lock);
@@ -143,17 +143,6 @@ class ReceiverPump:
             with self._drain_lock, self._send_lock:
                 ffi.release(self._receiver)
                 self._receiver = None
-
-    def __enter__(self) -> ReceiverPump:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _live(self) -> Any:
         if self._receiver is None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
 
 from ._buffers import BytesLike, RecordReader, c_bytes, c_packed
+from ._closing import ClosesOnExit
 from ._lib import ffi, lib
 from .errors import ClosedError, RecordTooLargeError, raise_for
 
@@ -22,7 +22,7 @@ _from_buffer = ffi.from_buffer
 _EFULL: int = lib.SYN_EFULL
 
 
-class Ring:
+class Ring(ClosesOnExit):
     """A bounded ring of variable-length records; ``push`` never blocks, ``pop`` never waits.
 
     ``capacity`` is a power of two between 64 bytes and 1 GiB. A record costs its length plus
@@ -124,17 +124,6 @@ class Ring:
             if self._ring is not None:
                 ffi.release(self._ring)
                 self._ring = None
-
-    def __enter__(self) -> Ring:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _live(self) -> Any:
         if self._ring is None:

@@ -15,10 +15,10 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from ._buffers import BytesLike, c_bytes, c_packed
+from ._closing import ClosesOnExit
 from ._lib import ffi, lib
 from .errors import ClosedError, RecordTooLargeError, UnknownClientError, raise_for
 
@@ -62,7 +62,7 @@ class SenderStats:
     clients: list[ClientStats]
 
 
-class SenderPump:
+class SenderPump(ClosesOnExit):
     """Fans frames out to connected clients from a C thread; see the module docstring.
 
     ``broadcast``/``send_to`` may be called from any thread (they are serialised; the C side has
@@ -227,17 +227,6 @@ class SenderPump:
             with self._produce_lock, self._event_lock, self._admin_lock:
                 ffi.release(self._sender)
                 self._sender = None
-
-    def __enter__(self) -> SenderPump:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _live(self) -> Any:
         if self._sender is None:
