@@ -17,7 +17,7 @@ from synapse_desktop.models.selection import Selection
 from synapse_desktop.models.signal import Signal
 from synapse_desktop.models.sparse import LatestSparse, SparsePoints, SparseRun
 from synapse_desktop.models.stats import LatestStats
-from synapse_desktop.models.topology import SiteSpec, Topology
+from synapse_desktop.models.topology import Topology
 from synapse_desktop.models.view_settings import ViewSettings
 from synapse_native.protocol import (
     ControlAck,
@@ -120,13 +120,7 @@ class Session:
         elif isinstance(message, SparseActivations):
             self._sparse(message, header.step)
         elif isinstance(message, ModelMeta):
-            specs = [
-                SiteSpec(
-                    s.site_id, s.layer, int(s.kind), s.name, s.neurons, s.grid_rows, s.grid_cols
-                )
-                for s in message.sites
-            ]
-            self.topology.set_meta(message.model_name, specs)
+            self.topology.set_meta(message.model_name, message.sites)
             return False
         elif isinstance(message, ControlAck):
             self.control.acknowledge(message)

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synapse_desktop.models.signal import Signal
+from synapse_native.protocol import SiteInfo
 
 KIND_NAMES = {0: "other", 1: "attn", 2: "mlp", 3: "residual", 4: "embed", 5: "router", 6: "expert"}
 
@@ -31,19 +32,6 @@ class Site:
         return KIND_NAMES.get(self.kind, f"kind {self.kind}")
 
 
-@dataclass(frozen=True, slots=True)
-class SiteSpec:
-    """A site as described by MODEL_META (or guessed), before it gets an index."""
-
-    site_id: int
-    layer: int
-    kind: int
-    name: str
-    neurons: int
-    grid_rows: int
-    grid_cols: int
-
-
 class Topology:
     """The ordered site table. ``changed`` fires after every rebuild (indices may move)."""
 
@@ -62,7 +50,7 @@ class Topology:
         """The distinct layer ids, in order."""
         return sorted({site.layer for site in self.sites})
 
-    def set_meta(self, model_name: str, specs: Sequence[SiteSpec]) -> bool:
+    def set_meta(self, model_name: str, specs: Sequence[SiteInfo]) -> bool:
         """Take MODEL_META's table; returns whether anything changed (and ``changed`` fired)."""
         ordered = tuple(sorted(specs, key=lambda s: (s.layer, s.kind, s.site_id)))
         if self.from_meta and model_name == self.model_name and ordered == self._specs():
@@ -77,7 +65,7 @@ class Topology:
         unknown = sorted({int(i) for i in site_ids} - {s.site_id for s in self.sites})
         if not unknown:
             return False
-        guessed = [SiteSpec(i, i, 0, f"site {i}", 0, 0, 0) for i in unknown]
+        guessed = [SiteInfo(i, i, 0, f"site {i}", 0, 0, 0) for i in unknown]
         specs = sorted((*self._specs(), *guessed), key=lambda s: (s.layer, s.kind, s.site_id))
         self._build(tuple(specs))
         return True
@@ -102,15 +90,15 @@ class Topology:
         out[inside] = self._lookup[ids[inside]]
         return out
 
-    def _specs(self) -> tuple[SiteSpec, ...]:
+    def _specs(self) -> tuple[SiteInfo, ...]:
         return tuple(
-            SiteSpec(s.site_id, s.layer, s.kind, s.name, s.neurons, s.grid_rows, s.grid_cols)
+            SiteInfo(s.site_id, s.layer, s.kind, s.name, s.neurons, s.grid_rows, s.grid_cols)
             for s in self.sites
         )
 
-    def _build(self, specs: tuple[SiteSpec, ...]) -> None:
+    def _build(self, specs: tuple[SiteInfo, ...]) -> None:
         self.sites = tuple(
-            Site(i, s.site_id, s.layer, s.kind, s.name, s.neurons, s.grid_rows, s.grid_cols)
+            Site(i, s.site_id, s.layer, int(s.kind), s.name, s.neurons, s.grid_rows, s.grid_cols)
             for i, s in enumerate(specs)
         )
         size = max((s.site_id for s in specs), default=-1) + 1
