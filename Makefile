@@ -74,11 +74,11 @@ sanitize:
 bench: install
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-# Until the training demo lands: the Llama-8B-like simulator, and the app connected to it.
+# Real training: a small Llama-style model learns Python source with the probe attached, and the
+# app shows it live (docs/DEMO.md). Closing the window stops the trainer.
 DEMO_PORT ?= 9000
 demo: install
-	@$(BIN)/synapse sim --port $(DEMO_PORT) & sim=$$!; trap 'kill $$sim 2>/dev/null' EXIT; \
-	sleep 1; $(BIN)/synapse app --connect 127.0.0.1:$(DEMO_PORT)
+	$(BIN)/synapse demo --port $(DEMO_PORT)
 
 clean:
 	rm -rf build dist *.egg-info native/synapse_native/*.so native/ctests/bin

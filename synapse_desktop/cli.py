@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("sim", "stream a simulated Llama-3-8B training run (no torch needed)"),
     "tail": ("tail", "print the frames a probe sends, one line each"),
     "app": ("app", "open the desktop app (optionally --connect HOST:PORT)"),
+    "demo": ("demo", "train a small Llama-style model with the probe and watch it in the app"),
 }
 
 

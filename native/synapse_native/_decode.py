@@ -18,6 +18,8 @@ from ._layout import (
     HELLO_FIXED,
     INDEX_DTYPE,
     META_FIXED,
+    METRIC_DTYPE,
+    METRICS_FIXED,
     NORM_DTYPE,
     PROBE_CLIENT_DTYPE,
     PROBE_STATS_FIXED,
@@ -41,6 +43,7 @@ from ._messages import (
     ProbeStats,
     SiteInfo,
     SparseActivations,
+    TrainingMetrics,
 )
 from ._site_table import check_site_table
 from ._wire import (
@@ -49,6 +52,7 @@ from ._wire import (
     KNOWN_CONTROL_FIELDS,
     MAX_HELLO_NAME,
     MAX_LAYERS,
+    MAX_METRICS,
     MAX_PAYLOAD,
     MAX_SITES,
     MAX_TEXT,
@@ -320,6 +324,34 @@ def _block_grad_norms(frame: memoryview, size: int) -> BlockGradNorms:
     return BlockGradNorms(norms)
 
 
+def _training_metrics(frame: memoryview, size: int) -> TrainingMetrics:
+    _check_fixed("TRAINING_METRICS", size, METRICS_FIXED.size)
+    count, _, _ = METRICS_FIXED.unpack_from(frame, P)
+    if count > MAX_METRICS:
+        raise ProtocolError(f"TRAINING_METRICS announces {count} metrics (limit {MAX_METRICS})")
+    if size != METRICS_FIXED.size + count * METRIC_DTYPE.itemsize:
+        raise _fail_size("TRAINING_METRICS", size, f"8 + {count} x 32")
+    table = np.frombuffer(frame, METRIC_DTYPE, count, P + METRICS_FIXED.size)
+    values: dict[str, float] = {}
+    # numpy drops the NUL padding at the end of each name; a NUL left is one inside it.
+    names, numbers = table["name"].tolist(), table["value"].tolist()
+    for i, (raw, value) in enumerate(zip(names, numbers, strict=True)):
+        if not raw or b"\0" in raw:
+            fault = "is empty" if not raw else "has a NUL byte inside"
+            raise ProtocolError(f"TRAINING_METRICS metric {i} name {fault}")
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(
+                f"TRAINING_METRICS metric {i} name is not valid UTF-8 "
+                f"({exc.reason} at byte {exc.start})"
+            ) from None
+        if name in values:
+            raise ProtocolError(f"TRAINING_METRICS name {name!r} appears more than once")
+        values[name] = value
+    return TrainingMetrics(values)
+
+
 _DECODERS: dict[int, Callable[[memoryview, int], Message]] = {
     MsgType.HELLO: _hello,
     MsgType.MODEL_META: _model_meta,
@@ -330,4 +362,5 @@ _DECODERS: dict[int, Callable[[memoryview, int], Message]] = {
     MsgType.PROBE_STATS: _probe_stats,
     MsgType.ERROR: _error,
     MsgType.BLOCK_GRAD_NORMS: _block_grad_norms,
+    MsgType.TRAINING_METRICS: _training_metrics,
 }

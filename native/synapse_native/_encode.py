@@ -5,6 +5,7 @@ The encoder refuses anything the decoder would reject, so a frame it writes alwa
 
 from __future__ import annotations
 
+import numbers
 import struct
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +28,8 @@ from ._layout import (
     INDEX_DTYPE,
     META_FIELDS,
     META_FIXED,
+    METRIC_DTYPE,
+    METRICS_FIXED,
     NORM_DTYPE,
     PROBE_CLIENT_DTYPE,
     PROBE_STATS_FIELDS,
@@ -51,6 +54,7 @@ from ._messages import (
     ModelMeta,
     ProbeStats,
     SparseActivations,
+    TrainingMetrics,
     control_bits,
 )
 from ._site_table import check_site_table
@@ -62,9 +66,11 @@ from ._wire import (
     MAGIC,
     MAX_HELLO_NAME,
     MAX_LAYERS,
+    MAX_METRICS,
     MAX_PAYLOAD,
     MAX_SITES,
     MAX_TEXT,
+    METRIC_NAME_SIZE,
     SEQ_MODULUS,
     VERSION,
     AckStatus,
@@ -284,6 +290,29 @@ def _block_grad_norms(m: BlockGradNorms) -> Payload:
     return GRAD_NORMS_FIXED.size + padded(norms.nbytes), [fixed, norms.data, padding]
 
 
+def _training_metrics(m: TrainingMetrics) -> Payload:
+    if not isinstance(m.values, dict):
+        raise ProtocolError("TRAINING_METRICS values must be a dict of name -> number")
+    count = len(m.values)
+    if count > MAX_METRICS:
+        raise ProtocolError(f"TRAINING_METRICS has {count} metrics (limit {MAX_METRICS})")
+    table = np.zeros(count, METRIC_DTYPE)
+    for i, (name, value) in enumerate(m.values.items()):
+        if not isinstance(name, str):
+            raise ProtocolError(f"TRAINING_METRICS name {name!r} is not a string")
+        raw = _utf8(name, f"TRAINING_METRICS name {name!r}", METRIC_NAME_SIZE)
+        if not raw or b"\0" in raw:
+            raise ProtocolError(f"TRAINING_METRICS name {name!r} is empty or holds a NUL")
+        if not isinstance(value, numbers.Real):
+            raise ProtocolError(f"TRAINING_METRICS {name} = {value!r} is not a number")
+        try:
+            table[i] = (raw, float(value))
+        except OverflowError:
+            raise ProtocolError(f"TRAINING_METRICS {name} = {value!r} does not fit f64") from None
+    fixed = METRICS_FIXED.pack(count, 0, 0)
+    return METRICS_FIXED.size + table.nbytes, [fixed, table.data]
+
+
 _ENCODERS: dict[type, Callable[[Any], Payload]] = {
     Hello: _hello,
     ModelMeta: _model_meta,
@@ -294,4 +323,5 @@ _ENCODERS: dict[type, Callable[[Any], Payload]] = {
     ProbeStats: _probe_stats,
     ErrorReport: _error,
     BlockGradNorms: _block_grad_norms,
+    TrainingMetrics: _training_metrics,
 }

@@ -11,7 +11,7 @@ import struct
 
 import numpy as np
 
-from ._wire import HIST_BINS
+from ._wire import HIST_BINS, METRIC_NAME_SIZE
 
 # Each fixed part: its struct and its field names (named in encoder errors); arrays follow it.
 
@@ -133,6 +133,10 @@ GRAD_NORMS_FIXED = struct.Struct("<II")  # then norms[n_layers], zero-padded to 
 GRAD_NORMS_FIELDS = ("n_layers", "reserved")
 NORM_DTYPE = np.dtype("<f4")
 
+METRICS_FIXED = struct.Struct("<HHI")  # then count metric records
+METRICS_FIELDS = ("count", "reserved", "reserved")
+METRIC_DTYPE = np.dtype([("name", f"S{METRIC_NAME_SIZE}"), ("value", "<f8")], align=True)
+
 
 def field_codes(layout: struct.Struct) -> list[str]:
     """The struct codes of ``layout``, one per field (``32s`` counts as one)."""
@@ -149,6 +153,7 @@ for _fixed, _names in (
     (PROBE_STATS_FIXED, PROBE_STATS_FIELDS),
     (ERROR_FIXED, ERROR_FIELDS),
     (GRAD_NORMS_FIXED, GRAD_NORMS_FIELDS),
+    (METRICS_FIXED, METRICS_FIELDS),
 ):
     assert len(field_codes(_fixed)) == len(_names)
 del _fixed, _names
@@ -159,6 +164,7 @@ assert SUMMARY_DTYPE.fields is not None and SUMMARY_DTYPE.fields["hist"][1] == 8
 assert SPARSE_FIXED.size == 16 and CONTROL_FIXED.size == 32 and ACK_FIXED.size == 32
 assert PROBE_STATS_FIXED.size == 64 and PROBE_CLIENT_DTYPE.itemsize == 32
 assert ERROR_FIXED.size == 8 and GRAD_NORMS_FIXED.size == 8
+assert METRICS_FIXED.size == 8 and METRIC_DTYPE.itemsize == 32
 
 
 def padded(n: int) -> int:

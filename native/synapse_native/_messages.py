@@ -208,6 +208,19 @@ class BlockGradNorms:
     norms: npt.NDArray[np.float32]
 
 
+@dataclass(frozen=True, slots=True)
+class TrainingMetrics:
+    """Scalars the training script logged for one step (the frame's step): name -> value.
+
+    Names are 1 to 24 bytes of UTF-8 without NUL, at most 256 of them; values are float64 and
+    may be NaN or infinite. Decoding keeps the order of the wire.
+    """
+
+    TYPE: ClassVar[MsgType] = MsgType.TRAINING_METRICS
+
+    values: dict[str, float]
+
+
 Message = (
     Hello
     | ModelMeta
@@ -218,6 +231,7 @@ Message = (
     | ProbeStats
     | ErrorReport
     | BlockGradNorms
+    | TrainingMetrics
 )
 
 

@@ -30,6 +30,8 @@ MAX_SITES = 65536
 MAX_LAYERS = 65536
 MAX_TEXT = 1024
 MAX_HELLO_NAME = 256
+MAX_METRICS = 256
+METRIC_NAME_SIZE = 24
 HIST_BINS = 64
 SEQ_MODULUS = 1 << 32
 
@@ -50,16 +52,14 @@ class MsgType(IntEnum):
     PROBE_STATS = 7
     ERROR = 8
     BLOCK_GRAD_NORMS = 9
+    TRAINING_METRICS = 32
     # Reserved: named for later versions, not decoded by v1.
     ATTENTION = 16
     RESIDUAL = 17
     MOE_ROUTING = 18
-    TRAINING_METRICS = 32
 
 
-RESERVED_TYPES = frozenset(
-    {MsgType.ATTENTION, MsgType.RESIDUAL, MsgType.MOE_ROUTING, MsgType.TRAINING_METRICS}
-)
+RESERVED_TYPES = frozenset({MsgType.ATTENTION, MsgType.RESIDUAL, MsgType.MOE_ROUTING})
 
 
 class HeaderFlag(IntFlag):
@@ -107,6 +107,7 @@ class Capability(IntFlag):
     ATTENTION = 32
     RESIDUAL = 64
     MOE = 128
+    # v1: a trainer that sends TRAINING_METRICS.
     METRICS = 256
     # v1: a trainer that sends BLOCK_GRAD_NORMS.
     GRAD_NORMS = 512

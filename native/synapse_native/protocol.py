@@ -20,7 +20,7 @@ from __future__ import annotations
 from ._decode import Frame, decode_frame
 from ._encode import encode
 from ._handshake import AUTH_CONTEXT, check_hello_mac, hello_mac, negotiate_version, new_challenge
-from ._layout import PROBE_CLIENT_DTYPE, SITE_DTYPE, SUMMARY_DTYPE
+from ._layout import METRIC_DTYPE, PROBE_CLIENT_DTYPE, SITE_DTYPE, SUMMARY_DTYPE
 from ._messages import (
     BlockGradNorms,
     Control,
@@ -34,6 +34,7 @@ from ._messages import (
     ProbeStats,
     SiteInfo,
     SparseActivations,
+    TrainingMetrics,
     grid_shape,
     probe_client_records,
     summary_records,
@@ -46,9 +47,11 @@ from ._wire import (
     MAGIC,
     MAX_HELLO_NAME,
     MAX_LAYERS,
+    MAX_METRICS,
     MAX_PAYLOAD,
     MAX_SITES,
     MAX_TEXT,
+    METRIC_NAME_SIZE,
     RESERVED_TYPES,
     VERSION,
     AckStatus,
@@ -74,9 +77,12 @@ __all__ = [
     "MAGIC",
     "MAX_HELLO_NAME",
     "MAX_LAYERS",
+    "MAX_METRICS",
     "MAX_PAYLOAD",
     "MAX_SITES",
     "MAX_TEXT",
+    "METRIC_DTYPE",
+    "METRIC_NAME_SIZE",
     "PROBE_CLIENT_DTYPE",
     "RESERVED_TYPES",
     "SITE_DTYPE",
@@ -108,6 +114,7 @@ __all__ = [
     "SiteKind",
     "SparseActivations",
     "SummaryFlag",
+    "TrainingMetrics",
     "check_hello_mac",
     "decode_frame",
     "encode",

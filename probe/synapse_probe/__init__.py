@@ -1,8 +1,8 @@
 """synapse_probe: hooks a PyTorch model and streams its activation statistics to Synapse.
 
 Runs inside the training process and never imports Qt or VisPy. Importing the package does not
-import torch (the simulator lives here too): ``attach``, ``log_activation`` and ``Probe`` load
-the torch side on first use.
+import torch (the simulator lives here too): ``attach``, ``log_activation``, ``log_metrics`` and
+``Probe`` load the torch side on first use.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .probe import Probe, attach, log_activation
+    from .probe import Probe, attach, log_activation, log_metrics
 
 __version__ = "0.1.0"
-__all__ = ["Probe", "__version__", "attach", "log_activation"]
+__all__ = ["Probe", "__version__", "attach", "log_activation", "log_metrics"]
 
-_LAZY = {"Probe", "attach", "log_activation"}
+_LAZY = {"Probe", "attach", "log_activation", "log_metrics"}
 
 
 def __getattr__(name: str) -> Any:

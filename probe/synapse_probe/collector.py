@@ -1,9 +1,10 @@
 """Collects one sampled step's statistics into preallocated buffers, then hands them over.
 
 Called on the training thread (and the autograd thread for gradients) during a sampled step.
-CPU tensors go through the native single-pass kernel when it is available; everything else
-through on-device torch reductions into a slot buffer that is copied off the device once per
-step, without waiting.
+CPU tensors go through the native single-pass kernel when it is available, CUDA tensors through
+the fused Triton kernel when Triton is installed; everything else through on-device torch
+reductions. Device results land in a slot buffer that is copied off the device once per step,
+without waiting.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from .cpu_kernel import CpuKernel
+from .cuda_kernel import CudaKernel
 from .grads import BlockGradNorms
 from .reductions import summarize_into
 from .slots import SlotBuffer
@@ -23,11 +25,16 @@ class StepCollector:
     """Per-step measurement state: which buffer is being filled, and what was written to it."""
 
     def __init__(
-        self, n_sites: int, block_norms: BlockGradNorms | None, cpu_kernel: CpuKernel | None
+        self,
+        n_sites: int,
+        block_norms: BlockGradNorms | None,
+        cpu_kernel: CpuKernel | None,
+        cuda_kernel: CudaKernel | None = None,
     ) -> None:
         self.n_sites = n_sites
         self.block_norms = block_norms
         self.cpu_kernel = cpu_kernel
+        self.cuda_kernel = cuda_kernel
         self.pool = HostPool(POOL_SIZE)
         self._slots: SlotBuffer | None = None
         self._buffer: HostBuffer | None = None
@@ -70,7 +77,12 @@ class StepCollector:
             return
         slots = self._slots_on(tensor.device)
         row = (slots.gradients if gradient else slots.activations)[site_id]
-        k = summarize_into(tensor, row, self.threshold, 0 if gradient else slots.top_k)
+        top_k = 0 if gradient else slots.top_k
+        fused = self.cuda_kernel
+        if fused is not None and fused.accepts(tensor):
+            k = fused.summarize_into(tensor, row, self.threshold, top_k)
+        else:
+            k = summarize_into(tensor, row, self.threshold, top_k)
         snapshot.device_rows.append(DeviceRow(site_id, gradient, tensor.numel(), k))
 
     def record_block_norms(self) -> None:

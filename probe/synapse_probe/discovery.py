@@ -125,20 +125,41 @@ def find_submodule(block: nn.Module, kind: str) -> tuple[str, nn.Module] | None:
 def guess_width(module: nn.Module) -> int:
     """The output width (neurons) a module most likely produces, or 0 when it cannot be told.
 
-    Used for the first topology message; the probe corrects it from the first real output.
+    A lone projection gives its output width. A block, its attention and its MLP write the
+    residual stream, so they produce the width they read: the input width of the first projection
+    inside. (Their last registered projection need not run last: Mixtral's experts register
+    ``w1, w2, w3``.) Used for the first topology message; the probe corrects it from the first
+    real output.
     """
     if isinstance(module, nn.MultiheadAttention):
         return int(module.embed_dim)
-    width = 0
+    if isinstance(module, nn.Linear):
+        return int(module.out_features)
+    if type(module).__name__ == "Conv1D":  # GPT-2's transposed Linear
+        nf = getattr(module, "nf", None)
+        return nf if isinstance(nf, int) else 0
     for child in module.modules():
-        if isinstance(child, nn.Linear):
-            width = int(child.out_features)
-        elif type(child).__name__ == "Conv1D":  # GPT-2's transposed Linear
-            nf = getattr(child, "nf", None)
-            width = nf if isinstance(nf, int) else width
-        elif isinstance(child, nn.MultiheadAttention):
-            width = int(child.embed_dim)
-    return width
+        width = _input_width(child)
+        if width:
+            return width
+    return 0
+
+
+def _input_width(module: nn.Module) -> int:
+    """The width a projection reads, or 0 for a module that is none (norms, activations…)."""
+    if isinstance(module, nn.Linear):
+        return int(module.in_features)
+    if isinstance(module, nn.MultiheadAttention):
+        return int(module.embed_dim)
+    if type(module).__name__ == "Conv1D":
+        nx = getattr(module, "nx", None)
+        return nx if isinstance(nx, int) else 0
+    # A bare 2-D (out, in) weight: e.g. the router of transformers 5's MoE blocks, whose experts
+    # keep fused 3-D weights and no Linear at all.
+    weight = module._parameters.get("weight")
+    if weight is not None and weight.dim() == 2 and not isinstance(module, nn.Embedding):
+        return int(weight.shape[1])
+    return 0
 
 
 def _chosen_blocks(

@@ -1,7 +1,8 @@
-"""The encoder thread: snapshots in (bounded queue, never blocking), protocol messages out.
+"""The encoder thread: snapshots and metrics in (bounded, never blocking), protocol messages out.
 
-The training thread only calls ``submit``; waiting for the copy off the GPU, turning slots into
-records, selecting sparse neurons and handing messages to the server all happen here.
+The training thread only calls ``submit`` and ``submit_metrics``; waiting for the copy off the
+GPU, turning slots into records, selecting sparse neurons and handing messages to the server all
+happen here. Snapshots and metric calls share one queue, so they go out in the order submitted.
 """
 
 from __future__ import annotations
@@ -24,19 +25,22 @@ from synapse_native.protocol import (
 )
 
 from .cpu_kernel import CpuKernel
+from .metrics import MetricsSlot
 from .records import sparse_message, summary_records
 from .slots import TOP
 from .snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
-QUEUE_SIZE = 2
+QUEUE_SIZE = 2  # snapshots waiting (metric calls are bounded by their ring instead)
 
 
 class Broadcaster(Protocol):
     """The part of the server the encoder talks to."""
 
     def broadcast_step(self, messages: Sequence[Message], *, step: int) -> int: ...
+
+    def broadcast(self, message: Message, *, step: int, flags: int = 0) -> bool: ...
 
     def report_stats(self, probe_ns: int, steps_sampled: int, steps_seen: int) -> None: ...
 
@@ -47,7 +51,9 @@ class Encoder:
     def __init__(self, server: Broadcaster, cpu_kernel: CpuKernel | None) -> None:
         self._server = server
         self._cpu_kernel = cpu_kernel
-        self._queue: queue.Queue[Snapshot | None] = queue.Queue(QUEUE_SIZE)
+        self._queue: queue.Queue[Snapshot | MetricsSlot | None] = queue.Queue()
+        self._waiting = 0  # snapshots in the queue, at most QUEUE_SIZE
+        self._waiting_lock = threading.Lock()
         self.dropped = 0  # snapshots refused because the queue was full
         self.encoded = 0  # snapshots turned into messages
         self._grad_norms: tuple[int, npt.NDArray[np.float64]] | None = None
@@ -57,13 +63,20 @@ class Encoder:
 
     def submit(self, snapshot: Snapshot) -> bool:
         """Queue a snapshot for encoding; False (snapshot released, drop counted) when full."""
-        try:
-            self._queue.put_nowait(snapshot)
-        except queue.Full:
+        with self._waiting_lock:
+            full = self._waiting >= QUEUE_SIZE
+            if not full:
+                self._waiting += 1
+        if full:
             snapshot.release()
             self.dropped += 1
             return False
+        self._queue.put_nowait(snapshot)
         return True
+
+    def submit_metrics(self, slot: MetricsSlot) -> None:
+        """Queue a filled metrics slot (its ring bounds how many can wait)."""
+        self._queue.put_nowait(slot)
 
     def latest_block_grad_norms(self) -> tuple[int, npt.NDArray[np.float64]] | None:
         """(step, per-block parameter-gradient L2 norms) of the last step that measured them.
@@ -73,7 +86,7 @@ class Encoder:
         return self._grad_norms
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every submitted snapshot is encoded; False on timeout."""
+        """Wait until every submitted snapshot and metric call is sent; False on timeout."""
         done = threading.Event()
 
         def wait_for_queue() -> None:
@@ -85,25 +98,33 @@ class Encoder:
 
     def close(self, timeout: float = 5.0) -> None:
         """Encode what is queued, then stop the thread."""
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            log.warning("synapse encoder did not drain in %.1f s; stopping it", timeout)
+        self._queue.put_nowait(None)
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("synapse encoder did not drain in %.1f s; stopping it", timeout)
 
     def _run(self) -> None:
         while True:
-            snapshot = self._queue.get()
+            item = self._queue.get()
             try:
-                if snapshot is None:
+                if item is None:
                     return
-                self._encode(snapshot)
+                if isinstance(item, MetricsSlot):
+                    self._send_metrics(item)
+                else:
+                    with self._waiting_lock:
+                        self._waiting -= 1
+                    self._encode(item)
             except Exception:  # one bad step must not end the stream
                 log.exception("synapse encoder failed on a step")
             finally:
-                if snapshot is not None:
-                    snapshot.release()
+                if item is not None:
+                    item.release()
                 self._queue.task_done()
+
+    def _send_metrics(self, slot: MetricsSlot) -> None:
+        slot.wait()
+        self._server.broadcast(slot.message(), step=slot.step)
 
     def _encode(self, snapshot: Snapshot) -> None:
         snapshot.wait()

@@ -1,4 +1,4 @@
-"""``attach``, ``Probe`` and ``log_activation``: the user-facing probe.
+"""``attach``, ``Probe``, ``log_activation`` and ``log_metrics``: the user-facing probe.
 
 The probe hooks the sites found by ``discovery``, counts steps, decides at each step boundary
 whether the coming step is measured, and hands each measured step to the encoder thread. On a
@@ -19,12 +19,16 @@ from torch.utils.hooks import RemovableHandle
 
 from synapse_native.protocol import Capability, ControlState, ModelMeta
 
-from . import cpu_kernel
+from . import cpu_kernel, cuda_kernel, distributed
 from .collector import StepCollector
 from .control import KNOWN_KINDS
 from .discovery import find_blocks, find_sites, guess_width, unwrap
+from .distributed import Ports
 from .encoder import Encoder
 from .grads import BlockGradNorms
+from .metrics import MetricsRing, MetricValue
+from .metrics import check as check_metrics
+from .metrics import stage as stage_metrics
 from .sampling import Sampler
 from .sites import Site, SiteTable, first_tensor
 
@@ -42,6 +46,8 @@ class ServerLike(Protocol):
     """What the probe needs of ``synapse_probe.server.Server`` (tests pass a fake)."""
 
     def broadcast_step(self, messages: Sequence[Any], *, step: int) -> int: ...
+
+    def broadcast(self, message: Any, *, step: int, flags: int = 0) -> bool: ...
 
     def set_meta(self, meta: ModelMeta) -> None: ...
 
@@ -62,12 +68,13 @@ class ProbeCounters:
     snapshots_dropped: int  # measured steps dropped because the encoder queue was full
     snapshots_encoded: int
     probe_ns: int  # time the training thread spent in the probe
+    metrics_dropped: int = 0  # log_metrics calls dropped: every metrics slot was in use
 
 
 def attach(
     model: nn.Module,
     host: str = "127.0.0.1",
-    port: int = 9000,
+    port: Ports = 9000,
     *,
     token: str | None = None,
     port_fallback: bool = False,
@@ -82,8 +89,10 @@ def attach(
 ) -> Probe:
     """Hook ``model``'s transformer blocks and stream their statistics on ``host:port``.
 
-    See docs/PROBE.md for every option. ``server`` replaces the TCP server (e.g. in tests).
-    The new probe becomes the default one that ``synapse_probe.log_activation`` logs to.
+    Under torch.distributed each rank listens on ``port + its local rank`` (or on its entry of
+    a list of ports). See docs/PROBE.md for every option. ``server`` replaces the TCP server
+    (e.g. in tests). The new probe becomes the default one that
+    ``synapse_probe.log_activation`` logs to.
     """
     return Probe(
         model,
@@ -109,6 +118,14 @@ def log_activation(layer_id: int, tensor: torch.Tensor, site: str = "residual") 
     _default.log_activation(layer_id, tensor, site)
 
 
+def log_metrics(step: int | None = None, **values: MetricValue) -> None:
+    """Send ``values`` (numbers or one-element tensors) as TRAINING_METRICS on the last
+    attached probe; ``step`` defaults to the step being run."""
+    if _default is None:
+        raise RuntimeError("no synapse probe is attached: call synapse_probe.attach(model) first")
+    _default.log_metrics(step, **values)
+
+
 class Probe:
     """Hooks, step boundaries and the hand-off to the encoder thread. Use ``attach``."""
 
@@ -117,7 +134,7 @@ class Probe:
         model: nn.Module,
         *,
         host: str = "127.0.0.1",
-        port: int = 9000,
+        port: Ports = 9000,
         token: str | None = None,
         port_fallback: bool = False,
         per_block: str = "attn+mlp+residual",
@@ -146,7 +163,8 @@ class Probe:
         self._kinds = KNOWN_KINDS
         kernel = cpu_kernel.load()
         norms = BlockGradNorms([block for _, block in blocks]) if grads else None
-        self._collector = StepCollector(len(self._table), norms, kernel)
+        fused = cuda_kernel.load() if torch.cuda.is_available() else None
+        self._collector = StepCollector(len(self._table), norms, kernel, fused)
         self._collector.max_width = max((s.neurons for s in sites), default=0)
         self._server = (
             server if server is not None else self._start_server(host, port, token, port_fallback)
@@ -156,6 +174,7 @@ class Probe:
             server.set_meta(self._table.meta(self.model_name))
         self._table.changed = False
         self._encoder = Encoder(self._server, kernel)
+        self._metrics = MetricsRing()
 
         self._measuring = False  # the one flag every hook checks first
         self._epoch = 0  # changes at every boundary; sites compare it to count once per step
@@ -207,6 +226,7 @@ class Probe:
             snapshots_dropped=self._encoder.dropped,
             snapshots_encoded=self._encoder.encoded,
             probe_ns=self.probe_ns,
+            metrics_dropped=self._metrics.dropped,
         )
 
     def latest_block_grad_norms(self) -> tuple[int, Any] | None:
@@ -226,6 +246,31 @@ class Probe:
             found = self._add_site(layer_id, site, tensor)
         if self._measuring:
             self._on_output(found, tensor)
+
+    def log_metrics(self, step: int | None = None, **values: MetricValue) -> None:
+        """Send ``values`` as one TRAINING_METRICS frame for ``step`` (default: the step being
+        run), e.g. ``probe.log_metrics(loss=loss.detach(), lr=lr, grad_norm=norm)``.
+
+        Values are Python numbers or one-element tensors on any device, read without a host
+        sync (docs/PROBE.md). Every call is sent, whatever the sampling rate; a call made while
+        the encoder is far behind is dropped and counted (``stats().metrics_dropped``).
+        """
+        start = time.perf_counter_ns()
+        step = max(self._step, 0) if step is None else int(step)
+        check_metrics(step, values)
+        if self._closed:
+            return
+        slot = self._metrics.acquire()
+        if slot is None:
+            self._metrics.dropped += 1
+        else:
+            try:
+                stage_metrics(slot, step, values)
+            except BaseException:
+                slot.release()
+                raise
+            self._encoder.submit_metrics(slot)
+        self.probe_ns += time.perf_counter_ns() - start
 
     def set_control(self, state: ControlState) -> None:
         """Apply streaming settings locally (the app's CONTROL requests do the same)."""
@@ -371,18 +416,19 @@ class Probe:
         return site
 
     def _start_server(
-        self, host: str, port: int, token: str | None, port_fallback: bool
+        self, host: str, port: Ports, token: str | None, port_fallback: bool
     ) -> ServerLike:
         from .server import DEFAULT_CAPABILITIES, Server
 
         rank, world_size = _rank_and_world_size()
-        capabilities = DEFAULT_CAPABILITIES
+        local_rank, local_size = distributed.local_rank_and_size(rank, world_size)
+        capabilities = DEFAULT_CAPABILITIES | Capability.METRICS
         if self.grads:
             capabilities |= Capability.GRADIENTS | Capability.GRAD_NORMS
         server = Server(
             self._table.meta(self.model_name),
             host=host,
-            port=port + rank if port else 0,  # one port per rank: rank r listens on port + r
+            port=distributed.rank_port(port, local_rank),
             token=token,
             port_fallback=port_fallback,
             rank=rank,
@@ -392,6 +438,8 @@ class Probe:
             capabilities=capabilities,
         )
         server.start()
+        if local_rank == 0:
+            distributed.announce(host, port, local_size)
         return server
 
 

@@ -63,6 +63,8 @@ class SimOptions:
     top_k: int = 512
     port_fallback: bool = False
     announce: bool = True
+    rank: int = 0  # the rank its frames carry (several simulators stand for several ranks)
+    world_size: int = 1
 
 
 def site_info(site: SimSite) -> SiteInfo:
@@ -96,6 +98,8 @@ class Simulator:
             port=options.port,
             token=options.token,
             port_fallback=options.port_fallback,
+            rank=options.rank,
+            world_size=options.world_size,
             control=self.state,
             name="synapse-sim",
             announce=options.announce,

@@ -7,7 +7,13 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--connect", metavar="HOST:PORT", help="connect at start-up")
+    parser.add_argument(
+        "--connect",
+        metavar="HOST:PORT",
+        action="append",
+        help="connect at start-up; several ranks: repeat it, or list them "
+        "(HOST:9000,HOST2:9000) or give a port range (HOST:9000-9003)",
+    )
     parser.add_argument("--token", help="the trainer's token (trainers beyond loopback)")
 
 
@@ -23,12 +29,12 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
 
-    from synapse_desktop.net.endpoint import parse_endpoint
+    from synapse_desktop.net.endpoint import parse_endpoints
 
-    endpoint = None
+    endpoints = None
     if args.connect:
         try:
-            endpoint = parse_endpoint(args.connect)
+            endpoints = parse_endpoints(args.connect)
         except ValueError as exc:
             print(f"synapse app: --connect: {exc}", file=sys.stderr)
             return 2
@@ -41,6 +47,6 @@ def run(args: argparse.Namespace) -> int:
 
     window = MainWindow()
     window.show()
-    if endpoint is not None:
-        window.connect_to(endpoint, args.token)
+    if endpoints is not None:
+        window.connect_to(endpoints, args.token)
     return int(qt_app.exec())

@@ -118,7 +118,15 @@ def summary(message: Message) -> str:
         finite = norms[abs(norms) < float("inf")]  # NaN compares false
         span = f" norm={float(finite.min()):.3g}..{float(finite.max()):.3g}" if len(finite) else ""
         return f"layers={len(norms)}{span} nan={int((norms != norms).sum())}"
+    if isinstance(message, p.TrainingMetrics):
+        items = list(message.values.items())
+        shown = " ".join(f"{name}={value:.6g}" for name, value in items[:_METRICS_SHOWN])
+        more = f" (+{len(items) - _METRICS_SHOWN} more)" if len(items) > _METRICS_SHOWN else ""
+        return f"n={len(items)} {shown}{more}".rstrip()
     return ""
+
+
+_METRICS_SHOWN = 8  # metrics printed per TRAINING_METRICS line
 
 
 def _name(value: object) -> str:

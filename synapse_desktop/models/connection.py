@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -31,9 +32,16 @@ class ConnectionStatus:
     retry_at: float | None = None
     attempt: int = 0
     peer: str = ""
+    rank: int = -1  # the trainer's rank, from its HELLO (-1: not known yet)
+    links: tuple[ConnectionStatus, ...] = ()  # one per endpoint, when there are several
 
     def describe(self, now: float) -> str:
-        """One line, e.g. ``retrying in 3 s (connection refused)``."""
+        """One line, e.g. ``retrying in 3 s (connection refused)``; with several endpoints
+        ``1/2 ranks live; rank 1: retrying localhost:9001 in 3 s: connection refused``."""
+        if self.links:
+            live = sum(link.phase is Phase.LIVE for link in self.links)
+            others = [link.labelled(now) for link in self.links if link.phase is not Phase.LIVE]
+            return "; ".join([f"{live}/{len(self.links)} ranks live", *others])
         where = f" {self.endpoint}" if self.endpoint else ""
         if self.phase is Phase.RETRYING and self.retry_at is not None:
             wait = max(0, math.ceil(self.retry_at - now))
@@ -44,6 +52,10 @@ class ConnectionStatus:
         else:
             text = f"{self.phase.value}{where}"
         return f"{text}: {self.reason}" if self.reason else text
+
+    def labelled(self, now: float) -> str:
+        """``describe`` after the rank, when known: ``rank 1: retrying ...``."""
+        return f"rank {self.rank}: {self.describe(now)}" if self.rank >= 0 else self.describe(now)
 
 
 class ConnectionState:
@@ -59,3 +71,49 @@ class ConnectionState:
         if status != self.status:
             self.status = status
             self.changed.emit(status)
+
+
+_SUMMARY_ORDER = (Phase.LIVE, Phase.CONNECTING, Phase.RETRYING, Phase.FAILED, Phase.IDLE)
+
+
+class LinkStates:
+    """One ``ConnectionState`` per endpoint, summed up into ``summary`` on every change.
+
+    With one endpoint the summary is that endpoint's status; with several it is live while any
+    is (what arrives is shown), and its ``links`` hold every endpoint's status.
+    """
+
+    def __init__(self, summary: ConnectionState, endpoints: Sequence[str]) -> None:
+        self.summary = summary
+        self.parts = [ConnectionState() for _ in endpoints]
+        for part, endpoint in zip(self.parts, endpoints, strict=True):
+            part.status = ConnectionStatus(endpoint=endpoint)
+            part.changed.connect(self._update)
+        self._update()
+
+    def _update(self, *_: object) -> None:
+        statuses = [part.status for part in self.parts]
+        if len(statuses) == 1:
+            self.summary.set(**{f.name: getattr(statuses[0], f.name) for f in _FIELDS})
+            return
+        phase = next(p for p in _SUMMARY_ORDER if any(s.phase is p for s in statuses))
+        retries = [s.retry_at for s in statuses if s.retry_at is not None]
+        self.summary.set(
+            phase=phase,
+            endpoint=", ".join(s.endpoint for s in statuses),
+            reason="; ".join(_why(s) for s in statuses if s.phase is not Phase.LIVE),
+            retry_at=min(retries) if phase is Phase.RETRYING and retries else None,
+            attempt=max(s.attempt for s in statuses),
+            peer=next((s.peer for s in statuses if s.phase is Phase.LIVE), ""),
+            rank=-1,
+            links=tuple(statuses),
+        )
+
+
+def _why(status: ConnectionStatus) -> str:
+    """An endpoint that is not live, and why (no countdown: this text is kept)."""
+    text = f"{status.endpoint}: {status.phase.value}"
+    return f"{text}: {status.reason}" if status.reason else text
+
+
+_FIELDS = dataclasses.fields(ConnectionStatus)

@@ -65,6 +65,37 @@ class History:
         self.count[indices] += 1
         self._dirty.update(indices.tolist())
 
+    def put(
+        self,
+        indices: npt.NDArray[np.int64],
+        steps: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float32],
+        bands: npt.NDArray[np.float32],
+    ) -> None:
+        """Like ``append`` with a step per site, but a site whose newest sample has the same
+        step gets that sample replaced (one sample per step)."""
+        if len(indices) == 0:
+            return
+        count = self.count[indices]
+        head = (count - 1) % self.capacity
+        same = (count > 0) & (self.steps[indices, head] == steps)
+        slots = np.where(same, head, count % self.capacity)
+        self.steps[indices, slots] = steps
+        self.values[indices, slots] = values
+        self.bands[indices, slots] = bands
+        self.count[indices] += ~same
+        self._dirty.update(indices.tolist())
+
+    def load(self, other: History) -> None:
+        """Become a copy of ``other`` (same capacity and site count)."""
+        if (other.capacity, len(other)) != (self.capacity, len(self)):
+            raise ValueError("load needs a history of the same capacity and size")
+        self.steps[...] = other.steps
+        self.values[...] = other.values
+        self.bands[...] = other.bands
+        self.count[...] = other.count
+        self._dirty = set(range(len(self.count)))
+
     def series(self, index: int) -> Series:
         """Site ``index``'s samples, oldest first."""
         n = int(min(self.count[index], self.capacity))

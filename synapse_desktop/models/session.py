@@ -7,12 +7,15 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from synapse_desktop.models.bands import bands
+from synapse_desktop.models.anomalies import Anomalies
 from synapse_desktop.models.connection import ConnectionState
 from synapse_desktop.models.control import ControlModel
 from synapse_desktop.models.counters import Counters
-from synapse_desktop.models.history import FIELDS, History
+from synapse_desktop.models.grad_norms import GradNorms
+from synapse_desktop.models.history import History
+from synapse_desktop.models.metrics import MetricsHistory
 from synapse_desktop.models.ordering import SEQ_MODULUS, SeqGuard, Skipped, Verdict
+from synapse_desktop.models.ranks import Ranks
 from synapse_desktop.models.selection import Selection
 from synapse_desktop.models.signal import Signal
 from synapse_desktop.models.sparse import LatestSparse, SparsePoints, SparseRun
@@ -20,6 +23,7 @@ from synapse_desktop.models.stats import LatestStats
 from synapse_desktop.models.topology import Topology
 from synapse_desktop.models.view_settings import ViewSettings
 from synapse_native.protocol import (
+    BlockGradNorms,
     ControlAck,
     ErrorReport,
     Frame,
@@ -30,6 +34,7 @@ from synapse_native.protocol import (
     Role,
     SparseActivations,
     SummaryFlag,
+    TrainingMetrics,
 )
 
 
@@ -44,18 +49,24 @@ class Session:
         self.topology = Topology()
         self.stats = LatestStats()
         self.history = History(history_capacity)
+        self.grad_norms = GradNorms(history_capacity)
+        self.metrics = MetricsHistory()
         self.sparse = LatestSparse()
+        self.ranks = Ranks(self.stats, self.history, self.sparse)  # fills the three above
         self.control = ControlModel()
         self.counters = Counters()
         self.connection = ConnectionState()
         self.selection = Selection()
+        self.anomalies = Anomalies(self.topology)  # alerts from the activation summaries
         self.view = ViewSettings()
         self.peer_error = Signal()  # (text): the trainer sent ERROR
         self.flushed = Signal()  # (): the model signals of a batch have all fired
+        self.data_reset = Signal()  # (): reset_data forgot every value (a new run), mid-batch
         self._seq = SeqGuard()
         self._site_ids = np.zeros(0, np.int64)
-        self._max_step = -1
-        self._new_stream = False
+        self._max_steps: dict[int, int] = {}  # per rank, the newest step it sent
+        self._new_streams: set[int] = set()  # ranks whose HELLO came and no data yet
+        self._trainer_dropped: dict[int, int] = {}  # per rank, from its PROBE_STATS
         self.topology.changed.connect(self._follow_topology)
 
     def apply_frame(self, frame: Frame) -> None:
@@ -89,18 +100,32 @@ class Session:
 
     def flush(self) -> None:
         """Emit the pending change signals of every model, then ``flushed``."""
+        self.ranks.flush()  # first: it brings the merge shown by stats and history up to date
         self.stats.flush()
         self.history.flush()
+        self.grad_norms.flush()
+        self.metrics.flush()
         self.sparse.flush()
         self.counters.flush()
+        self.anomalies.flush()
         self.flushed.emit()
 
     def reset_data(self) -> None:
         """Forget statistics, history and points (a new training run)."""
         self.stats.clear()
         self.history.clear()
+        self.grad_norms.clear()
+        self.metrics.clear()
         self.sparse.clear()
-        self._max_step = -1
+        self.ranks.clear()
+        self.anomalies.reset()
+        self._max_steps.clear()
+        self.data_reset.emit()
+
+    def choose_rank(self, rank: int) -> None:
+        """Show one rank's data, or the mean across ranks (``ranks.MERGED``), and notify."""
+        self.ranks.choose(rank)
+        self.flush()
 
     def _apply(self, frame: Frame) -> bool:
         """Apply one frame; returns whether it carried fresh data."""
@@ -108,7 +133,8 @@ class Session:
         if isinstance(message, Hello):
             if message.role == Role.TRAINER:
                 self._seq.reset(header.rank)
-                self._new_stream = True
+                self.ranks.see(header.rank)
+                self._new_streams.add(header.rank)
             return False
         verdict = self._seq.check(header.rank, header.seq)
         if verdict is not Verdict.NEW:
@@ -116,17 +142,30 @@ class Session:
             self.counters.mark()
             return False
         if isinstance(message, LayerSummaryBatch):
-            self._summaries(message, header.step)
+            self._summaries(message, header.step, header.rank)
         elif isinstance(message, SparseActivations):
-            self._sparse(message, header.step)
+            self._sparse(message, header.step, header.rank)
+        elif isinstance(message, BlockGradNorms):
+            self._check_new_run(header.step, header.rank)
+            self.grad_norms.append(header.step, message.norms)
+        elif isinstance(message, TrainingMetrics):
+            self._check_new_run(header.step, header.rank)
+            self.metrics.apply(message, header.step, header.rank)
         elif isinstance(message, ModelMeta):
+            if (
+                header.rank in self._new_streams
+                and self.topology.from_meta
+                and message.model_name != self.topology.model_name
+            ):
+                self.reset_data()  # a restarted trainer with another model: a new run
             self.topology.set_meta(message.model_name, message.sites)
             return False
         elif isinstance(message, ControlAck):
             self.control.acknowledge(message)
             return False
         elif isinstance(message, ProbeStats):
-            self.counters.trainer_dropped = _dropped_for_us(message)
+            self._trainer_dropped[header.rank] = _dropped_for_us(message)
+            self.counters.trainer_dropped = sum(self._trainer_dropped.values())
             self.counters.mark()
             return False
         elif isinstance(message, ErrorReport):
@@ -136,27 +175,24 @@ class Session:
             return False
         return True
 
-    def _summaries(self, message: LayerSummaryBatch, step: int) -> None:
+    def _summaries(self, message: LayerSummaryBatch, step: int, rank: int) -> None:
         records = message.records
         records = records[(records["flags"] & int(SummaryFlag.GRADIENT)) == 0]
         if len(records) == 0:
             return
-        self._check_new_run(step)
+        self._check_new_run(step, rank)
         ids = records["site_id"].astype(np.int64)
         indices = self.topology.indices_of(ids)
         if (indices < 0).any():
             self.topology.ensure(ids[indices < 0].tolist())
             indices = self.topology.indices_of(ids)
-        fresh = self.stats.update(indices, records, step)
-        if fresh.any():
-            kept = records[fresh]
-            values = np.stack([kept[name] for name in FIELDS], axis=1).astype(np.float32)
-            self.history.append(indices[fresh], step, values, bands(kept["hist"]))
+        self.ranks.summaries(rank, indices, records, step)
+        self.anomalies.feed(rank, indices, records, step)
         self.counters.step = max(self.counters.step, step)
         self.counters.mark()
 
-    def _sparse(self, message: SparseActivations, step: int) -> None:
-        self._check_new_run(step)
+    def _sparse(self, message: SparseActivations, step: int, rank: int) -> None:
+        self._check_new_run(step, rank)
         index = self.topology.index_of(message.site_id)
         if index < 0:
             self.topology.ensure([message.site_id])
@@ -164,7 +200,7 @@ class Session:
         points = SparsePoints(
             step, message.threshold, message.n_above, message.indices, message.values
         )
-        self.sparse.update(index, points)
+        self.ranks.sparse(rank, index, points)
 
     def _sparse_run(self, run: SparseRun) -> int:
         """Apply a run of sparse frames (as ``_apply`` would, one by one); returns the newest
@@ -185,9 +221,10 @@ class Session:
             indices = self.topology.indices_of(np.asarray(run.site_id, np.int64))
             if (indices >= 0).all():
                 if self._seq.check_run(ranks[0], first, n) is Verdict.NEW:
-                    self._check_new_run(run.step[0])
-                    self._max_step = max(self._max_step, max(run.step))
-                    self.sparse.update_all(
+                    self._check_new_run(run.step[0], ranks[0])
+                    self._check_new_run(max(run.step), ranks[0])
+                    self.ranks.sparse_all(
+                        ranks[0],
                         indices.tolist(),
                         map(
                             SparsePoints,
@@ -213,29 +250,34 @@ class Session:
                 self.counters.mark()
                 continue
             step = run.step[i]
-            self._check_new_run(step)
+            self._check_new_run(step, run.rank[i])
             index = self.topology.index_of(run.site_id[i])
             if index < 0:
                 self.topology.ensure([run.site_id[i]])
                 index = self.topology.index_of(run.site_id[i])
-            self.sparse.update(
+            self.ranks.sparse(
+                run.rank[i],
                 index,
                 SparsePoints(step, run.threshold[i], run.n_above[i], run.indices[i], run.values[i]),
             )
             newest_ts = max(newest_ts, run.timestamp_ns[i])
         return newest_ts
 
-    def _check_new_run(self, step: int) -> None:
-        """After a new HELLO, a step behind what is shown means the trainer started over."""
-        if self._new_stream and step < self._max_step:
-            self.reset_data()
-        self._new_stream = False
-        self._max_step = max(self._max_step, step)
+    def _check_new_run(self, step: int, rank: int) -> None:
+        """After a rank's new HELLO, a step behind what that rank sent before means the
+        trainer started over (another rank being a step behind is no restart)."""
+        if self._new_streams:
+            fresh = rank in self._new_streams
+            self._new_streams.discard(rank)
+            if fresh and step < self._max_steps.get(rank, -1):
+                self.reset_data()
+        if step > self._max_steps.get(rank, -1):
+            self._max_steps[rank] = step
 
     def _follow_topology(self) -> None:
         old_to_new = self.topology.indices_of(self._site_ids)
         size = len(self.topology)
-        for model in (self.stats, self.history, self.sparse):
+        for model in (self.stats, self.history, self.sparse, self.ranks, self.anomalies):
             model.remap(old_to_new, size)
         self._site_ids = np.array([s.site_id for s in self.topology.sites], np.int64)
         selected = self.selection.selected

@@ -83,6 +83,11 @@ class LatestSparse:
                 held[index] = new
                 dirty.add(index)
 
+    def load(self, points: Sequence[SparsePoints]) -> None:
+        """Hold ``points`` (one per site, e.g. another rank's) in place of every site's."""
+        self.points = list(points)
+        self._dirty = set(range(len(self.points)))
+
     @property
     def total(self) -> int:
         """How many points are held across all sites."""

@@ -39,6 +39,17 @@ class LatestStats:
         self._dirty[rows] = True
         return fresh
 
+    def put(
+        self,
+        indices: npt.NDArray[np.int64],
+        records: npt.NDArray[np.void],
+        steps: int | npt.NDArray[np.int64],
+    ) -> None:
+        """Store ``records`` for ``indices`` as they are (with their ``steps``, one or per row)."""
+        self.records[indices] = records
+        self.steps[indices] = steps
+        self._dirty[indices] = True
+
     def field(self, name: str) -> npt.NDArray[np.float32]:
         """One statistic for every site (NaN where nothing has arrived)."""
         values = self.records[name].astype(np.float32)

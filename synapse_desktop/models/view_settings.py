@@ -11,6 +11,7 @@ from synapse_desktop.models.signal import Signal
 
 STATISTICS = ("rms", "mean_abs", "std", "mean", "max", "frac_above", "frac_zero", "kurtosis")
 HEATMAP_STATISTICS = FIELDS
+HEATMAP_KINDS = ("attn", "mlp", "residual", "mean")  # the overview's site kind per layer
 COLORMAPS = ("inferno", "viridis", "plasma", "fire", "ice", "coolwarm", "grays")
 THEMES = ("dark", "light")
 
@@ -26,6 +27,9 @@ class ViewValues:
     points: bool = True
     layer_spacing: float = 1.0  # a factor of the default spacing
     heatmap_statistic: str = "rms"
+    rank_spread: bool = False  # colour the planes by the spread of the statistic across ranks
+    heatmap_kind: str = "residual"
+    overview_metric: str = "loss"  # a TRAINING_METRICS name
 
 
 class ViewSettings:
@@ -49,6 +53,7 @@ def _validate(values: ViewValues) -> None:
     for name, allowed in (
         ("statistic", STATISTICS),
         ("heatmap_statistic", HEATMAP_STATISTICS),
+        ("heatmap_kind", HEATMAP_KINDS),
         ("colormap", COLORMAPS),
         ("theme", THEMES),
     ):
@@ -56,3 +61,5 @@ def _validate(values: ViewValues) -> None:
             raise ValueError(f"{name} must be one of {allowed}, got {getattr(values, name)!r}")
     if not 0.1 <= values.layer_spacing <= 10:
         raise ValueError(f"layer_spacing must be within 0.1..10, got {values.layer_spacing}")
+    if not values.overview_metric:
+        raise ValueError("overview_metric must name a metric")

@@ -14,13 +14,15 @@ import os
 import select
 import socket
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer
 
 from synapse_desktop import __version__
-from synapse_desktop.models.connection import Phase
+from synapse_desktop.models.connection import ConnectionState, Phase
+from synapse_desktop.models.ordering import Skipped
 from synapse_desktop.models.session import Session
 from synapse_desktop.models.sparse import SparseRun
 from synapse_desktop.net.backoff import Backoff
@@ -52,12 +54,31 @@ _CAPABILITIES = Capability.SUMMARIES | Capability.SPARSE | Capability.CONTROL
 _RESOLVER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synapse-resolve")
 
 
-class Client(QObject):
-    """Connects ``session`` to one endpoint at a time; state goes to ``session.connection``."""
+Batch = Sequence[Frame | Skipped | SparseRun]
 
-    def __init__(self, session: Session, parent: QObject | None = None) -> None:
+
+class Client(QObject):
+    """Connects ``session`` to one endpoint at a time; state goes to ``connection``
+    (``session.connection`` by default).
+
+    ``driven``: another object (``net.links.Links``) calls ``tick``, takes the frames through
+    ``sink`` and sends CONTROL; otherwise the client has its own timer, applies its frames to
+    the session and sends the session's CONTROL requests.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        parent: QObject | None = None,
+        *,
+        connection: ConnectionState | None = None,
+        driven: bool = False,
+    ) -> None:
         super().__init__(parent)
         self.session = session
+        self.connection = connection if connection is not None else session.connection
+        self.sink: Callable[[Batch], object] = session.apply_frames
+        self._driven = driven
         self.endpoint: Endpoint | None = None
         self.token: str | None = None
         self.backoff = Backoff()
@@ -75,7 +96,8 @@ class Client(QObject):
         self._retry = QTimer(self)
         self._retry.setSingleShot(True)
         self._retry.timeout.connect(self._attempt)
-        session.control.requested.connect(self._send_control)
+        if not driven:
+            session.control.requested.connect(self._send_control)
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -84,7 +106,7 @@ class Client(QObject):
         self.close()
         self.endpoint, self.token = endpoint, token or None
         self.backoff.reset()
-        self.session.connection.set(
+        self.connection.set(
             phase=Phase.CONNECTING, endpoint=str(endpoint), reason="", retry_at=None, attempt=0
         )
         self._attempt()
@@ -95,7 +117,7 @@ class Client(QObject):
         self._timer.stop()
         self._teardown()
         self.endpoint = None
-        self.session.connection.set(phase=Phase.IDLE, reason="", retry_at=None, peer="")
+        self.connection.set(phase=Phase.IDLE, reason="", retry_at=None, peer="", rank=-1)
 
     @property
     def live(self) -> bool:
@@ -110,12 +132,13 @@ class Client(QObject):
     def _attempt(self) -> None:
         assert self.endpoint is not None
         self._teardown()
-        self.session.connection.set(
+        self.connection.set(
             phase=Phase.CONNECTING, retry_at=None, attempt=self.backoff.attempts + 1
         )
         host, port = self.endpoint.host, self.endpoint.port
         self._resolving = _RESOLVER.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
-        self._timer.start()
+        if not self._driven:
+            self._timer.start()
 
     def _poll_resolve(self) -> None:
         assert self._resolving is not None
@@ -223,8 +246,8 @@ class Client(QObject):
             self._live = True
             self.backoff.reset()
             self.session.control.reset()
-            self.session.connection.set(phase=Phase.LIVE, reason="", retry_at=None)
-        self.session.apply_frames(frames)
+            self.connection.set(phase=Phase.LIVE, reason="", retry_at=None)
+        self.sink(frames)
 
     def _handshake(self, frame: Frame) -> bool:
         """React to HELLO and ERROR; False when the connection ended."""
@@ -240,7 +263,7 @@ class Client(QObject):
         except ProtocolError as exc:
             self._fail(str(exc), fatal=True)
             return False
-        self.session.connection.set(peer=message.name)
+        self.connection.set(peer=message.name, rank=frame.header.rank)
         if message.auth == AuthMode.HMAC_SHA256:
             if not self.token:
                 self._fail("the trainer requires a token (connect with a token)", fatal=True)
@@ -276,12 +299,10 @@ class Client(QObject):
         if self.endpoint is None:
             return
         if fatal:
-            self.session.connection.set(phase=Phase.FAILED, reason=reason, retry_at=None)
+            self.connection.set(phase=Phase.FAILED, reason=reason, retry_at=None)
             return
         delay = self.backoff.next()
-        self.session.connection.set(
-            phase=Phase.RETRYING, reason=reason, retry_at=time.monotonic() + delay
-        )
+        self.connection.set(phase=Phase.RETRYING, reason=reason, retry_at=time.monotonic() + delay)
         self._retry.start(int(delay * 1000))
 
     def _teardown(self) -> None:

@@ -13,18 +13,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from synapse_desktop.net.endpoint import Endpoint, parse_endpoint
+from synapse_desktop.net.endpoint import Endpoint, parse_endpoints
 
 TUNNEL_HELP = (
     "<b>Local trainer:</b> the probe listens on <code>localhost:9000</code>.<br>"
     "<b>Remote GPU node:</b> forward the port over SSH, then connect to localhost:<br>"
     "<code>ssh -N -L 9000:127.0.0.1:9000 user@gpu-node</code><br>"
-    "A trainer listening beyond loopback requires its token."
+    "A trainer listening beyond loopback requires its token.<br>"
+    "<b>Several ranks:</b> one endpoint per rank, e.g. <code>localhost:9000-9003</code> "
+    "or <code>node1:9000,node2:9000</code>."
 )
 
 
 class ConnectDialog(QDialog):
-    """Returns ``endpoint`` and ``token`` when accepted."""
+    """Returns ``endpoints`` (``endpoint``: the first) and ``token`` when accepted."""
 
     def __init__(self, recent: list[str], token: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -33,7 +35,10 @@ class ConnectDialog(QDialog):
         self.endpoint_box.setEditable(True)
         self.endpoint_box.addItems(recent or ["localhost:9000"])
         self.endpoint_box.setCurrentIndex(0)
-        self.endpoint_box.setToolTip("HOST:PORT of the probe (default localhost:9000)")
+        self.endpoint_box.setToolTip(
+            "HOST:PORT of the probe (default localhost:9000); several ranks: "
+            "HOST:9000-9003 or a comma-separated list"
+        )
         self.token_edit = QLineEdit(token)
         self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.token_edit.setPlaceholderText("only for a trainer that listens beyond loopback")
@@ -55,14 +60,16 @@ class ConnectDialog(QDialog):
         layout.addWidget(self.help_text)
         layout.addWidget(self.error)
         layout.addWidget(buttons)
+        self.endpoints: list[Endpoint] = []
         self.endpoint: Endpoint | None = None
         self.token: str | None = None
 
     def accept(self) -> None:
         try:
-            self.endpoint = parse_endpoint(self.endpoint_box.currentText())
+            self.endpoints = parse_endpoints(self.endpoint_box.currentText())
         except ValueError as exc:
             self.error.setText(str(exc))
             return
+        self.endpoint = self.endpoints[0]
         self.token = self.token_edit.text() or None
         super().accept()

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from synapse_desktop.models.ranks import MERGED
 from synapse_desktop.models.session import Session
 from synapse_desktop.models.view_settings import COLORMAPS, STATISTICS, THEMES
 from synapse_desktop.scene.scales import SCALES
@@ -64,6 +65,13 @@ class ControlPanel(QWidget):
         self.spacing.setRange(25, 400)
         self.spacing.setToolTip("Distance between layers")
         self.scale_note = QLabel()
+        self.rank = QComboBox()
+        self.rank.setToolTip("Show one rank, or the mean across ranks")
+        self.rank_spread = QCheckBox("Colour by spread across ranks")
+        self.rank_spread.setToolTip(
+            "Colour each plane by how far apart the ranks' values of the statistic are "
+            "(max - min); the tooltip names the rank farthest from the mean"
+        )
         self._build()
         self._send_timer = QTimer(self, singleShot=True, interval=SEND_DELAY_MS)
         self._send_timer.timeout.connect(self._send_numbers)
@@ -83,9 +91,13 @@ class ControlPanel(QWidget):
         self.spacing.valueChanged.connect(
             lambda v: session.view.set(layer_spacing=v / SPACING_STEPS)
         )
+        self.rank.currentIndexChanged.connect(lambda: session.choose_rank(self.rank.currentData()))
+        self.rank_spread.toggled.connect(lambda v: session.view.set(rank_spread=v))
         session.control.changed.connect(self._on_control)
         session.view.changed.connect(self._on_view)
         session.connection.changed.connect(self._on_connection)
+        session.ranks.changed.connect(self._on_ranks)
+        self._on_ranks()
         self._on_control()
         self._on_view("", None)
         self._on_connection(session.connection.status)
@@ -112,9 +124,14 @@ class ControlPanel(QWidget):
         vform.addRow(self.glow)
         vform.addRow(self.points)
         vform.addRow("Layer spacing", self.spacing)
+        ranks = QGroupBox("Ranks")
+        rform = QFormLayout(ranks)
+        rform.addRow("Show", self.rank)
+        rform.addRow(self.rank_spread)
         layout = QVBoxLayout(self)
         layout.addWidget(trainer)
         layout.addWidget(view)
+        layout.addWidget(ranks)
         layout.addStretch(1)
 
     # -- widgets -> models ----------------------------------------------------------------------
@@ -178,7 +195,27 @@ class ControlPanel(QWidget):
                 box.setChecked(on)
         with QSignalBlocker(self.spacing):
             self.spacing.setValue(round(v.layer_spacing * SPACING_STEPS))
-        self.scale_note.setText(SCALES[v.statistic].describe())
+        with QSignalBlocker(self.rank_spread):
+            self.rank_spread.setChecked(v.rank_spread)
+        self._describe_scale()
+
+    def _on_ranks(self) -> None:
+        ranks = self.session.ranks
+        with QSignalBlocker(self.rank):
+            self.rank.clear()
+            self.rank.addItem("merged (mean across ranks)", MERGED)
+            for rank in ranks.ranks:
+                self.rank.addItem(f"rank {rank}", rank)
+            self.rank.setCurrentIndex(max(0, self.rank.findData(ranks.choice)))
+        several = len(ranks) > 1
+        self.rank.setEnabled(several)
+        self.rank_spread.setEnabled(several)
+        self._describe_scale()
+
+    def _describe_scale(self) -> None:
+        v, scale = self.session.view.values, SCALES[self.session.view.values.statistic]
+        spread = v.rank_spread and len(self.session.ranks) > 1
+        self.scale_note.setText(scale.describe_spread() if spread else scale.describe())
 
     def _on_connection(self, status: object) -> None:
         del status

@@ -1,6 +1,10 @@
-"""The main window: the 3D layer grid, control panel and inspector docks, menus, status."""
+"""The main window: the 3D layer grid, control panel, inspector and overview docks, menus,
+status."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QCursor, QIcon, QKeySequence
@@ -15,11 +19,15 @@ from PySide6.QtWidgets import (
 )
 
 from synapse_desktop import __version__
+from synapse_desktop.models.ranks import MERGED
 from synapse_desktop.models.session import Session
-from synapse_desktop.net.client import Client
-from synapse_desktop.net.endpoint import Endpoint
+from synapse_desktop.net.endpoint import Endpoint, format_endpoints
+from synapse_desktop.net.links import Links
+from synapse_desktop.qt.alerts_panel import AlertsPanel
 from synapse_desktop.qt.connect_dialog import ConnectDialog
 from synapse_desktop.qt.control_panel import ControlPanel
+from synapse_desktop.qt.depth_panel import DepthPanel
+from synapse_desktop.qt.overview_panel import OverviewPanel
 from synapse_desktop.qt.settings_store import (
     load_view,
     open_settings,
@@ -30,8 +38,9 @@ from synapse_desktop.qt.settings_store import (
 from synapse_desktop.qt.status_bar import StatusBar
 from synapse_desktop.qt.theme import apply_theme
 from synapse_desktop.resources import ICON
+from synapse_desktop.scene.scales import SCALES
 from synapse_desktop.views.inspector import InspectorView
-from synapse_desktop.views.layer_grid import LayerGrid
+from synapse_desktop.views.layer_grid import FRAME_MS, LayerGrid
 
 INSPECTOR_REFRESH_MS = 250
 
@@ -44,8 +53,8 @@ class MainWindow(QMainWindow):
         load_view(self.settings, self.session.view)
         self.setWindowTitle("Synapse")
         self.setWindowIcon(QIcon(str(ICON)))
-        self.client = Client(self.session, self)
-        self.grid = LayerGrid(self.session)
+        self.links = Links(self.session, self)  # one connection per endpoint (rank)
+        self.grid = LayerGrid(self.session, spread_ms=FRAME_MS)  # its work a frame after a step's
         self.setCentralWidget(self.grid.native)
         self.panel = ControlPanel(self.session)
         self.panel_dock = self._dock("Controls", self.panel, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -57,13 +66,32 @@ class MainWindow(QMainWindow):
         self.inspector_dock = self._dock(
             "Inspector", holder, Qt.DockWidgetArea.BottomDockWidgetArea
         )
+        self.overview = OverviewPanel(self.session)
+        self.overview_dock = self._dock(
+            "Overview", self.overview, Qt.DockWidgetArea.BottomDockWidgetArea
+        )
+        self.splitDockWidget(self.inspector_dock, self.overview_dock, Qt.Orientation.Horizontal)
+        self.depth_panel = DepthPanel(self.session)
+        self.depth_dock = self._dock(
+            "Depth profile", self.depth_panel, Qt.DockWidgetArea.LeftDockWidgetArea
+        )
+        self.resizeDocks([self.depth_dock], [380], Qt.Orientation.Horizontal)
+        self.alerts = AlertsPanel(self.session)
+        self.alerts_dock = self._dock("Alerts", self.alerts, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.alerts.count_changed.connect(self._on_alert_count)
+        self.alerts.activated.connect(self._reveal_site)
+        self._on_alert_count(self.alerts.count)
         self.status = StatusBar(self.session)
         self.setStatusBar(self.status)
         self._token: str | None = None
         self._build_menus()
         self._inspector_timer = QTimer(self, interval=INSPECTOR_REFRESH_MS)
         self._inspector_timer.timeout.connect(self.inspector.refresh)
+        self._inspector_timer.timeout.connect(self.overview.refresh)
+        self._inspector_timer.timeout.connect(self.depth_panel.refresh)
         self._inspector_timer.start()
+        self.overview.view.hovered.connect(self._on_overview_hover)
+        self.depth_panel.view.hovered.connect(self._on_overview_hover)
         self.session.view.changed.connect(self._on_view)
         self.session.selection.hovered_changed.connect(self._on_hover)
         self.session.selection.selected_changed.connect(self._on_selected)
@@ -100,7 +128,7 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file = bar.addMenu("&File")
         self.connect_action = self._action("&Connect...", "Ctrl+K", self.show_connect_dialog)
-        self.disconnect_action = self._action("&Disconnect", "Ctrl+Shift+K", self.client.close)
+        self.disconnect_action = self._action("&Disconnect", "Ctrl+Shift+K", self.links.close)
         self.quit_action = self._action("&Quit", "Ctrl+Q", self.close)
         file.addActions([self.connect_action, self.disconnect_action])
         file.addSeparator()
@@ -114,7 +142,13 @@ class MainWindow(QMainWindow):
             [self.reset_camera_action, self.theme_action, self.glow_action, self.points_action]
         )
         view.addSeparator()
-        for dock, key in ((self.panel_dock, "Ctrl+1"), (self.inspector_dock, "Ctrl+2")):
+        for dock, key in (
+            (self.panel_dock, "Ctrl+1"),
+            (self.inspector_dock, "Ctrl+2"),
+            (self.overview_dock, "Ctrl+3"),
+            (self.depth_dock, "Ctrl+5"),
+            (self.alerts_dock, "Ctrl+4"),
+        ):
             toggle = dock.toggleViewAction()
             toggle.setShortcut(QKeySequence(key))
             view.addAction(toggle)
@@ -123,16 +157,23 @@ class MainWindow(QMainWindow):
 
     # -- actions --------------------------------------------------------------------------------
 
-    def connect_to(self, endpoint: Endpoint, token: str | None = None) -> None:
-        """Connect (and keep reconnecting) to ``endpoint``; remembered as a recent endpoint."""
+    def connect_to(
+        self, endpoints: Endpoint | Sequence[Endpoint], token: str | None = None
+    ) -> None:
+        """Connect (and keep reconnecting) to ``endpoints``, one per rank; remembered as a
+        recent entry. The ranks of earlier endpoints are forgotten."""
+        if isinstance(endpoints, Endpoint):
+            endpoints = [endpoints]
         self._token = token
-        remember_endpoint(self.settings, str(endpoint))
-        self.client.open(endpoint, token)
+        remember_endpoint(self.settings, format_endpoints(endpoints))
+        self.session.ranks.reset()
+        self.session.flush()  # the rank selector forgets the old ranks now
+        self.links.open(endpoints, token)
 
     def show_connect_dialog(self) -> None:
         dialog = ConnectDialog(recent_endpoints(self.settings), self._token or "", self)
-        if dialog.exec() and dialog.endpoint is not None:
-            self.connect_to(dialog.endpoint, dialog.token)
+        if dialog.exec() and dialog.endpoints:
+            self.connect_to(dialog.endpoints, dialog.token)
 
     def _toggle(self, name: str):  # type: ignore[no-untyped-def]
         def toggle() -> None:
@@ -164,6 +205,12 @@ class MainWindow(QMainWindow):
         if isinstance(app, QApplication):
             apply_theme(app, self.session.view.values.theme)
 
+    def _on_overview_hover(self, text: str) -> None:
+        if text:
+            self.status.showMessage(text)
+        else:
+            self.status.clearMessage()
+
     def _on_hover(self, index: int) -> None:
         text = self.describe_site(index)
         if text:
@@ -181,6 +228,21 @@ class MainWindow(QMainWindow):
         else:
             title = "Inspector: click a plane in the 3D view"
         self.inspector_dock.setWindowTitle(title)
+
+    def _on_alert_count(self, n: int) -> None:
+        self.alerts_dock.setWindowTitle(f"Alerts ({n})" if n else "Alerts")
+
+    def _reveal_site(self, index: int) -> None:
+        """An alert was clicked: if its plane's centre is off the 3D view, go back home (the
+        home view frames every plane; the selection outline then shows it)."""
+        layout = self.grid.geometry.layout
+        if not 0 <= index < len(layout):
+            return
+        centre = layout.quads()[index].mean(axis=0)
+        x, y = self.grid.project(centre)
+        width, height = self.grid.canvas.size
+        if not (0 <= x < width and 0 <= y < height):
+            self.grid.reset_camera()
 
     def describe_site(self, index: int) -> str:
         """Name and latest numbers of a site (empty for -1)."""
@@ -202,10 +264,31 @@ class MainWindow(QMainWindow):
             lines.append(f"{points.n_above} neurons above {points.threshold:.3g}")
         if neuron >= 0:
             lines.append(f"neuron {neuron}")
-        return "\n".join(lines)
+        return "\n".join(lines + self._rank_lines(index))
+
+    def _rank_lines(self, index: int) -> list[str]:
+        """With several ranks: each rank's value of the colour statistic, and the spread."""
+        ranks = self.session.ranks
+        if len(ranks) < 2:
+            return []
+        name = self.session.view.values.statistic
+        values = ranks.by_rank(name)[:, index].tolist()
+        cells = "  ".join(
+            f"{rank}: {'-' if math.isnan(v) else f'{v:.3g}'}"
+            for rank, v in zip(ranks.ranks, values, strict=True)
+        )
+        shown = "mean shown" if ranks.choice == MERGED else f"rank {ranks.choice} shown"
+        lines = [f"{SCALES[name].label} by rank ({shown}): {cells}"]
+        spread = ranks.spread(name)
+        if spread.farthest[index] >= 0:
+            lines.append(
+                f"spread {spread.spread[index]:.3g}, farthest from the mean: "
+                f"rank {spread.farthest[index]}"
+            )
+        return lines
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.client.close()
+        self.links.close()
         self._inspector_timer.stop()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
@@ -214,4 +297,6 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
         if event.isAccepted():
             self.inspector.close()
+            self.overview.close_view()
+            self.depth_panel.close_view()
             self.grid.close()

@@ -117,3 +117,26 @@ def map_values(
             out[known] = (1.0 - t) * rgba[step] + t * rgba[step + 1]
     out[~known] = empty
     return out
+
+
+_TABLE_SIZE = 1024
+
+
+@lru_cache(maxsize=16)
+def _table(name: str) -> npt.NDArray[np.float32]:
+    """The map at ``_TABLE_SIZE`` evenly spaced values from 0 to 1."""
+    return map_values(name, np.linspace(0.0, 1.0, _TABLE_SIZE, dtype=np.float32), (0, 0, 0, 0))
+
+
+def tint(
+    name: str, normalized: npt.NDArray[np.float32], empty: tuple[float, float, float, float]
+) -> npt.NDArray[np.float32]:
+    """``map_values`` read from a table of 1024 colours (the nearest entry: within 1/2046 of
+    the value, well under a byte of colour), in four numpy calls: the planes are recoloured at
+    every step."""
+    table = _table(name)
+    known = normalized == normalized  # not NaN
+    where = np.where(known, normalized, 0.0) * np.float32(_TABLE_SIZE - 1) + np.float32(0.5)
+    out = table[where.astype(np.intp)]
+    out[~known] = empty
+    return out

@@ -1,5 +1,6 @@
-"""The inspector canvas: the selected site's history, its percentile bands, and a site x step
-heatmap of one statistic. Visuals are made once; ``refresh`` pushes only what changed.
+"""The inspector canvas: the selected site's history and its percentile bands over steps.
+Visuals are made once; ``refresh`` pushes only what changed (the layers x steps view of every
+site is the overview's).
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ from vispy.visuals.text.text import FontManager
 
 from synapse_desktop.models.history import FIELDS, QUANTILES, Series
 from synapse_desktop.models.session import Session
-from synapse_desktop.scene.scales import SCALES
-from synapse_desktop.views.colors import THEMES, colormap
+from synapse_desktop.views.colors import THEMES
 
-HEATMAP_WIDTH = 256
 _LINE_COLORS = {"mean": "#7aa2f7", "rms": "#f7768e", "max": "#e0af68", "frac_above": "#9ece6a"}
 
 
@@ -123,21 +122,7 @@ class InspectorView:
         self.bands = _Bands(
             _Plot(grid, 2, 0, "median, p25..p75, p5..p95", "#c0caf5", text, fonts, col_span=2)
         )
-        self.heat = _Plot(grid, 0, 2, "", "#ffffff", text, fonts)
-        grid.remove_widget(self.heat.view)
-        grid.add_widget(self.heat.view, row=0, col=2, row_span=3)
-        self.heat_view = self.heat.view
-        self.heat_view.camera.aspect = None
-        self.heat_view.camera.flip = (False, True, False)
-        self.heatmap = scene.visuals.Image(
-            np.zeros((1, HEATMAP_WIDTH), np.float32),
-            clim=(0.0, 1.0),
-            interpolation="nearest",
-            parent=self.heat_view.scene,
-        )
-        self.heat.label.order = 1
         self._selected_dirty = True
-        self._heat_dirty = True
         session.history.changed.connect(self._on_history)
         session.selection.selected_changed.connect(self._on_selected)
         session.view.changed.connect(self._on_view)
@@ -148,7 +133,6 @@ class InspectorView:
         return self.canvas.native
 
     def _on_history(self, indices: npt.NDArray[np.int64]) -> None:
-        self._heat_dirty = True
         if self.session.selection.selected in set(indices.tolist()):
             self._selected_dirty = True
 
@@ -158,9 +142,7 @@ class InspectorView:
 
     def _on_view(self, name: str, value: object) -> None:
         del value
-        if name in ("heatmap_statistic", "colormap"):
-            self._heat_dirty = True
-        elif name == "theme":
+        if name == "theme":
             self.canvas.bgcolor = THEMES[self.session.view.values.theme].background
 
     def refresh(self) -> None:
@@ -168,9 +150,6 @@ class InspectorView:
         if self._selected_dirty:
             self._selected_dirty = False
             self._show_selected()
-        if self._heat_dirty:
-            self._heat_dirty = False
-            self._show_heatmap()
 
     def _show_selected(self) -> None:
         index = self.session.selection.selected
@@ -187,21 +166,6 @@ class InspectorView:
         for name, plot in self.plots.items():
             plot.show(x, series.field(name).astype(np.float64))
         self.bands.show(x, series.bands)
-
-    def _show_heatmap(self) -> None:
-        view = self.session.view.values
-        name = view.heatmap_statistic
-        filled = int(self.session.history.count.max(initial=0))
-        matrix, newest = self.session.history.matrix(name, min(HEATMAP_WIDTH, max(filled, 16)))
-        scale = SCALES[name]
-        image = np.nan_to_num(scale.normalize(matrix), nan=0.0)
-        if image.size == 0:
-            image = np.zeros((1, HEATMAP_WIDTH), np.float32)
-        self.heatmap.cmap = colormap(view.colormap)
-        self.heatmap.set_data(image)
-        self.heat_view.camera.set_range(x=(0, image.shape[1]), y=(0, image.shape[0]), margin=0)
-        last = f", newest step {newest}" if newest >= 0 else ""
-        self.heat.label.text = f"sites x last {image.shape[1]} samples\n{scale.describe()}{last}"
 
     def close(self) -> None:
         self.canvas.close()

@@ -188,6 +188,20 @@ def test_linear_colour_maps_take_a_fast_path_with_vispys_results() -> None:
         np.testing.assert_array_equal(map_values(name, x, (0.1, 0.2, 0.3, 1.0)), expected)
 
 
+def test_the_planes_tint_from_a_table_within_a_byte_of_the_map() -> None:
+    from synapse_desktop.models.view_settings import COLORMAPS
+    from synapse_desktop.views.colors import map_values, tint
+
+    x = np.concatenate([np.random.default_rng(1).random(3000), [0, 1, np.nan]]).astype(np.float32)
+    for name in COLORMAPS:
+        exact, table = (
+            map_values(name, x, (0.1, 0.2, 0.3, 1.0)),
+            tint(name, x, (0.1, 0.2, 0.3, 1.0)),
+        )
+        assert np.abs(exact - table).max() < 0.5 / 255
+        np.testing.assert_array_equal(table[-1], np.float32((0.1, 0.2, 0.3, 1.0)))
+
+
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="None is immortal from 3.12 (PEP 683)")
 def test_none_outlives_pyside6_calls_that_under_count_it() -> None:
     import synapse_desktop  # noqa: F401  (pins on import)

@@ -65,3 +65,30 @@ def test_coalescing_keeps_control_frames_and_the_newest_data_per_site() -> None:
     assert session.counters.step == 2
     np.testing.assert_array_equal(session.sparse.points[1].indices, [2])
     assert frame(meta(1), seq=0).header.seq == 0
+
+
+def test_several_endpoints_lists_ranges_and_clear_errors() -> None:
+    from synapse_desktop.net.endpoint import MAX_ENDPOINTS, format_endpoints, parse_endpoints
+
+    four = [Endpoint("gpu", port) for port in range(9000, 9004)]
+    assert parse_endpoints("gpu:9000-9003") == four
+    assert parse_endpoints(["gpu:9000-9001", "gpu:9002,gpu:9003"]) == four  # repeated --connect
+    assert parse_endpoints("[::1]:9000-9001, b") == [
+        Endpoint("::1", 9000),
+        Endpoint("::1", 9001),
+        Endpoint("b", 9000),
+    ]
+    assert parse_endpoints("") == [Endpoint()]
+    assert format_endpoints([*four, Endpoint("b", 1)]) == "gpu:9000-9003,b:1"
+    assert parse_endpoints(format_endpoints(four)) == four
+    for text, reason in (
+        ("gpu:9003-9000", "runs backwards"),
+        ("gpu:9000,,gpu:9001", "stray comma"),
+        ("gpu:9000,gpu:9000", "given twice"),
+        ("gpu:0-3", "port must be"),
+        (f"gpu:1-{MAX_ENDPOINTS + 1}", f"at most {MAX_ENDPOINTS}"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            parse_endpoints(text)
+    with pytest.raises(ValueError, match=f"at most {MAX_ENDPOINTS}"):
+        parse_endpoints([f"h:{port}" for port in range(1, MAX_ENDPOINTS + 2)])

@@ -35,7 +35,7 @@ def test_connect_dialog_remembers_endpoints_and_explains_tunnels(window, qtbot) 
     from synapse_desktop.qt.settings_store import recent_endpoints
 
     window.connect_to(Endpoint("127.0.0.1", 1))  # nothing listens: it retries
-    window.client.close()
+    window.links.close()
     assert recent_endpoints(window.settings)[0] == "127.0.0.1:1"
     dialog = ConnectDialog(recent_endpoints(window.settings), parent=window)
     qtbot.addWidget(dialog)
@@ -67,4 +67,6 @@ def test_cli_knows_the_app_command() -> None:
     from synapse_desktop.cli import build_parser
 
     args = build_parser().parse_args(["app", "--connect", "localhost:9001", "--token", "x"])
-    assert (args.command, args.connect, args.token) == ("app", "localhost:9001", "x")
+    assert (args.command, args.connect, args.token) == ("app", ["localhost:9001"], "x")
+    args = build_parser().parse_args(["app", "--connect", "a:9000-9001", "--connect", "b:9000"])
+    assert args.connect == ["a:9000-9001", "b:9000"]  # one endpoint per rank

@@ -15,6 +15,7 @@ from synapse_native.protocol import (
     LayerSummaryBatch,
     ModelMeta,
     SparseActivations,
+    TrainingMetrics,
 )
 
 
@@ -36,6 +37,12 @@ class FakeServer:
                 last = i == len(messages) - 1
                 self.messages.append((step, int(HeaderFlag.END_OF_STEP) if last else 0, message))
         return len(messages)
+
+    def broadcast(self, message: Any, *, step: int, flags: int = 0) -> bool:
+        """Like ``Server.broadcast``: one frame, on its own."""
+        with self._lock:
+            self.messages.append((step, flags, message))
+        return True
 
     def set_meta(self, meta: ModelMeta) -> None:
         self.metas.append(meta)
@@ -65,6 +72,11 @@ class FakeServer:
     def grad_norms(self) -> list[tuple[int, np.ndarray]]:
         """(step, norms) of every BLOCK_GRAD_NORMS, in order."""
         return [(s, m.norms) for s, _, m in self.messages if isinstance(m, BlockGradNorms)]
+
+    def metrics(self) -> list[tuple[int, dict[str, float]]]:
+        """(step, values) of every TRAINING_METRICS, in order."""
+        with self._lock:
+            return [(s, m.values) for s, _, m in self.messages if isinstance(m, TrainingMetrics)]
 
     def steps(self) -> list[int]:
         """Steps that were sent, in order (one per LAYER_SUMMARY_BATCH)."""

@@ -14,12 +14,20 @@ from synapse_probe.reductions import histogram_bins, summarize_into
 from synapse_probe.slots import SlotBuffer
 
 THRESHOLD = 1.0
+# The torch path runs on CUDA in training; where a GPU is present, every test runs there too.
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 
 
-def measure(x: torch.Tensor, top_k: int = 8, threshold: float = THRESHOLD):
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    return request.param
+
+
+def measure(x: torch.Tensor, device: str, top_k: int = 8, threshold: float = THRESHOLD):
+    x = x.to(device)
     slots = SlotBuffer(x.device, n_sites=1, n_blocks=0, top_k=top_k)
     k = summarize_into(x, slots.activations[0], threshold, top_k)
-    row = slots.activations[0].numpy()
+    row = slots.activations[0].cpu().numpy()
     record = summary_records(row[None, :], [0], [x.numel()], [False], threshold)[0]
     return record, sparse_message(row, 0, k, threshold)
 
@@ -36,65 +44,65 @@ def check(record, expected, rtol: float = 1e-4) -> None:
     np.testing.assert_allclose(record["hist"], expected["hist"], rtol=1e-6, atol=1e-7)
 
 
-def test_matches_the_reference_on_a_skewed_tensor() -> None:
+def test_matches_the_reference_on_a_skewed_tensor(device) -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(4, 16, 32, generator=g).exp() - 1.2  # skewed, crosses zero
     x[0, 0, :4] = 0.0
-    record, _ = measure(x)
+    record, _ = measure(x, device)
     check(record, summary(x.numpy(), THRESHOLD))
     assert record["threshold"] == THRESHOLD and record["flags"] == 0
 
 
-def test_non_finite_values_are_counted_and_kept_out_of_the_statistics() -> None:
+def test_non_finite_values_are_counted_and_kept_out_of_the_statistics(device) -> None:
     x = torch.linspace(-3, 3, 64).reshape(2, 32)
     x[0, 1] = float("nan")
     x[1, 3] = float("inf")
     x[1, 4] = float("-inf")
-    record, _ = measure(x)
+    record, _ = measure(x, device)
     check(record, summary(x.numpy(), THRESHOLD))
     assert (record["nan_count"], record["inf_count"]) == (1, 2)
     assert record["hist"].sum() == pytest.approx(1.0)
 
 
-def test_all_non_finite_gives_nan_statistics_and_an_empty_histogram() -> None:
-    record, _ = measure(torch.full((2, 4), float("nan")))
+def test_all_non_finite_gives_nan_statistics_and_an_empty_histogram(device) -> None:
+    record, _ = measure(torch.full((2, 4), float("nan")), device)
     assert record["nan_count"] == 8
     assert np.isnan([record[f] for f in FIELDS]).all()
     assert record["hist"].sum() == 0
 
 
-def test_constant_tensor_has_zero_skewness_and_kurtosis() -> None:
-    record, _ = measure(torch.full((3, 5), 2.0))
+def test_constant_tensor_has_zero_skewness_and_kurtosis(device) -> None:
+    record, _ = measure(torch.full((3, 5), 2.0), device)
     assert (record["std"], record["skewness"], record["kurtosis"]) == (0.0, 0.0, 0.0)
     assert record["mean"] == record["min"] == record["max"] == record["rms"] == 2.0
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_half_precision_inputs(dtype: torch.dtype) -> None:
+def test_half_precision_inputs(dtype: torch.dtype, device) -> None:
     x = (torch.randn(8, 16, generator=torch.Generator().manual_seed(1)) * 3).to(dtype)
-    record, _ = measure(x)
+    record, _ = measure(x, device)
     check(record, summary(x.float().numpy(), THRESHOLD), rtol=1e-3)
 
 
-def test_mean_far_from_zero_keeps_the_variance() -> None:
+def test_mean_far_from_zero_keeps_the_variance(device) -> None:
     x = 1000.0 + torch.randn(64, 32, generator=torch.Generator().manual_seed(2)) * 0.01
-    record, _ = measure(x)
+    record, _ = measure(x, device)
     expected = summary(x.numpy(), THRESHOLD)
     np.testing.assert_allclose(record["std"], expected["std"], rtol=1e-3)
 
 
-def test_sparse_view_is_neurons_above_threshold_capped_at_top_k_in_index_order() -> None:
+def test_sparse_view_is_neurons_above_threshold_capped_at_top_k_in_index_order(device) -> None:
     x = torch.zeros(3, 4, 20)
     loud = {2: 5.0, 7: 3.0, 11: 9.0, 13: 1.5, 19: 2.0}
     for neuron, level in loud.items():
         x[..., neuron] = level
     x[0, 0, 7] = float("nan")  # a NaN counts as 0 in the neuron's mean
-    _, sparse = measure(x, top_k=3, threshold=1.0)
+    _, sparse = measure(x, device, top_k=3, threshold=1.0)
     expected = neuron_means(x.numpy())
     assert sparse.n_above == 5
     assert sparse.indices.tolist() == [2, 7, 11]  # the three largest, ascending
     np.testing.assert_allclose(sparse.values, expected[[2, 7, 11]], rtol=1e-6)
-    _, everything = measure(x, top_k=32, threshold=1.0)
+    _, everything = measure(x, device, top_k=32, threshold=1.0)
     assert everything.indices.tolist() == sorted(loud)
 
 

@@ -25,6 +25,7 @@ from synapse_native.protocol import (
     ProbeStats,
     SiteInfo,
     SparseActivations,
+    TrainingMetrics,
     probe_client_records,
     summary_records,
 )
@@ -89,6 +90,8 @@ def message_from_json(d: dict[str, Any]) -> Message:
         return ErrorReport(**fields)
     if kind == "BLOCK_GRAD_NORMS":
         return BlockGradNorms(np.array([number(x) for x in fields["norms"]], dtype=np.float32))
+    if kind == "TRAINING_METRICS":
+        return TrainingMetrics({name: number(x) for name, x in fields["values"].items()})
     raise AssertionError(f"unknown message type in vectors: {kind}")
 
 
@@ -101,10 +104,14 @@ def same_value(a: Any, b: Any) -> bool:
         return type(a) is type(b) and all(
             same_value(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
         )
+    if isinstance(a, dict) and isinstance(b, dict):  # same items in the same order
+        return same_value(tuple(a), tuple(b)) and same_value(tuple(a.values()), tuple(b.values()))
     if isinstance(a, tuple) and isinstance(b, tuple):
         return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
         return math.isnan(b)
+    if isinstance(a, float) and isinstance(b, float) and a == 0 == b:
+        return math.copysign(1, a) == math.copysign(1, b)
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     return bool(a == b)

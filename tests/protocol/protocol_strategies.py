@@ -11,6 +11,7 @@ from synapse_native.protocol import (
     MAX_HELLO_NAME,
     MAX_LAYERS,
     MAX_TEXT,
+    METRIC_NAME_SIZE,
     PROBE_CLIENT_DTYPE,
     SUMMARY_DTYPE,
     AuthMode,
@@ -31,6 +32,7 @@ from synapse_native.protocol import (
     SiteInfo,
     SiteKind,
     SparseActivations,
+    TrainingMetrics,
 )
 
 U16 = st.integers(0, 0xFFFF)
@@ -176,6 +178,21 @@ def block_grad_norms() -> st.SearchStrategy[BlockGradNorms]:
     return records(np.dtype("<f4"), 40).map(BlockGradNorms)
 
 
+def metric_names() -> st.SearchStrategy[str]:
+    """1 to 24 bytes of UTF-8 without NUL (multi-byte characters included)."""
+    chars = st.characters(codec="utf-8", exclude_characters="\0")
+    return st.text(chars, min_size=1, max_size=METRIC_NAME_SIZE).filter(
+        lambda s: len(s.encode()) <= METRIC_NAME_SIZE
+    )
+
+
+def training_metrics() -> st.SearchStrategy[TrainingMetrics]:
+    """A few metrics of any float64 value (NaN, infinities, -0.0 included); the limit of
+    ``MAX_METRICS`` names is covered by test_protocol_limits."""
+    values = st.floats(allow_nan=True, allow_infinity=True)
+    return st.dictionaries(metric_names(), values, max_size=24).map(TrainingMetrics)
+
+
 MESSAGES: dict[str, st.SearchStrategy[Any]] = {
     "HELLO": hellos(),
     "MODEL_META": model_metas(),
@@ -186,6 +203,7 @@ MESSAGES: dict[str, st.SearchStrategy[Any]] = {
     "PROBE_STATS": probe_stats(),
     "ERROR": error_reports(),
     "BLOCK_GRAD_NORMS": block_grad_norms(),
+    "TRAINING_METRICS": training_metrics(),
 }
 
 

@@ -70,6 +70,7 @@ FIXED_PARTS = {
     "PROBE_STATS": (_layout.PROBE_STATS_FIXED, _layout.PROBE_STATS_FIELDS),
     "ERROR": (_layout.ERROR_FIXED, _layout.ERROR_FIELDS),
     "BLOCK_GRAD_NORMS": (_layout.GRAD_NORMS_FIXED, _layout.GRAD_NORMS_FIELDS),
+    "TRAINING_METRICS": (_layout.METRICS_FIXED, _layout.METRICS_FIELDS),
 }
 
 
@@ -103,6 +104,17 @@ def test_block_grad_norms_array_follows_its_fixed_part() -> None:
     rows = _layout_table((*_layout.GRAD_NORMS_FIELDS, "norms"))
     assert (int(rows[-1][0]), rows[-1][1]) == (_layout.GRAD_NORMS_FIXED.size, "f32 x n_layers")
     assert np.dtype("<f4") == _layout.NORM_DTYPE
+
+
+def test_metric_record_table_matches_the_dtype() -> None:
+    dtype = _layout.METRIC_DTYPE
+    assert dtype.names is not None and dtype.fields is not None
+    documented = [(int(row[0]), row[1]) for row in _layout_table(dtype.names)]
+    name, value = (dtype.fields[field][:2] for field in dtype.names)
+    assert documented == [(name[1], f"{name[0].itemsize} bytes"), (value[1], "f64")]
+    assert value[0] == np.dtype("<f8") and name[0].kind == "S"
+    rows = _layout_table((*_layout.METRICS_FIELDS, "metrics"))
+    assert (int(rows[-1][0]), rows[-1][1]) == (_layout.METRICS_FIXED.size, "32 x count")
 
 
 def test_message_type_table_matches_the_enum() -> None:

@@ -16,6 +16,7 @@ from synapse_native.protocol import (
     HEADER,
     MAGIC,
     MAX_LAYERS,
+    MAX_METRICS,
     MAX_PAYLOAD,
     MAX_SITES,
     MAX_TEXT,
@@ -36,6 +37,7 @@ from synapse_native.protocol import (
     Role,
     SiteInfo,
     SparseActivations,
+    TrainingMetrics,
     decode_frame,
     encode,
     peek_header,
@@ -88,6 +90,8 @@ def test_stream_buffers_what_arrived_not_what_is_announced(peak_memory: Callable
         (struct.pack("<IHH", 1, 0xFFFF, 0), MsgType.ERROR, "limit 1024"),
         (struct.pack("<II", 0xFFFF_FFFF, 0), MsgType.BLOCK_GRAD_NORMS, "limit 65536"),
         (struct.pack("<II", MAX_LAYERS, 0), MsgType.BLOCK_GRAD_NORMS, "8 + 262144"),
+        (struct.pack("<HHI", 0xFFFF, 0, 0), MsgType.TRAINING_METRICS, "limit 256"),
+        (struct.pack("<HHI", MAX_METRICS, 0, 0), MsgType.TRAINING_METRICS, "8 + 256 x 32"),
     ],
 )
 def test_huge_counts_fail_before_allocation(
@@ -151,6 +155,16 @@ STATE = ControlState(0.5, 10.0, 15, False, 64)
         (BlockGradNorms(np.zeros(MAX_LAYERS + 1, np.float32)), "65537 layers (limit 65536)"),
         (BlockGradNorms(np.zeros((2, 2), np.float32)), "norms must be a 1-D array of numbers"),
         (BlockGradNorms(np.array(["a"])), "norms must be a 1-D array of numbers"),
+        (TrainingMetrics({f"m{i}": 0.0 for i in range(257)}), "257 metrics (limit 256)"),
+        (TrainingMetrics({"": 1.0}), "name '' is empty or holds a NUL"),
+        (TrainingMetrics({"lo\0ss": 1.0}), "holds a NUL"),
+        (TrainingMetrics({"x" * 25: 1.0}), "is 25 bytes (limit 24)"),
+        (TrainingMetrics({"é" * 13: 1.0}), "is 26 bytes (limit 24)"),
+        (TrainingMetrics({"\ud800": 1.0}), "cannot be encoded as UTF-8"),
+        (TrainingMetrics({"loss": "1.5"}), "TRAINING_METRICS loss = '1.5' is not a number"),
+        (TrainingMetrics({"loss": None}), "is not a number"),  # type: ignore[dict-item]
+        (TrainingMetrics({"loss": 10**400}), "does not fit f64"),
+        (TrainingMetrics({1: 1.0}), "name 1 is not a string"),  # type: ignore[dict-item]
     ],
     ids=lambda value: value if isinstance(value, str) else type(value).__name__,
 )
@@ -237,6 +251,23 @@ def test_encode_rejects_objects_that_are_not_messages() -> None:
     not_a_message: Any = {"type": "HELLO"}
     with pytest.raises(TypeError, match="not a protocol message: dict"):
         encode(not_a_message)
+
+
+def test_training_metrics_hold_up_to_256_names_of_up_to_24_bytes() -> None:
+    values = {f"{i:03d}".ljust(24, "x"): float(i) for i in range(MAX_METRICS)}
+    raw = encode(TrainingMetrics(values))
+    assert len(raw) == 32 + 8 + 32 * MAX_METRICS
+    frame = decode_frame(raw)
+    assert frame is not None and isinstance(frame.message, TrainingMetrics)
+    assert frame.message.values == values
+
+
+def test_training_metrics_take_ints_and_numpy_scalars_as_float64() -> None:
+    values = {"tokens": 2**53, "lr": np.float32(0.25), "ok": True, "n": np.int64(-3)}
+    frame = decode_frame(encode(TrainingMetrics(values)))
+    assert frame is not None and isinstance(frame.message, TrainingMetrics)
+    assert frame.message.values == {"tokens": 2.0**53, "lr": 0.25, "ok": 1.0, "n": -3.0}
+    assert all(type(v) is float for v in frame.message.values.values())
 
 
 def test_probe_stats_clients_round_trip() -> None:

@@ -19,6 +19,7 @@ from synapse_native.protocol import (
     LayerSummaryBatch,
     ProbeStats,
     SparseActivations,
+    TrainingMetrics,
     decode_frame,
     encode,
     peek_header,
@@ -74,6 +75,15 @@ def _arrays(message: Any) -> list[np.ndarray]:
     if isinstance(message, BlockGradNorms):
         return [message.norms]
     return []
+
+
+def test_training_metrics_keep_order_nan_and_the_sign_of_zero() -> None:
+    values = {"loss": float("nan"), "lr": -0.0, "gnorm": float("inf"), "step_time": 1e-300}
+    frame = decode_frame(encode(TrainingMetrics(values), step=41, rank=3))
+    assert frame is not None and isinstance(frame.message, TrainingMetrics)
+    assert (frame.header.step, frame.header.rank) == (41, 3)
+    assert_same_message(frame.message, TrainingMetrics(values))
+    assert list(frame.message.values) == ["loss", "lr", "gnorm", "step_time"]
 
 
 @settings(max_examples=30, deadline=None)

@@ -10,8 +10,9 @@ script); rerun it only when the specification changes, and review the diff:
 
 JSON conventions: a frame is a list of hex lines of 32 bytes each (the first line is the
 header); other byte strings are hex; floats that JSON cannot spell are the strings "nan",
-"inf" and "-inf"; a CONTROL field that is absent is null. Every float is exactly representable
-as float32, so the decoded values compare equal.
+"inf" and "-inf"; a CONTROL field that is absent is null. Every float of an f32 field is exactly
+representable as float32, and JSON spells f64 values (TRAINING_METRICS) exactly, so the decoded
+values compare equal.
 """
 
 from __future__ import annotations
@@ -218,6 +219,20 @@ def grad_norms(
     return struct.pack("<II", len(norms) if n is None else n, reserved) + raw + pad
 
 
+def metrics(
+    entries: list[tuple[bytes | str, float]],
+    count: int | None = None,
+    reserved: tuple[int, int] = (0, 0),
+) -> bytes:
+    """TRAINING_METRICS; a ``bytes`` name goes on the wire as given (NUL-padded to 24)."""
+    raw = struct.pack("<HHI", len(entries) if count is None else count, *reserved)
+    for name, value in entries:
+        encoded = name.encode() if isinstance(name, str) else name
+        assert len(encoded) <= 24
+        raw += encoded + bytes(24 - len(encoded)) + struct.pack("<d", value)
+    return raw
+
+
 # -- the vectors -------------------------------------------------------------------------------
 
 
@@ -282,6 +297,8 @@ CLIENTS = [
     {"client_id": 2, "frames_sent": 997, "frames_dropped": 0, "bytes_sent": 1_100_000},
 ]
 NORMS = [0.75, NAN, 3.5]
+METRICS = [("loss", 2.8125), ("lr", 0.0003), ("grad_norm", 1.0000000000000002)]
+LONG_NAME = "train/loss_ema_0.99_full"  # exactly 24 bytes: no NUL at all
 VERSION_TEXT = "no common protocol version: peer speaks 2..3, this build speaks 1..1"
 
 
@@ -496,6 +513,32 @@ def good_vectors() -> list[dict[str, Any]]:
         seq=24,
         step=3,
     )
+    add(
+        "training_metrics_three_values",
+        32,
+        metrics(METRICS),
+        {"type": "TRAINING_METRICS", "values": dict(METRICS)},
+        seq=26,
+        step=1200,
+        rank=1,
+    )
+    special = [("损失", NAN), ("grad_norm", float("inf")), (LONG_NAME, float("-inf")), ("n", -0.0)]
+    add(
+        "training_metrics_nan_inf_utf8_full_name",
+        32,
+        metrics(special),
+        {"type": "TRAINING_METRICS", "values": dict(special)},
+        seq=27,
+        step=0xFFFF_FFFF,
+    )
+    add(
+        "training_metrics_empty",
+        32,
+        metrics([]),
+        {"type": "TRAINING_METRICS", "values": {}},
+        seq=28,
+        step=3,
+    )
     reserved_flags = frame(5, control(10, paused=False), flags=0x8001, seq=4)
     v.append(
         {
@@ -519,13 +562,24 @@ def good_vectors() -> list[dict[str, Any]]:
             "message": {"type": "BLOCK_GRAD_NORMS", "norms": NORMS},
         }
     )
+    bent_metrics = frame(32, metrics(METRICS[:1], reserved=(0xBEEF, 0xDEADBEEF)), seq=29)
+    v.append(
+        {
+            "name": "training_metrics_reserved_ignored",
+            "decode_only": True,
+            "hex": hex_lines(bent_metrics),
+            "header": {"type": 32, "payload_length": 40, "seq": 29, "timestamp_ns": TIMESTAMP}
+            | {"step": 0, "rank": 0, "flags": 0},
+            "message": {"type": "TRAINING_METRICS", "values": dict(METRICS[:1])},
+        }
+    )
     return v
 
 
 def skipped_vectors() -> list[dict[str, Any]]:
     cases = [
         ("reserved_attention", 16, bytes(range(24))),
-        ("reserved_training_metrics_empty", 32, b""),
+        ("reserved_moe_routing_empty", 18, b""),
         ("unknown_type_odd_length", 999, b"\x01\x02\x03\x04\x05"),
     ]
     return [
@@ -811,6 +865,51 @@ def bad_vectors() -> list[dict[str, Any]]:
         "grad_norms_count_4g",
         frame(9, grad_norms([], n=0xFFFF_FFFF)),
         "BLOCK_GRAD_NORMS announces 4294967295 layers (limit 65536)",
+    )
+    add(
+        "metrics_short",
+        frame(32, metrics([])[:4]),
+        "TRAINING_METRICS payload is 4 bytes, at least 8 expected",
+    )
+    add(
+        "metrics_count_mismatch",
+        frame(32, metrics(METRICS, count=2)),
+        "TRAINING_METRICS payload is 104 bytes, 8 + 2 x 32 expected",
+    )
+    add(
+        "metrics_too_many",
+        frame(32, metrics([], count=257)),
+        "TRAINING_METRICS announces 257 metrics (limit 256)",
+    )
+    add(
+        "metrics_count_65535",
+        frame(32, metrics([], count=0xFFFF)),
+        "TRAINING_METRICS announces 65535 metrics (limit 256)",
+    )
+    add(
+        "metrics_empty_name",
+        frame(32, metrics([("loss", 1.0), (b"", 2.0)])),
+        "TRAINING_METRICS metric 1 name is empty",
+    )
+    add(
+        "metrics_name_nul_inside",
+        frame(32, metrics([(b"lo\0ss", 1.0)])),
+        "TRAINING_METRICS metric 0 name has a NUL byte inside",
+    )
+    add(
+        "metrics_name_starts_with_nul",
+        frame(32, metrics([(b"\0loss", 1.0)])),
+        "TRAINING_METRICS metric 0 name has a NUL byte inside",
+    )
+    add(
+        "metrics_name_invalid_utf8",
+        frame(32, metrics([("lr", 1.0), (b"loss\xff", 1.0)])),
+        "TRAINING_METRICS metric 1 name is not valid UTF-8",
+    )
+    add(
+        "metrics_duplicate_name",
+        frame(32, metrics([("loss", 1.0), ("lr", 2.0), ("loss", 3.0)])),
+        "TRAINING_METRICS name 'loss' appears more than once",
     )
     return v
 

@@ -1,0 +1,163 @@
+"""Step-time cost of the probe on the demo's Llama-style model (``synapse_probe.demo``).
+
+Copies of one model train side by side on the same batches, one step each in turn (the order
+rotates every round, after a warm-up), so that machine noise hits every variant alike:
+
+- plain: no probe;
+- probe: ``attach(model, grads=False)`` plus ``log_metrics`` each step;
+- probe+grads: ``attach(model, grads=True)`` (what the demo runs) plus ``log_metrics``.
+
+Each probe streams to a reader process that decodes every frame, as the app would. A step is
+timed from its start to the end of its optimizer step; on CUDA with a synchronize at both ends
+(the bench's only host syncs; the trainer itself has none). Prints each variant's median step
+time and its ratio to plain: the median of per-round ratios (paired) and the ratio of medians.
+
+Run: ``python bench/bench_demo_overhead.py [--device cuda --preset 1b] [--seconds 60]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import multiprocessing
+import statistics
+import time
+from typing import Any
+
+import torch
+
+import synapse_probe
+from synapse_probe.demo.data import Windows, load_corpus, split
+from synapse_probe.demo.model import PRESETS, DemoForCausalLM, preset
+from synapse_probe.demo.train import DEFAULT_LR, Trainer, pick_device
+
+VARIANTS = ("plain", "probe", "probe+grads")
+
+
+def read_frames(host: str, port: int, stop: Any, count: Any) -> None:
+    """A viewer in its own process: reads and decodes every frame until told to stop."""
+    from synapse_native.client import StreamClient
+
+    with StreamClient.connect(host, port) as client:
+        while not stop.is_set():
+            for _ in client.frames(timeout=0.1):
+                count.value += 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="demo")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--moe", type=int, default=0)
+    parser.add_argument("--seconds", type=float, default=60.0, help="time for measured rounds")
+    parser.add_argument("--warmup", type=int, default=3, help="rounds not measured")
+    parser.add_argument("--min-rounds", type=int, default=8)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
+    args = parser.parse_args()
+    device = pick_device(args.device)
+    variants = [name for name in args.variants.split(",") if name]
+    if "plain" not in variants or not set(variants) <= set(VARIANTS):
+        parser.error(f"--variants: 'plain' and any of {', '.join(VARIANTS[1:])}")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+
+    torch.manual_seed(0)
+    config = preset(args.preset, moe_experts=args.moe)
+    train_bytes, _ = split(load_corpus())
+    base = DemoForCausalLM(config)
+    trainers: dict[str, Trainer] = {}
+    for name in variants:
+        model = copy.deepcopy(base).to(device)
+        windows = Windows(train_bytes, args.batch, config.seq_len, seed=0, device=device)
+        lr = DEFAULT_LR[args.preset]
+        trainers[name] = Trainer(model, windows, lr=lr, warmup=20, horizon=10_000)
+    del base
+
+    spawn = multiprocessing.get_context("spawn")
+    stop = spawn.Event()
+    probes: dict[str, Any] = {}
+    readers: list[tuple[Any, Any]] = []
+    for name in variants[1:]:
+        probe = synapse_probe.attach(
+            trainers[name].model, port=0, name="demo-llama", grads=name == "probe+grads"
+        )
+        probes[name] = probe
+        count = spawn.Value("q", 0)
+        reader = spawn.Process(target=read_frames, args=(*probe.address, stop, count))
+        reader.start()
+        readers.append((reader, count))
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    losses: dict[str, torch.Tensor] = {}
+    deadline = math.inf
+    r = 0
+    while r < args.warmup + args.min_rounds or time.perf_counter() < deadline:
+        if r == args.warmup:
+            deadline = time.perf_counter() + args.seconds
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]
+        for name in order:
+            probe = probes.get(name)
+            sync()
+            start = time.perf_counter()
+            if probe is not None:
+                probe.step(r + 1)
+            loss, lr, norm = trainers[name].step(r)
+            if probe is not None:
+                probe.log_metrics(loss=loss, lr=lr, grad_norm=norm)
+            sync()
+            if r >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+            losses[name] = loss
+        r += 1
+
+    counters = {name: probe.stats() for name, probe in probes.items()}
+    for probe in probes.values():
+        probe.close()
+    stop.set()
+    for reader, _ in readers:
+        reader.join(10)
+    frames = [int(count.value) for _, count in readers]
+    model = trainers["plain"].model
+    print(
+        f"demo model, preset {args.preset}: {model.num_parameters() / 1e6:.1f}M parameters, "
+        f"{config.n_layers} layers, d {config.d_model}, batch {args.batch} x {config.seq_len}, "
+        f"{device.type}"
+        + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+    )
+    report(times, counters)
+    print(
+        f"rounds={len(times['plain'])} warmup={args.warmup} threads={torch.get_num_threads()} "
+        f"frames read={frames} loss after {r} steps: "
+        + ", ".join(f"{name} {float(loss):.3f}" for name, loss in losses.items())
+    )
+
+
+def report(times: dict[str, list[float]], counters: dict[str, Any]) -> None:
+    """Median step times and ratios to plain (paired median, and ratio of medians)."""
+    plain = times["plain"]
+    print(f"{'variant':<12} {'median step':>12} {'paired ratio':>13} {'ratio of medians':>17}")
+    for name, steps in times.items():
+        paired = statistics.median(a / b for a, b in zip(steps, plain, strict=True))
+        median = statistics.median(steps)
+        print(
+            f"{name:<12} {median * 1e3:>10.1f}ms {paired:>13.3f}"
+            f" {median / statistics.median(plain):>17.3f}"
+        )
+    for name, stats in counters.items():
+        per_step = stats.probe_ns / max(stats.steps_seen, 1)
+        print(
+            f"{name}: {stats.steps_sampled}/{stats.steps_seen} steps measured, "
+            f"{per_step / 1e6:.2f} ms/step on the training thread "
+            f"({per_step / 1e9 / statistics.median(plain):.1%} of a plain step), "
+            f"{stats.snapshots_dropped} dropped, {stats.steps_skipped} skipped"
+        )
+
+
+if __name__ == "__main__":
+    main()

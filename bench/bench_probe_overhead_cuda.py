@@ -1,0 +1,123 @@
+"""Step-time cost of the probe on a GPU: a ~0.8B-parameter pre-norm transformer in bf16 autocast.
+
+Two copies of one model (``nn.TransformerEncoder``, 16 layers, d=2048, causal, AdamW) train in
+turn, one step each, the order alternating every round: ``plain`` and ``synapse`` (the probe,
+default sites and rate, gradients on or off, streaming to a reader process that decodes every
+frame). The bench alone synchronises the device at each step's ends to time it; the probe
+itself never does (tests/probe/test_training.py checks that with CUDA's sync-debug mode).
+
+Prints the median step time of each and the median of the per-round ratios.
+Run (needs CUDA): ``python bench/bench_probe_overhead_cuda.py [--grads] [--seconds 60]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import multiprocessing
+import statistics
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import synapse_probe
+
+D, LAYERS, HEADS, FFN, VOCAB = 2048, 16, 16, 8192, 32000
+
+
+class LM(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, D)
+        layer = nn.TransformerEncoderLayer(
+            D, HEADS, FFN, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.layers = nn.TransformerEncoder(layer, LAYERS, enable_nested_tensor=False)
+        self.head = nn.Linear(D, VOCAB, bias=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        mask = nn.Transformer.generate_square_subsequent_mask(ids.shape[1], device=ids.device)
+        x = self.layers(self.embed(ids), mask=mask, is_causal=True)
+        out: torch.Tensor = self.head(x)
+        return out
+
+
+def drain(host: str, port: int, stop: Any, frames: Any) -> None:
+    """A viewer in its own process that reads and decodes every frame, as the app would."""
+    from synapse_native.client import StreamClient
+
+    with StreamClient.connect(host, port) as client:
+        while not stop.is_set():
+            for _ in client.frames(timeout=0.1):
+                frames.value += 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seq", type=int, default=1024)
+    parser.add_argument("--grads", action="store_true", help="gradient summaries and norms too")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("bench_probe_overhead_cuda: no CUDA device here, nothing measured")
+        return
+    torch.manual_seed(0)
+    base = LM().cuda()
+    models = {"plain": base, "synapse": copy.deepcopy(base)}
+    optimizers = {n: torch.optim.AdamW(m.parameters(), lr=1e-4) for n, m in models.items()}
+    params = sum(p.numel() for p in base.parameters())
+    probe = synapse_probe.attach(models["synapse"], port=0, name="bench-cuda", grads=args.grads)
+    assert probe.address is not None
+    spawn = multiprocessing.get_context("spawn")
+    stop, frames = spawn.Event(), spawn.Value("q", 0)
+    reader = spawn.Process(target=drain, args=(*probe.address, stop, frames), daemon=True)
+    reader.start()
+
+    ids = torch.randint(0, VOCAB, (args.batch, args.seq + 1), device="cuda")
+    inputs, targets = ids[:, :-1], ids[:, 1:]
+    times: dict[str, list[float]] = {n: [] for n in models}
+    names = list(models)
+    rounds, deadline = 0, None
+    while deadline is None or time.perf_counter() < deadline:
+        if rounds == 3:  # after warm-up rounds
+            deadline = time.perf_counter() + args.seconds
+        for name in names if rounds % 2 else names[::-1]:
+            model, opt = models[name], optimizers[name]
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                logits = model(inputs)
+                loss = F.cross_entropy(logits.reshape(-1, VOCAB).float(), targets.reshape(-1))
+            loss.backward()
+            opt.step()
+            torch.cuda.synchronize()
+            if deadline is not None:
+                times[name].append(time.perf_counter() - start)
+        rounds += 1
+
+    stats = probe.stats()
+    probe.close()
+    stop.set()
+    reader.join(5)
+    plain = times["plain"]
+    print(
+        f"{torch.cuda.get_device_name()}: {params / 1e9:.2f}B params, d={D} layers={LAYERS}, "
+        f"batch {args.batch} x {args.seq} tokens, bf16 autocast, AdamW, grads={args.grads}"
+    )
+    for name, steps in times.items():
+        paired = statistics.median(a / b for a, b in zip(steps, plain, strict=True))
+        print(f"{name:<8} median step {statistics.median(steps) * 1e3:8.2f} ms  ratio {paired:.4f}")
+    print(
+        f"rounds={len(plain)}; probe: {stats.steps_sampled}/{stats.steps_seen} steps measured, "
+        f"{stats.probe_ns / max(stats.steps_seen, 1) / 1e6:.2f} ms/step on the training thread, "
+        f"{stats.snapshots_dropped} snapshots dropped; {frames.value} frames read by the client"
+    )
+
+
+if __name__ == "__main__":
+    main()

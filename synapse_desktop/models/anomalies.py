@@ -1,0 +1,342 @@
+"""Alerts found in the activation summaries as they arrive: non-finite values, exploding norms
+and dead sites (a bounded list, newest last)."""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from synapse_desktop.models.signal import Signal
+from synapse_desktop.models.topology import Topology
+
+I64 = npt.NDArray[np.int64]
+
+
+class Severity(enum.IntEnum):
+    INFO = 0
+    WARNING = 1
+    ERROR = 2
+
+
+class AlertKind(enum.Enum):
+    NONFINITE = "non-finite"
+    EXPLODING = "exploding"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyConfig:
+    """Thresholds. ``spike_factor``: an rms above this times the site's recent median is an
+    explosion (once per episode, re-armed when the rms is back under ``rearm_factor`` times
+    the median); the median is over the last ``window`` finite samples and needs
+    ``min_samples`` of them. A site is dead after ``dead_steps`` consecutive measured steps
+    with ``frac_zero >= dead_frac_zero`` or ``rms == 0``. ``capacity``: alerts kept."""
+
+    spike_factor: float = 10.0
+    rearm_factor: float = 5.0
+    window: int = 50
+    min_samples: int = 10
+    dead_frac_zero: float = 0.99
+    dead_steps: int = 20
+    capacity: int = 500
+
+    def __post_init__(self) -> None:
+        if not 0 < self.rearm_factor <= self.spike_factor:
+            raise ValueError("need 0 < rearm_factor <= spike_factor")
+        if not 1 <= self.min_samples <= self.window:
+            raise ValueError("need 1 <= min_samples <= window")
+        if self.dead_steps < 1 or self.capacity < 1:
+            raise ValueError("dead_steps and capacity must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One finding. ``site_id`` is the wire id (stable across topology rebuilds); ``layer``
+    and ``site`` (the kind's name) are as the topology said at the time; ``sites`` is how many
+    sites the finding covers (the named one first in forward order, then the others)."""
+
+    kind: AlertKind
+    step: int
+    rank: int
+    site_id: int
+    layer: int
+    site: str
+    message: str
+    severity: Severity
+    sites: int = 1
+
+
+@dataclass(slots=True)
+class _Onset:
+    """A non-finite onset of one rank not yet published (frames of its step may follow)."""
+
+    step: int
+    first: int  # site index
+    affected: int  # non-finite sites at that step, the first included
+    nan: int
+    inf: int
+
+
+@dataclass(slots=True)
+class _RankState:
+    """Per-site detector state of one rank (rows: site indices)."""
+
+    size: int
+    window: int
+    last_step: I64 = field(init=False)
+    bad: npt.NDArray[np.bool_] = field(init=False)
+    ring: npt.NDArray[np.float32] = field(init=False)
+    filled: I64 = field(init=False)
+    exploding: npt.NDArray[np.bool_] = field(init=False)
+    dead_run: I64 = field(init=False)
+    dead_alerted: npt.NDArray[np.bool_] = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = self.size
+        self.last_step = np.full(n, -1, np.int64)
+        self.bad = np.zeros(n, bool)
+        self.ring = np.full((n, self.window), np.nan, np.float32)
+        self.filled = np.zeros(n, np.int64)  # finite rms samples written so far
+        self.exploding = np.zeros(n, bool)
+        self.dead_run = np.zeros(n, np.int64)
+        self.dead_alerted = np.zeros(n, bool)
+
+    def remap(self, old_to_new: I64, size: int) -> None:
+        """Row ``i`` moves to ``old_to_new[i]`` (-1: dropped); the state gets ``size`` rows."""
+        old = {name: getattr(self, name) for name in _STATE_ARRAYS}
+        mapping = old_to_new[: self.size]
+        self.size = size
+        self.__post_init__()
+        keep = np.flatnonzero((mapping >= 0) & (mapping < size))
+        for name, values in old.items():
+            getattr(self, name)[mapping[keep]] = values[keep]
+
+
+_STATE_ARRAYS = ("last_step", "bad", "ring", "filled", "exploding", "dead_run", "dead_alerted")
+
+
+class Anomalies:
+    """Detectors over the activation summaries of every rank, and the alerts they raised.
+
+    ``feed`` takes one LAYER_SUMMARY_BATCH's activation records (vectorised over them);
+    ``changed`` fires from ``flush``, once per batch, when the list changed. ``reset`` (a new
+    run) forgets the alerts and the detectors' state; ``clear`` (the user) only the alerts.
+    """
+
+    def __init__(self, topology: Topology, config: AnomalyConfig | None = None) -> None:
+        self.topology = topology
+        self.config = config if config is not None else AnomalyConfig()
+        self.changed = Signal()
+        self.alerts: deque[Alert] = deque(maxlen=self.config.capacity)
+        self.total = 0  # alerts raised since the last reset or clear, dropped ones included
+        self.generation = 0  # counts resets and clears (a view that lists alerts starts over)
+        self._states: dict[int, _RankState] = {}
+        self._onsets: dict[int, _Onset] = {}
+        self._dirty = False
+
+    def __len__(self) -> int:
+        return len(self.alerts)
+
+    def newest_first(self) -> list[Alert]:
+        return list(reversed(self.alerts))
+
+    # -- input ----------------------------------------------------------------------------------
+
+    def feed(self, rank: int, indices: I64, records: npt.NDArray[np.void], step: int) -> None:
+        """Check one batch of activation records (rows for site ``indices``) of ``step``."""
+        onset = self._onsets.get(rank)
+        if onset is not None and onset.step != step:  # its step is over: list it in order
+            self._publish_onset(rank)
+        state = self._state(rank)
+        inside = (indices >= 0) & (indices < state.size)
+        fresh = inside.copy()
+        fresh[inside] = step > state.last_step[indices[inside]]
+        if not fresh.any():
+            return
+        idx = indices[fresh]
+        rec = records[fresh]
+        state.last_step[idx] = step
+        self._nonfinite(rank, state, idx, rec, step)
+        rms = rec["rms"].astype(np.float32)
+        self._exploding(rank, state, idx, rms, step)
+        self._dead(rank, state, idx, rec["frac_zero"].astype(np.float32), rms, step)
+
+    def _nonfinite(
+        self, rank: int, state: _RankState, idx: I64, rec: npt.NDArray[np.void], step: int
+    ) -> None:
+        nan, inf = rec["nan_count"], rec["inf_count"]
+        bad = (nan > 0) | (inf > 0)
+        was_bad = bool(state.bad.any())
+        state.bad[idx] = bad
+        if not bad.any():
+            return
+        bad_rows = np.flatnonzero(bad)
+        i = int(bad_rows[np.argmin(idx[bad_rows])])
+        first, n_nan, n_inf = int(idx[i]), int(nan[i]), int(inf[i])
+        onset = self._onsets.get(rank)
+        if onset is not None and onset.step == step:  # more frames of the onset's step
+            onset.affected += len(bad_rows)
+            if first < onset.first:
+                onset.first, onset.nan, onset.inf = first, n_nan, n_inf
+        elif not was_bad:
+            self._publish_onset(rank)
+            self._onsets[rank] = _Onset(step, first, len(bad_rows), n_nan, n_inf)
+
+    def _exploding(
+        self, rank: int, state: _RankState, idx: I64, rms: npt.NDArray[np.float32], step: int
+    ) -> None:
+        cfg = self.config
+        filled = np.minimum(state.filled[idx], cfg.window)
+        ring = np.sort(state.ring[idx], axis=1)  # NaN (never written) sorts last
+        rows = np.arange(len(idx))
+        lo, hi = np.maximum(filled - 1, 0) // 2, filled // 2
+        hi = np.minimum(hi, cfg.window - 1)
+        median = 0.5 * (ring[rows, lo] + ring[rows, hi])
+        enough = (filled >= cfg.min_samples) & (median > 0)
+        with np.errstate(invalid="ignore", over="ignore"):
+            over = enough & (rms > cfg.spike_factor * median)
+            back = enough & (rms <= cfg.rearm_factor * median)
+        new = over & ~state.exploding[idx]
+        state.exploding[idx] = (state.exploding[idx] | over) & ~back
+        finite = np.isfinite(rms)
+        written = idx[finite]
+        state.ring[written, state.filled[written] % cfg.window] = rms[finite]
+        state.filled[written] += 1
+        if new.any():
+            rows_new = np.flatnonzero(new)
+            i = int(rows_new[np.argmin(idx[rows_new])])
+            ratio = float(rms[i] / median[i])
+            what = (
+                f"rms {float(rms[i]):.3g} = {ratio:.3g}x its median {float(median[i]):.3g} "
+                f"(last {int(filled[i])} samples)"
+            )
+            self._add(
+                AlertKind.EXPLODING, Severity.WARNING, rank, step, int(idx[i]), len(rows_new), what
+            )
+
+    def _dead(
+        self,
+        rank: int,
+        state: _RankState,
+        idx: I64,
+        frac_zero: npt.NDArray[np.float32],
+        rms: npt.NDArray[np.float32],
+        step: int,
+    ) -> None:
+        cfg = self.config
+        with np.errstate(invalid="ignore"):
+            dead = (frac_zero >= cfg.dead_frac_zero) | (rms == 0)
+        run = np.where(dead, state.dead_run[idx] + 1, 0)
+        state.dead_run[idx] = run
+        alerted = state.dead_alerted[idx]
+        new = dead & (run >= cfg.dead_steps) & ~alerted
+        state.dead_alerted[idx] = dead & (alerted | new)
+        if new.any():
+            rows_new = np.flatnonzero(new)
+            i = int(rows_new[np.argmin(idx[rows_new])])
+            what = (
+                f"dead for {int(run[i])} measured steps "
+                f"({100 * float(frac_zero[i]):.1f}% zeros, rms {float(rms[i]):.3g})"
+            )
+            self._add(AlertKind.DEAD, Severity.INFO, rank, step, int(idx[i]), len(rows_new), what)
+
+    # -- upkeep ---------------------------------------------------------------------------------
+
+    def remap(self, old_to_new: I64, size: int) -> None:
+        """Follow a topology rebuild (see ``LatestStats.remap``); alerts keep their site ids."""
+        self._publish_onsets()
+        for state in self._states.values():
+            state.remap(old_to_new, size)
+
+    def clear(self) -> None:
+        """Forget the alerts (the detectors keep their state: an ongoing episode stays quiet)."""
+        self._publish_onsets()
+        if self.alerts or self.total:
+            self.alerts.clear()
+            self.total = 0
+            self.generation += 1
+            self._dirty = True
+
+    def reset(self) -> None:
+        """A new run: forget the alerts and every detector's state."""
+        self._onsets.clear()
+        self._states.clear()
+        self.alerts.clear()
+        self.total = 0
+        self.generation += 1
+        self._dirty = True
+
+    def flush(self) -> None:
+        """Publish pending findings; emit ``changed`` if the list changed."""
+        self._publish_onsets()
+        if self._dirty:
+            self._dirty = False
+            self.changed.emit()
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _state(self, rank: int) -> _RankState:
+        state = self._states.get(rank)
+        size = len(self.topology)
+        if state is None:
+            state = self._states[rank] = _RankState(size, self.config.window)
+        elif state.size < size:  # sites guessed before the table came: grow, indices stay
+            state.remap(np.arange(state.size, dtype=np.int64), size)
+        return state
+
+    def _publish_onsets(self) -> None:
+        for rank in list(self._onsets):
+            self._publish_onset(rank)
+
+    def _publish_onset(self, rank: int) -> None:
+        onset = self._onsets.pop(rank, None)
+        if onset is None:
+            return
+        counts = ", ".join(
+            f"{n} {name}" for n, name in ((onset.nan, "NaN"), (onset.inf, "inf")) if n
+        )
+        downstream = onset.affected - 1
+        what = (
+            f"first non-finite values ({counts}); "
+            f"{downstream} site{'' if downstream == 1 else 's'} downstream affected"
+        )
+        self._add(
+            AlertKind.NONFINITE,
+            Severity.ERROR,
+            rank,
+            onset.step,
+            onset.first,
+            onset.affected,
+            what,
+            others=False,
+        )
+
+    def _add(
+        self,
+        kind: AlertKind,
+        severity: Severity,
+        rank: int,
+        step: int,
+        index: int,
+        sites: int,
+        what: str,
+        others: bool = True,
+    ) -> None:
+        topo = self.topology.sites
+        if 0 <= index < len(topo):
+            site = topo[index]
+            site_id, layer, name = site.site_id, site.layer, site.kind_name
+        else:
+            site_id, layer, name = -1, -1, "?"
+        message = f"layer {layer} {name}: {what}"
+        if others and sites > 1:
+            message += f" (+{sites - 1} more site{'' if sites == 2 else 's'})"
+        if len(self._states) > 1 or rank:
+            message = f"rank {rank}, {message}"
+        self.alerts.append(Alert(kind, step, rank, site_id, layer, name, message, severity, sites))
+        self.total += 1
+        self._dirty = True

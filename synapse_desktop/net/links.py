@@ -1,0 +1,87 @@
+"""The connections to several endpoints (one per rank), feeding one ``Session``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtCore import QObject, QTimer
+
+from synapse_desktop.models.connection import LinkStates, Phase
+from synapse_desktop.models.ordering import Skipped
+from synapse_desktop.models.session import Session
+from synapse_desktop.models.sparse import SparseRun
+from synapse_desktop.net.client import TICK_MS, Batch, Client
+from synapse_desktop.net.endpoint import Endpoint
+from synapse_native.protocol import Control, Frame, encode
+
+
+class Links(QObject):
+    """One ``Client`` per endpoint, driven by one display-rate timer.
+
+    A tick drains every client and applies what they read as one batch, so the session
+    notifies once per tick whatever the number of ranks. Each endpoint's state is kept apart
+    (``LinkStates``) and summed up in ``session.connection``. A CONTROL request goes to every
+    live endpoint: a threshold change applies to all ranks.
+    """
+
+    def __init__(self, session: Session, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.clients: list[Client] = []
+        self.states: LinkStates | None = None
+        self._batch: list[Frame | Skipped | SparseRun] = []
+        self._timer = QTimer(self)
+        self._timer.setInterval(TICK_MS)
+        self._timer.timeout.connect(self.tick)
+        session.control.requested.connect(self._send_control)
+
+    def open(self, endpoints: Sequence[Endpoint], token: str | None = None) -> None:
+        """Connect to every endpoint (dropping the current ones) and keep reconnecting."""
+        if not endpoints:
+            raise ValueError("no endpoint to connect to")
+        self.close()
+        self.states = LinkStates(self.session.connection, [str(e) for e in endpoints])
+        for state in self.states.parts:
+            client = Client(self.session, self, connection=state, driven=True)
+            client.sink = self._collect
+            self.clients.append(client)
+        for client, endpoint in zip(self.clients, endpoints, strict=True):
+            client.open(endpoint, token)
+        self._timer.start()
+
+    def close(self) -> None:
+        """Disconnect from every endpoint and stop reconnecting."""
+        self._timer.stop()
+        for client in self.clients:
+            client.close()
+            client.deleteLater()
+        self.clients = []
+        self.states = None
+        self._batch.clear()
+        self.session.connection.set(
+            phase=Phase.IDLE, reason="", retry_at=None, peer="", rank=-1, links=()
+        )
+
+    @property
+    def live(self) -> int:
+        """How many endpoints are live."""
+        return sum(client.live for client in self.clients)
+
+    def tick(self) -> None:
+        """Progress every connection; apply what they read as one batch."""
+        for client in self.clients:
+            client.tick()
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self.session.apply_frames(batch)
+
+    def _collect(self, frames: Batch) -> None:
+        self._batch.extend(frames)
+
+    def _send_control(self, control: Control) -> None:
+        frame = encode(control)
+        sent = [client.send(frame) for client in self.clients if client.live]
+        if not any(sent):
+            self.session.control.pending.pop(control.request_id, None)
+            self.session.control.error = "not connected: the change was not sent"
+            self.session.control.changed.emit()
