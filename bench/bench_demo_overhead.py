@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 import torch
+from _reader import read_frames  # bench/ is on the path of a script run from it
 
 import synapse_probe
 from synapse_probe.demo.data import Windows, load_corpus, split
@@ -33,16 +34,6 @@ from synapse_probe.demo.model import PRESETS, DemoForCausalLM, preset
 from synapse_probe.demo.train import DEFAULT_LR, Trainer, pick_device
 
 VARIANTS = ("plain", "probe", "probe+grads")
-
-
-def read_frames(host: str, port: int, stop: Any, count: Any) -> None:
-    """A viewer in its own process: reads and decodes every frame until told to stop."""
-    from synapse_native.client import StreamClient
-
-    with StreamClient.connect(host, port) as client:
-        while not stop.is_set():
-            for _ in client.frames(timeout=0.1):
-                count.value += 1
 
 
 def main() -> None:

@@ -2,11 +2,15 @@
 
 1. Steady: a simulator process streams 32 layers x attn/mlp/residual (attn and residual 4096
    neurons, MLP 14336) at 10 summaries/s with up to 512 sparse points per site. The app's client
-   ticks at display rate (16 ms); each tick's work (drain, decode, state, visual ``set_data``,
-   but no GL draw: the canvas is not shown) is timed. The simulator pushes a step's frames at
-   once, so a tick that applies frames (a busy tick) normally applies a whole step; the last
-   line printed is the busy ticks' median and p95.
-2. Frame time: the same scene rendered by Mesa's software OpenGL (``canvas.render``).
+   ticks at display rate (16 ms), and the layer grid, as in the app, does its share of a batch
+   (points, atlas, tint, uploads) one display frame later; all this GUI-thread work (drain,
+   decode, state, visual ``set_data``, but no GL draw: the canvas is not shown) is timed, wall
+   and thread CPU time, and summed per displayed frame (from one tick to the next). The
+   simulator pushes a step's frames at once, so a tick that applies frames (a busy tick)
+   normally applies a whole step; the last line printed is the median and p95 of the frames
+   with a step's work (the busy tick's, or the grid's a frame later).
+2. Frame time: the same scene rendered by Mesa's software OpenGL (``canvas.render``), with the
+   glow (the bloom post-process) off and on.
 3. Flood: another process writes frames as fast as loopback takes them. A 10 ms timer measures
    event-loop lag; resident memory is read before and after; drops are counted.
 
@@ -117,6 +121,21 @@ def _stats(values: list[float]) -> str:
     )
 
 
+def _frames(events: list[tuple[float, float, float, str]]) -> list[tuple[float, float, bool]]:
+    """Per displayed frame (from one client tick to the next): the wall and CPU time of the
+    GUI-thread work in it (the tick, and any grid update that started before the next tick),
+    and whether some of it was a step's (frames applied, or the grid placing them)."""
+    out: list[list[float]] = []
+    for _, wall, cpu, kind in sorted(events):
+        if kind in ("busy", "idle") or not out:
+            out.append([wall, cpu, kind != "idle"])
+        else:
+            out[-1][0] += wall
+            out[-1][1] += cpu
+            out[-1][2] = True
+    return [(f[0], f[1], bool(f[2])) for f in out]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=STEADY_S)
@@ -140,56 +159,92 @@ def main() -> int:
     from synapse_desktop.net.endpoint import Endpoint
     from synapse_desktop.views.layer_grid import LayerGrid
 
-    class TimedClient(Client):
-        def __init__(self, session: Session) -> None:
-            super().__init__(session)
-            self.busy: list[float] = []
-            self.idle: list[float] = []
+    FRAME_MS = 16.0  # the app's: views.layer_grid.FRAME_MS (absent from older builds)
 
+    # Every piece of GUI-thread work: (start, wall time, the thread's CPU time, kind). Thread
+    # CPU time leaves out the time the thread waited for a core while other processes ran: on
+    # a shared machine, the steadier measure of the work.
+    events: list[tuple[float, float, float, str]] = []
+
+    class TimedClient(Client):
         def tick(self) -> None:
             frames = self.session.counters.frames
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             super().tick()
-            spent = time.perf_counter() - start
-            (self.busy if self.session.counters.frames > frames else self.idle).append(spent)
+            kind = "busy" if self.session.counters.frames > frames else "idle"
+            cpu = time.thread_time() - start_cpu
+            events.append((start, time.perf_counter() - start, cpu, kind))
+
+    def make_grid(session: Session) -> LayerGrid:
+        """The grid as the app makes it: its share of a step a display frame later, timed."""
+        try:
+            grid = LayerGrid(session, size=RENDER_SIZE, spread_ms=FRAME_MS)
+        except TypeError:  # a build without spreading: the grid works inside the tick
+            return LayerGrid(session, size=RENDER_SIZE)
+        apply = grid.apply_pending
+
+        def timed_apply() -> None:
+            start, start_cpu = time.perf_counter(), time.thread_time()
+            apply()
+            cpu = time.thread_time() - start_cpu
+            events.append((start, time.perf_counter() - start, cpu, "grid"))
+
+        grid.apply_pending = timed_apply  # type: ignore[method-assign]
+        return grid
 
     # 1. Steady state at Llama-8B scale.
     session = Session()
-    grid = LayerGrid(session, size=RENDER_SIZE)
+    grid = make_grid(session)
     client = TimedClient(session)
     time.sleep(1.0)  # let the simulator bind
     client.open(Endpoint("127.0.0.1", sim_port))
     _pump(app, 2.0)  # connect, meta, first steps
-    client.busy.clear()
-    client.idle.clear()
+    events.clear()
     frames0 = session.counters.frames
     _pump(app, args.seconds)
-    ticks = client.busy + client.idle
     print(
         f"steady: {len(session.topology)} sites, {session.sparse.total} points held, "
         f"{(session.counters.frames - frames0) / args.seconds:.0f} frames/s, "
         f"step {session.counters.step}"
     )
-    print(f"  GUI work per displayed frame (all ticks): {_stats(ticks)}")
-    print(f"  ticks that applied frames: {_stats(client.busy)}")
-    busy = np.array(client.busy) * 1000 if client.busy else np.full(1, np.nan)
+    frames = _frames(events)
+    busy = [f for f in frames if f[2]]
+    print(f"  GUI work per displayed frame (all frames): {_stats([f[0] for f in frames])}")
+    for kind, label in (("busy", "ticks that applied frames"), ("grid", "grid updates")):
+        chosen = [e for e in events if e[3] == kind]
+        if chosen:
+            print(f"  {label}: {_stats([e[1] for e in chosen])}")
+            print(f"    thread CPU time: {_stats([e[2] for e in chosen])}")
+    print(f"  frames with a step's work: {_stats([f[0] for f in busy])}")
+    print(f"    thread CPU time: {_stats([f[1] for f in busy])}")
+    wall = np.array([f[0] for f in busy] or [np.nan]) * 1000
+    cpu = np.array([f[1] for f in busy] or [np.nan]) * 1000
     headline = (
-        f"BUSY-TICK COST (GUI thread, ticks that applied frames, n={len(client.busy)}): "
-        f"median {np.median(busy):.2f} ms, p95 {np.percentile(busy, 95):.2f} ms"
+        f"BUSY-FRAME COST (GUI thread, frames with a step's work, n={len(busy)}): "
+        f"median {np.median(wall):.2f} ms, p95 {np.percentile(wall, 95):.2f} ms "
+        f"(thread CPU time: median {np.median(cpu):.2f} ms, p95 {np.percentile(cpu, 95):.2f} ms)"
     )
     print(
         f"  dropped: trainer {session.counters.dropped_by_trainer}, "
         f"app {session.counters.app_dropped}; lag {session.counters.lag_ms:.1f} ms"
     )
 
-    # 2. Frame time with Mesa (the whole scene at RENDER_SIZE).
-    grid.canvas.render()
-    renders = []
-    for _ in range(10):
-        start = time.perf_counter()
+    # 2. Frame time with Mesa (the whole scene at RENDER_SIZE), glow (the bloom) off and on,
+    # interleaved so that both see the same load.
+    renders: dict[bool, list[float]] = {False: [], True: []}
+    for glow in (False, True):
+        session.view.set(glow=glow)
         grid.canvas.render()
-        renders.append(time.perf_counter() - start)
-    print(f"frame time {RENDER_SIZE[0]}x{RENDER_SIZE[1]} (canvas.render, Mesa): {_stats(renders)}")
+    for _ in range(10):
+        for glow in (False, True):
+            session.view.set(glow=glow)
+            start = time.perf_counter()
+            grid.canvas.render()
+            renders[glow].append(time.perf_counter() - start)
+    size = f"{RENDER_SIZE[0]}x{RENDER_SIZE[1]}"
+    for glow in (False, True):
+        label = "on (bloom)" if glow else "off"
+        print(f"frame time {size} (canvas.render, Mesa), glow {label}: {_stats(renders[glow])}")
     client.close()
     sim.terminate()
     sim.join()
@@ -200,7 +255,7 @@ def main() -> int:
     )
     flood.start()
     session = Session()
-    grid2 = LayerGrid(session, size=RENDER_SIZE)
+    grid2 = make_grid(session)
     client = TimedClient(session)
     time.sleep(0.5)
     rss0 = _rss_mb()
@@ -219,6 +274,7 @@ def main() -> int:
     _pump(app, 2.0)
     rss_warm = _rss_mb()
     lags.clear()
+    events.clear()
     frames0, bytes0 = session.counters.frames, session.counters.bytes
     _pump(app, args.flood_seconds)
     timer.stop()
@@ -229,7 +285,8 @@ def main() -> int:
         f"{(c.bytes - bytes0) / args.flood_seconds / 1e6:.0f} MB/s, step {c.step}"
     )
     print(f"  event-loop lag: {_stats(lags)}")
-    print(f"  GUI work per tick: {_stats(client.busy)}")
+    flood_frames = [f[0] for f in _frames(events) if f[2]]
+    print(f"  GUI work per displayed frame with frames to apply: {_stats(flood_frames)}")
     print(f"  memory: {rss0:.0f} MB before, {rss_warm:.0f} MB warm, {rss_end:.0f} MB after")
     print(f"  dropped: trainer (seq gaps) {c.dropped_by_trainer}, app {c.app_dropped}")
     client.close()

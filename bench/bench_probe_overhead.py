@@ -29,10 +29,10 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
+from _reader import read_frames  # bench/ is on the path of a script run from it
 from torch import nn
 
 import synapse_probe
@@ -124,16 +124,6 @@ def tensorboard_hooks(model: GPT, logdir: str) -> Callable[[], None]:
     return writer.close
 
 
-def drain(host: str, port: int, stop: Any, frames: Any) -> None:
-    """A viewer in its own process that reads and decodes every frame, as the app would."""
-    from synapse_native.client import StreamClient
-
-    with StreamClient.connect(host, port) as client:
-        while not stop.is_set():
-            for _ in client.frames(timeout=0.1):
-                frames.value += 1
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=75.0, help="time for measured rounds")
@@ -158,7 +148,7 @@ def main() -> None:
     assert address is not None
     spawn = multiprocessing.get_context("spawn")
     stop, frames = spawn.Event(), spawn.Value("q", 0)
-    reader = spawn.Process(target=drain, args=(*address, stop, frames), daemon=True)
+    reader = spawn.Process(target=read_frames, args=(*address, stop, frames), daemon=True)
     reader.start()
     item_hooks(models["item()"])
     logdir = tempfile.TemporaryDirectory(prefix="synapse-bench-tb-")

@@ -17,10 +17,10 @@ import copy
 import multiprocessing
 import statistics
 import time
-from typing import Any
 
 import torch
 import torch.nn.functional as F
+from _reader import read_frames  # bench/ is on the path of a script run from it
 from torch import nn
 
 import synapse_probe
@@ -45,16 +45,6 @@ class LM(nn.Module):
         return out
 
 
-def drain(host: str, port: int, stop: Any, frames: Any) -> None:
-    """A viewer in its own process that reads and decodes every frame, as the app would."""
-    from synapse_native.client import StreamClient
-
-    with StreamClient.connect(host, port) as client:
-        while not stop.is_set():
-            for _ in client.frames(timeout=0.1):
-                frames.value += 1
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -74,7 +64,7 @@ def main() -> None:
     assert probe.address is not None
     spawn = multiprocessing.get_context("spawn")
     stop, frames = spawn.Event(), spawn.Value("q", 0)
-    reader = spawn.Process(target=drain, args=(*probe.address, stop, frames), daemon=True)
+    reader = spawn.Process(target=read_frames, args=(*probe.address, stop, frames), daemon=True)
     reader.start()
 
     ids = torch.randint(0, VOCAB, (args.batch, args.seq + 1), device="cuda")

@@ -22,7 +22,7 @@ from cffi import FFI
 
 NATIVE = Path(__file__).resolve().parent
 ROOT = NATIVE.parent
-HEADERS = ["ring.h", "frame.h", "pumps.h", "bench.h"]
+HEADERS = ["ring.h", "frame.h", "pumps.h", "bench.h", "grid.h"]
 SOURCES = [
     "ring.c",
     "wake.c",
@@ -36,6 +36,7 @@ SOURCES = [
     "receiver_loop.c",
     "bench_ring.c",
     "bench_pumps.c",
+    "grid.c",
 ]
 COMPILE_ARGS = ["-O2", "-Wall", "-Wextra", "-std=c11", "-D_GNU_SOURCE", "-pthread"]
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from .slots import HIST, N_SCALARS, TOP
+from .reductions import write_top_k
+from .slots import HIST, N_SCALARS
 
 TILE = 8192  # elements per program (with TILE_WARPS, the fastest of a sweep on an H100)
 TILE_WARPS = 4
@@ -84,13 +85,7 @@ def summarize_with(
         partials, n_parts, hist, neuron_means, cols, float(rows), float(threshold),
         row, N_SCALARS, HIST, BLOCK=MERGE_BLOCK,
     )  # fmt: skip
-    k = min(top_k, cols)
-    if k > 0:
-        top = torch.topk(neuron_means, k, sorted=False)
-        row[TOP : TOP + k].copy_(top.values)
-        start = TOP + (row.numel() - TOP) // 2
-        row[start : start + k].copy_(top.indices)
-    return k
+    return write_top_k(neuron_means, row, top_k)
 
 
 def _next_power_of_two(n: int) -> int:

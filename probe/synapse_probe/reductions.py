@@ -56,7 +56,13 @@ def summarize_into(x: torch.Tensor, row: torch.Tensor, threshold: float, top_k: 
     scalars.append((neuron_means > threshold).sum())
     row[:N_SCALARS].copy_(torch.stack(scalars))
     _histogram_into(values, finite, row[HIST : TRASH_BIN + 1])
-    k = min(top_k, neurons)
+    return write_top_k(neuron_means, row, top_k)
+
+
+def write_top_k(neuron_means: torch.Tensor, row: torch.Tensor, top_k: int) -> int:
+    """Write the ``top_k`` largest neuron means and their indices into ``row``; return the k used
+    (fixed by shapes alone, so no sync: the host sorts out the threshold later)."""
+    k = min(top_k, neuron_means.numel())
     if k > 0:
         top = torch.topk(neuron_means, k, sorted=False)
         row[TOP : TOP + k].copy_(top.values)

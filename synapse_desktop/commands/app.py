@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,12 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from PySide6.QtWidgets import QApplication
-        from vispy import app as vispy_app
-    except ImportError as exc:
+    missing = missing_app_module()
+    if missing is not None:
         print(
-            f"synapse app: the desktop app needs its extra ({exc.name} is missing): "
+            f"synapse app: the desktop app needs its extra ({missing} is missing): "
             "pip install 'synapse-desktop[app]'",
             file=sys.stderr,
         )
@@ -38,11 +37,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"synapse app: --connect: {exc}", file=sys.stderr)
             return 2
-    vispy_app.use_app("pyside6")
-    existing = QApplication.instance()
-    qt_app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
-    qt_app.setApplicationName("synapse-desktop")
-    qt_app.setDesktopFileName("synapse-desktop")
+    qt_app = qt_application()
     from synapse_desktop.qt.main_window import MainWindow
 
     window = MainWindow()
@@ -50,3 +45,26 @@ def run(args: argparse.Namespace) -> int:
     if endpoints is not None:
         window.connect_to(endpoints, args.token)
     return int(qt_app.exec())
+
+
+def qt_application() -> Any:
+    """The process's QApplication (made once, named for the desktop entry), VisPy on PySide6."""
+    from PySide6.QtWidgets import QApplication
+    from vispy import app as vispy_app
+
+    vispy_app.use_app("pyside6")
+    existing = QApplication.instance()
+    qt_app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+    qt_app.setApplicationName("synapse-desktop")
+    qt_app.setDesktopFileName("synapse-desktop")
+    return qt_app
+
+
+def missing_app_module() -> str | None:
+    """The name of the app extra's module that cannot be imported (Qt, VisPy), or None."""
+    try:
+        import PySide6.QtWidgets  # noqa: F401
+        import vispy.app  # noqa: F401
+    except ImportError as exc:
+        return exc.name or str(exc)
+    return None

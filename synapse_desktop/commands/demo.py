@@ -63,22 +63,19 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.no_gui:
         return run_headless(trainer_command(args, parent_pid=os.getpid()))
-    try:
-        from PySide6.QtCore import QTimer
-        from PySide6.QtWidgets import QApplication
-        from vispy import app as vispy_app
-    except ImportError as exc:
+    from synapse_desktop.commands.app import missing_app_module, qt_application
+
+    missing = missing_app_module()
+    if missing is not None:
         print(
-            f"synapse demo: the app needs its extra ({exc.name} is missing): "
+            f"synapse demo: the app needs its extra ({missing} is missing): "
             "pip install 'synapse-desktop[app]', or run the trainer alone with --no-gui",
             file=sys.stderr,
         )
         return 2
-    vispy_app.use_app("pyside6")
-    existing = QApplication.instance()
-    qt_app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
-    qt_app.setApplicationName("synapse-desktop")
-    qt_app.setDesktopFileName("synapse-desktop")
+    from PySide6.QtCore import QTimer
+
+    qt_app = qt_application()
     # The trainer waits a little for the app, so that the app sees the run from its first step,
     # and leaves the app a core: torch's spinning worker threads crawl on an oversubscribed CPU.
     argv = trainer_command(args, os.getpid(), wait_for_viewer=VIEWER_WAIT_S)

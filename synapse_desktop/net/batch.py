@@ -2,40 +2,34 @@
 
 A busy tick drains dozens of SPARSE_ACTIVATIONS frames (one per site and step). Decoding each
 into a ``Frame`` costs more Python than the data it carries, so consecutive sparse frames are
-read with one ``struct`` call and two array views each (and one vectorised check that the
-indices ascend) and handed on as one ``SparseRun``. They get the checks ``decode_frame``
-makes; a run that fails any of them is decoded frame by frame with ``decode_frame`` after
-all, so a bad frame is reported exactly as before.
+checked and read in one native call (``synapse_native.grid.scan_sparse``: the checks
+``decode_frame`` makes, indices ascending included), then viewed as two arrays each, and
+handed on as one ``SparseRun``. A run that fails any check is decoded frame by frame with
+``decode_frame`` after all, so a bad frame is reported exactly as before.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import numpy as np
-import numpy.typing as npt
 
 from synapse_desktop.models.ordering import Skipped
 from synapse_desktop.models.sparse import SparseRun
+from synapse_native.grid import SPARSE_HEAD, scan_sparse
 from synapse_native.protocol import (
-    HEADER,
     HEADER_SIZE,
-    MAGIC,
     MAX_PAYLOAD,
-    VERSION,
     Frame,
     MsgType,
     decode_frame,
 )
 
-# The header and the fixed part of SPARSE_ACTIVATIONS (site_id, threshold, n, n_above).
-_SPARSE_HEAD = struct.Struct(HEADER.format + "IfII")
 _SPARSE = int(MsgType.SPARSE_ACTIVATIONS)
+_AT = HEADER_SIZE + 16  # the first index: after the header, site_id, threshold, n and n_above
 _U32 = np.dtype("<u4")
 _F32 = np.dtype("<f4")
-assert _SPARSE_HEAD.size == HEADER_SIZE + 16
 
 Item: TypeAlias = Frame | Skipped | SparseRun
 
@@ -95,36 +89,26 @@ def decode_sparse_run(
     frames: Sequence[bytes], *, max_payload: int = MAX_PAYLOAD
 ) -> SparseRun | None:
     """Whole SPARSE_ACTIVATIONS frames as one run; None if any fails a check of the codec's."""
-    columns: list[tuple[Any, ...]] = []
-    indices: list[npt.NDArray[np.uint32]] = []
-    values: list[npt.NDArray[np.float32]] = []
-    unpack, frombuffer, at = _SPARSE_HEAD.unpack_from, np.frombuffer, _SPARSE_HEAD.size
-    for frame in frames:
-        if len(frame) < at:
-            return None
-        fields = unpack(frame)
-        magic, version, _, length, _, _, _, _, _, _, _, n, n_above = fields
-        if (
-            magic != MAGIC
-            or version != VERSION
-            or length > max_payload
-            or length != 16 + 8 * n
-            or len(frame) != HEADER_SIZE + length
-            or n > n_above
-        ):
-            return None
-        columns.append(fields)
-        indices.append(frombuffer(frame, _U32, n, at))
-        values.append(frombuffer(frame, _F32, n, at + 4 * n))
-    if not columns:
+    n = len(frames)
+    if not n:
         return None
-    # Indices strictly ascending within each frame: one comparison over all of them, where
-    # the pairs that straddle two frames count as rising.
-    flat = np.concatenate(indices)
-    rising = flat[1:] > flat[:-1]
-    ends = np.cumsum([len(i) for i in indices[:-1]], dtype=np.int64)
-    rising[ends[(ends > 0) & (ends < len(flat))] - 1] = True
-    if not rising.all():
+    lengths = np.fromiter(map(len, frames), np.uint64, n)
+    heads = np.empty(n, SPARSE_HEAD)
+    if scan_sparse(b"".join(frames), lengths, heads, max_payload) < n:
         return None
-    _, _, _, _, seq, ts, step, rank, _, site_id, threshold, _, n_above = zip(*columns, strict=True)
-    return SparseRun(seq, rank, step, ts, site_id, threshold, n_above, indices, values)
+    counts = heads["n"].tolist()
+    frombuffer = np.frombuffer
+    # Views on each frame (not on the joined copy): a site's points keep only their own frame.
+    indices = [frombuffer(f, _U32, c, _AT) for f, c in zip(frames, counts, strict=True)]
+    values = [frombuffer(f, _F32, c, _AT + 4 * c) for f, c in zip(frames, counts, strict=True)]
+    return SparseRun(
+        tuple(heads["seq"].tolist()),
+        tuple(heads["rank"].tolist()),
+        tuple(heads["step"].tolist()),
+        tuple(heads["timestamp_ns"].tolist()),
+        tuple(heads["site_id"].tolist()),
+        tuple(heads["threshold"].tolist()),
+        tuple(heads["n_above"].tolist()),
+        indices,
+        values,
+    )

@@ -24,6 +24,7 @@ from synapse_desktop.models.depth import DepthProfile, depth_profile, empty_prof
 from synapse_desktop.models.session import Session
 from synapse_desktop.models.signal import Signal
 from synapse_desktop.views.axes import Axis, make_axis
+from synapse_desktop.views.clicks import ClickFilter
 from synapse_desktop.views.colors import THEMES
 
 RMS_RANGE = (-2.0, 3.0)  # log10 of the residual rms: 0.01 .. 1000
@@ -39,7 +40,6 @@ _AXIS_PX = 30
 _X_AXIS_PX = 24
 _MARGIN = 4
 _GAP = 10
-_CLICK_SLOP_PX = 4
 
 
 class _DecadeTicker(Ticker):  # type: ignore[misc]
@@ -194,7 +194,6 @@ class DepthProfileView:
         self.readout = ""
         self.selected_layer = -1
         self._dirty = True
-        self._press: tuple[float, float] | None = None
         self._layout()
         self.canvas.events.resize.connect(self._layout)
         session.stats.changed.connect(self._on_data)
@@ -204,8 +203,7 @@ class DepthProfileView:
         session.selection.selected_changed.connect(self._on_selected)
         events = self.canvas.events
         events.mouse_move.connect(self._on_mouse_move)
-        events.mouse_press.connect(self._on_mouse_press)
-        events.mouse_release.connect(self._on_mouse_release)
+        self.clicks = ClickFilter(self.canvas, self.click)
         self.refresh()
 
     @property
@@ -387,17 +385,6 @@ class DepthProfileView:
 
     def _on_mouse_move(self, event: Any) -> None:
         self.hover((float(event.pos[0]), float(event.pos[1])))
-
-    def _on_mouse_press(self, event: Any) -> None:
-        self._press = (float(event.pos[0]), float(event.pos[1]))
-
-    def _on_mouse_release(self, event: Any) -> None:
-        if self._press is None or event.button != 1:
-            return
-        moved = np.hypot(event.pos[0] - self._press[0], event.pos[1] - self._press[1])
-        self._press = None
-        if moved <= _CLICK_SLOP_PX:
-            self.click((float(event.pos[0]), float(event.pos[1])))
 
     def close(self) -> None:
         self.canvas.close()

@@ -18,16 +18,17 @@ from synapse_desktop.models.sparse import SparsePoints
 from synapse_desktop.scene.atlas import Atlas, pack
 from synapse_desktop.scene.layout import Layout, compute_layout
 from synapse_desktop.scene.scales import SCALES
-from synapse_desktop.views.colors import THEMES, map_values
+from synapse_desktop.views.colors import THEMES, tint
 from synapse_desktop.views.visuals import GlowPoints, Planes
+from synapse_native.grid import GRID_SITE, place_points
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 FADE_SHIFT = 1  # a neuron's brightness halves when its site's next sparse frame comes
-_DOUBLINGS = 3.0  # a neuron this many doublings above the threshold is at full intensity
 _DARK_AFTER = 8  # halvings that take any byte to 0
 _MIN_SLOTS = 16  # the smallest slot range of a site in the points buffer
-_EXACT_F32 = 1 << 24  # float32 holds every integer below this exactly
+_NO_INDICES = np.zeros(0, np.uint32)
+_NO_VALUES = np.zeros(0, np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,106 +37,105 @@ class Geometry:
 
     layout: Layout
     atlas: Atlas
-    # (n, 4) float32 per site: the centre of its neuron 0 (corner + half a column - half a
-    # row), then 0: a point's row of the points buffer before its cell and intensity are added.
-    origins: F32
-    # (3, n) float64 per site: grid columns (at least 1), neurons in the grid (rows x columns)
-    # and the flat atlas index of its top-left texel.
-    sites: npt.NDArray[np.float64]
+    # A ``GRID_SITE`` row per site: the centre of its neuron 0 (corner + half a column - half a
+    # row; the points' shader places neurons from it), its grid columns (at least 1) and
+    # neurons (rows x columns), and the flat atlas index of its top-left texel.
+    table: npt.NDArray[np.void]
 
 
 def make_geometry(session: Session) -> Geometry:
     layout = compute_layout(session.topology.sites, session.view.values.layer_spacing)
     atlas = pack(layout.rows, layout.cols)
-    origins = np.zeros((len(layout), 4), np.float32)
-    origins[:, :3] = layout.corners + np.array([0.0, 0.5, -0.5], np.float32)  # exact: halves
-    sites = np.stack(
-        [
-            np.maximum(layout.cols, 1),
-            layout.rows * layout.cols,
-            atlas.offsets[:, 0] * atlas.shape[1] + atlas.offsets[:, 1],
-        ]
-    ).astype(np.float64)
-    return Geometry(layout, atlas, origins, sites)
-
-
-def intensity(values: npt.NDArray[np.float32], thresholds: npt.NDArray[np.float32]) -> F32:
-    """0.05..1 per point: log2 of value over its threshold, full at ``_DOUBLINGS`` doublings.
-
-    Computed in place in ``thresholds`` (returned).
-    """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.divide(values, thresholds, out=thresholds)
-        np.log2(ratio, out=ratio)
-    ratio *= np.float32(1.0 / _DOUBLINGS)
-    np.fmin(ratio, 1.0, out=ratio)  # fmax/fmin drop NaN
-    return np.fmax(ratio, 0.05, out=ratio)
+    table = np.zeros(len(layout), GRID_SITE)
+    table["origin"] = layout.corners + np.array([0.0, 0.5, -0.5], np.float32)  # exact: halves
+    table["cols"] = np.maximum(layout.cols, 1)
+    table["limit"] = layout.rows * layout.cols
+    table["corner"] = atlas.offsets[:, 0] * atlas.shape[1] + atlas.offsets[:, 1]
+    return Geometry(layout, atlas, table)
 
 
 @dataclass(frozen=True, slots=True)
-class Gathered:
-    """The points of several sites, flattened in the order of the sites asked for."""
+class SparseBatch:
+    """The newest points of some sites, concatenated in the order of the sites."""
 
-    counts: I64  # points per site (those inside its grid)
-    rows: F32  # (n, 4): x, y, z and intensity, ready for the points buffer
-    texels: I64  # flat index of each point's atlas texel
-    levels: npt.NDArray[np.uint8]  # its atlas byte
+    sites: I64
+    counts: I64  # points per site
+    thresholds: F32  # each site's threshold (1 where it is not positive)
+    indices: npt.NDArray[np.uint32]
+    values: F32
+    step: int  # the newest step among them (-1: none)
+
+    @staticmethod
+    def of(points: list[SparsePoints], sites: I64) -> SparseBatch:
+        if not len(sites):
+            return SparseBatch(sites, sites, _NO_VALUES, _NO_INDICES, _NO_VALUES, -1)
+        steps, given, _, indices, values = zip(*[points[i] for i in sites.tolist()], strict=True)
+        counts = np.fromiter(map(len, indices), np.int64, len(sites))
+        thresholds = np.array(given, np.float32)
+        thresholds[~(thresholds > 0)] = 1.0  # not positive, or NaN
+        total = int(counts.sum())
+        return SparseBatch(
+            sites,
+            counts,
+            thresholds,
+            _flat(indices, np.uint32, total),
+            _flat(values, np.float32, total),
+            max(steps),
+        )
 
 
-def gather(points: list[SparsePoints], geometry: Geometry, indices: I64) -> Gathered:
-    """Place the sites' points in one vectorised pass (points outside a site's grid left out).
-
-    A busy tick places tens of thousands of points, so the passes over them are few, in
-    place where possible, and in float32 when that is exact (indices and atlas below 2**24).
-    """
-    chosen = [points[i] for i in indices.tolist()]
-    n = len(chosen)
-    counts = np.fromiter((len(p.indices) for p in chosen), np.int64, n)
-    total = int(counts.sum())
+def _flat(arrays: tuple[npt.NDArray[Any], ...], dtype: type[Any], total: int) -> npt.NDArray[Any]:
+    """The arrays end to end as one of ``dtype``: joined as bytes (faster than numpy's
+    concatenate for a hundred small arrays) when each already is ``dtype``, as the codec's are."""
     if not total:
-        return Gathered(counts, np.zeros((0, 4), np.float32), counts[:0], np.zeros(0, np.uint8))
-    cols, limit, corner = geometry.sites[:, indices]
-    neuron = np.concatenate([p.indices for p in chosen])
-    some = counts > 0
-    largest = np.maximum.reduceat(neuron, (np.cumsum(counts) - counts)[some])
-    inside = None
-    if (largest >= limit[some]).any():
-        inside = neuron < np.repeat(limit, counts)
-    texel_count = geometry.atlas.shape[0] * geometry.atlas.shape[1]
-    exact = int(largest.max()) + int(cols.max()) < _EXACT_F32 and texel_count < _EXACT_F32
-    real: type[np.floating[Any]] = np.float32 if exact else np.float64
-    # Row and column of each neuron in its site's grid: floor division, exact in ``real``.
-    col: npt.NDArray[np.floating[Any]] = neuron.astype(real)
-    per_point = np.repeat(cols.astype(real), counts)
-    row: npt.NDArray[np.floating[Any]] = np.divide(col, per_point)
-    np.floor(row, out=row)
-    col -= np.multiply(row, per_point, out=per_point)
-    out = np.repeat(geometry.origins[indices], counts, axis=0)
-    out[:, 1] += col
-    out[:, 2] -= row
-    thresholds = np.fromiter(
-        (p.threshold if p.threshold > 0 else 1.0 for p in chosen), np.float32, n
+        return np.zeros(0, dtype)
+    try:
+        flat: npt.NDArray[Any] = np.frombuffer(b"".join(arrays), dtype)  # type: ignore[arg-type]
+        if len(flat) == total and all(a.dtype == dtype for a in arrays):
+            return flat
+    except (BufferError, TypeError):  # not contiguous
+        pass
+    return np.concatenate(arrays).astype(dtype, copy=False)
+
+
+def place(
+    batch: SparseBatch,
+    geometry: Geometry,
+    planes: PlanesAdapter,
+    points: PointsAdapter,
+    *,
+    fade: bool = True,
+) -> None:
+    """The batch's points into the points buffer and their brightness into the atlas, in one
+    native pass (``synapse_native.grid.place_points``); with ``fade``, a newer step than the
+    atlas has seen halves it first."""
+    if not len(batch.sites):
+        return
+    planes.fade(batch.sites, batch.step if fade else -1)
+    points.make_room(batch.sites, batch.counts)
+    place_points(
+        geometry.table,
+        batch.sites,
+        batch.counts,
+        batch.thresholds,
+        batch.indices,
+        batch.values,
+        points.rows,
+        points.held,
+        planes.image,
+        planes.site_fades,
+        planes.fades,
     )
-    values = np.concatenate([p.values for p in chosen])
-    out[:, 3] = intensity(values, np.repeat(thresholds, counts))
-    texels = np.multiply(row, geometry.atlas.shape[1], out=row)
-    texels += col
-    texels += np.repeat(corner.astype(real), counts)
-    if inside is not None:
-        counts = np.bincount(np.repeat(np.arange(n), counts)[inside], minlength=n)
-        out, texels = out[inside], texels[inside]
-    levels = np.multiply(out[:, 3], 255).astype(np.uint8)
-    return Gathered(counts, out, texels.astype(np.intp), levels)
 
 
 class PlanesAdapter:
     """Tint per site from the chosen statistic; atlas texels from the sparse points.
 
     Every texel halves once per new step. Rather than shifting (and uploading) the whole atlas
-    at each step, a shelf of the atlas (a band of rows) is brought up to date only when one of
-    its sites gets new points, and only those shelves are uploaded; the shader halves each
-    plane's texels by the steps its shelf is behind. The image on the CPU is always what the
-    GPU should hold, so uploads queued before a draw need no copy.
+    at each step, a site's block of the atlas is brought up to date (by the native placement)
+    only when the site gets new points, and only the rows of such sites are uploaded; the
+    shader halves each plane's texels by the steps its block is behind. The image on the CPU
+    is always what the GPU should hold, so uploads queued before a draw need no copy.
     """
 
     def __init__(self, session: Session, parent: scene.Node) -> None:
@@ -146,46 +146,61 @@ class PlanesAdapter:
         self._image = np.zeros((1, 1), np.uint8)
         self._faded_step = -1
         self._fades = 0  # halvings of the whole atlas so far
-        self._shelf_fades = np.zeros(0, np.int64)  # per shelf: the halvings its rows have had
+        self._site_fades = np.zeros(0, np.int64)  # per site: the halvings its block has had
         self._tint = False
         self._band: tuple[int, int] | None = None  # atlas rows to upload
         self._whole = False  # upload the whole atlas
 
+    @property
+    def image(self) -> npt.NDArray[np.uint8]:
+        """The atlas as the GPU should hold it (the placement writes the points' texels)."""
+        return self._image
+
+    @property
+    def fades(self) -> int:
+        """Halvings of the whole atlas so far (one per new step)."""
+        return self._fades
+
+    @property
+    def site_fades(self) -> I64:
+        """Per site, the halvings its block has had (the placement updates it in place)."""
+        return self._site_fades
+
     def rebuild(self, geometry: Geometry) -> None:
+        """A new layout and an empty atlas (the grid places every site's points next)."""
         self._geometry = geometry
         self._image = np.zeros(geometry.atlas.shape, np.uint8)
         self._fades = 0
-        self._shelf_fades = np.zeros(len(geometry.atlas.shelves), np.int64)
+        self._site_fades = np.zeros(len(geometry.layout), np.int64)
         self.visual.set_data(geometry.layout.quads(), geometry.atlas.texcoords(), self._colors())
         self._tint = False
-        indices = np.arange(len(geometry.layout))
-        self.paint(indices, gather(self.session.sparse.points, geometry, indices), -1)
+        self._band = None
+        self._whole = True
+
+    def clear(self) -> None:
+        """Darken every neuron and start counting steps again (a new training run)."""
+        self._image.fill(0)
+        self._faded_step = -1
+        self._fades = 0
+        self._site_fades[:] = 0
+        self._band = None
         self._whole = True
 
     def retint(self) -> None:
         """Recolour the planes at the next ``upload``."""
         self._tint = True
 
-    def paint(self, indices: I64, points: Gathered, step: int) -> None:
-        """Light the newest points of sites ``indices``; the atlas halves once per new step."""
+    def fade(self, indices: I64, step: int) -> None:
+        """Before new points of sites ``indices`` at ``step``: a new step halves the atlas once
+        more, and the rows of these sites are marked for upload."""
         geometry = self._geometry
         if geometry is None or not len(indices):
             return
         if step > self._faded_step:
             self._fades += FADE_SHIFT
             self._faded_step = step
-        atlas, image = geometry.atlas, self._image
-        shelves = np.flatnonzero(np.bincount(atlas.shelf[indices], minlength=len(atlas.shelves)))
-        owed = self._fades - self._shelf_fades[shelves]
-        for shelf, k in zip(shelves[owed > 0].tolist(), owed[owed > 0].tolist(), strict=True):
-            rows = image[atlas.shelves[shelf, 0] : atlas.shelves[shelf, 1]]
-            if k >= _DARK_AFTER:
-                rows.fill(0)
-            else:
-                np.right_shift(rows, k, out=rows)
-        self._shelf_fades[shelves] = self._fades
-        image.reshape(-1)[points.texels] = points.levels
-        first, stop = int(atlas.shelves[shelves[0], 0]), int(atlas.shelves[shelves[-1], 1])
+        top = geometry.atlas.offsets[indices, 0]
+        first, stop = int(top.min()), int((top + geometry.atlas.rows[indices]).max())
         if self._band is not None:
             first, stop = min(first, self._band[0]), max(stop, self._band[1])
         self._band = (first, stop)
@@ -205,8 +220,7 @@ class PlanesAdapter:
                 assert self._band is not None
                 first, stop = self._band
                 self.visual.set_atlas(self._image[first:stop], first)
-            behind = self._fades - self._shelf_fades[geometry.atlas.shelf]
-            shifts = np.minimum(behind, _DARK_AFTER)
+            shifts = np.minimum(self._fades - self._site_fades, _DARK_AFTER)
         if colors is not None or shifts is not None:
             self.visual.set_planes(colors, shifts)
         pushed = self._tint or self._whole or self._band is not None
@@ -215,9 +229,12 @@ class PlanesAdapter:
 
     def _colors(self) -> npt.NDArray[np.float32]:
         view = self.session.view.values
-        values = self.session.stats.field(view.statistic)
-        normalized = SCALES[view.statistic].normalize(values)
-        return map_values(view.colormap, normalized, THEMES[view.theme].empty)
+        scale, ranks = SCALES[view.statistic], self.session.ranks
+        if view.rank_spread and len(ranks) > 1:
+            normalized = scale.spread(ranks.by_rank(view.statistic))
+        else:
+            normalized = scale.normalize(self.session.stats.field(view.statistic))
+        return tint(view.colormap, normalized, THEMES[view.theme].empty)
 
 
 class PointsAdapter:
@@ -239,31 +256,39 @@ class PointsAdapter:
         self._count = np.zeros(0, np.int64)  # points of each site
         self._dirty: tuple[int, int] | None = None  # slots to upload
 
+    @property
+    def rows(self) -> F32:
+        """The points buffer as (slots, 2) float32 rows: neuron index, intensity (-1: unused)."""
+        rows: F32 = self.visual.rows
+        return rows
+
+    @property
+    def held(self) -> I64:
+        """Points of each site (the placement updates it in place)."""
+        return self._count
+
     def rebuild(self, geometry: Geometry) -> None:
+        """A new layout with no points (the grid places every site's points next)."""
         self._geometry = geometry
         self._count = np.zeros(len(geometry.layout), np.int64)
+        self.visual.set_sites(geometry.table["origin"], geometry.table["cols"])
         self._layout_slots()
-        indices = np.arange(len(geometry.layout))
-        self.update(indices, gather(self.session.sparse.points, geometry, indices))
 
-    def update(self, indices: I64, points: Gathered) -> None:
-        """Replace the points of sites ``indices`` (uploaded at the next ``upload``)."""
+    def clear(self) -> None:
+        """Forget every point (a new training run); the slot layout stays."""
+        self._layout_slots()
+        self._count[:] = 0
+
+    def make_room(self, indices: I64, counts: I64) -> None:
+        """Before sites ``indices`` get ``counts`` points: grow the slot ranges if one is too
+        small, and mark their slots for the next ``upload``."""
         if self._geometry is None or len(indices) == 0:
             return
-        counts = points.counts
         largest = int(counts.max())
         if largest > self._capacity:
             self._grow(largest)
         cap = self._capacity
-        starts, old = indices * cap, self._count[indices]
-        total = len(points.rows)
-        if total:
-            self.visual.write(_ranges(starts, counts, total), points.rows)
-        stale = np.maximum(old - counts, 0)  # slots that held points and now hold none
-        if stale.any():
-            self.visual.forget(_ranges(starts + counts, stale, int(stale.sum())))
-        self._count[indices] = counts
-        first, stop = int(starts.min()), int(starts.max()) + cap
+        first, stop = int(indices.min()) * cap, (int(indices.max()) + 1) * cap
         if self._dirty is not None:
             first, stop = min(first, self._dirty[0]), max(stop, self._dirty[1])
         self._dirty = (first, stop)
@@ -280,7 +305,7 @@ class PointsAdapter:
         self._dirty = (0, len(self._count) * self._capacity)
 
     def _layout_slots(self) -> None:
-        self.visual.reserve(max(1, len(self._count) * self._capacity))
+        self.visual.reserve(len(self._count), self._capacity)
         self._dirty = None
 
     def upload(self) -> bool:

@@ -3,6 +3,11 @@
 Models change -> adapters mark work; ``refresh`` (after each batch of model changes, on the
 session's ``flushed``, or after a view setting changed) pushes it to the visuals, one
 ``set_data`` per kind of data and visual.
+
+With ``spread_ms`` (the app uses one display frame), the grid's share of a batch (placing the
+new points, the atlas, the tint, the uploads) runs that much later on a timer, so that a
+training step's decoding and model updates and the grid's work fall in two displayed frames
+instead of one; several batches in between are placed together.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from vispy import gloo, scene
+from vispy import app, gloo, scene
+from vispy.color import Color
 
 from synapse_desktop.models.session import Session
 from synapse_desktop.scene.picking import Hit, pick
+from synapse_desktop.views.clicks import ClickFilter
 from synapse_desktop.views.colors import THEMES
 from synapse_desktop.views.grid_adapters import (
     Geometry,
@@ -22,36 +29,75 @@ from synapse_desktop.views.grid_adapters import (
     LabelsAdapter,
     PlanesAdapter,
     PointsAdapter,
-    gather,
+    SparseBatch,
     make_geometry,
+    place,
 )
+from synapse_desktop.views.visuals import Bloom
 
+FRAME_MS = 16.0  # one display frame: the app's ``spread_ms``
 HOME_AZIMUTH = -35.0
 HOME_ELEVATION = 12.0
 FOV = 30.0
-_CLICK_SLOP_PX = 4
 
 
 class GridCanvas(scene.SceneCanvas):  # type: ignore[misc]
-    """A SceneCanvas that re-enables depth writes before each clear.
+    """A SceneCanvas that re-enables depth and colour writes before each clear, and draws the
+    scene through the bloom when ``glow`` is on.
 
-    GL state outlives a draw: the glow points turn depth writes off, and a clear with depth
-    writes off keeps last frame's depths, which would hide this frame's planes.
+    GL state outlives a draw: the points turn depth writes off (and with glow, the other
+    visuals alpha writes), and a clear with writes off keeps last frame's values.
     """
+
+    glow = False
+    bloom: Bloom | None = None
 
     def _draw_scene(self, bgcolor=None):  # type: ignore[no-untyped-def]
         gloo.set_depth_mask(True)
-        super()._draw_scene(bgcolor=bgcolor)
+        gloo.set_color_mask(True, True, True, True)
+        if not self.glow or self.bloom is None:
+            super()._draw_scene(bgcolor=bgcolor)
+            return
+        # The scene into a texture of the current target's size, mapped like the target (a
+        # region of the canvas for ``render``), then the bloom's passes and the composite.
+        _, offset, csize = self._current_framebuffer()
+        x, y, width, height = self._vp_stack[-1] if self._vp_stack else (0, 0, *self.physical_size)
+        viewport = (int(x), int(y), int(width), int(height))
+        fbo = self.bloom.prepare((viewport[3], viewport[2]))
+        background = Color(self._bgcolor if bgcolor is None else bgcolor).rgba
+        self.push_fbo(fbo, offset, csize)
+        try:
+            # Cleared transparent: the alpha channel holds the points' light alone.
+            super()._draw_scene(bgcolor=(*background[:3], 0.0))
+        finally:
+            self.pop_fbo()
+            # The clear colour outlives the draw, and the Qt backend clears the widget's alpha
+            # with it after each frame: transparent, the widget would show nothing.
+            self.context.set_clear_color(background)
+        self.bloom.finish(viewport)
 
 
 class LayerGrid:
     """Owns the canvas and its visuals; reads the session, writes only ``session.selection``."""
 
-    def __init__(self, session: Session, size: tuple[int, int] = (1000, 700)) -> None:
+    def __init__(
+        self,
+        session: Session,
+        size: tuple[int, int] = (1000, 700),
+        *,
+        spread_ms: float | None = None,
+    ) -> None:
         self.session = session
+        self._pending = np.zeros(0, bool)  # per site: new points not placed yet (spread)
+        self._timer: app.Timer | None = None
+        if spread_ms is not None:
+            self._timer = app.Timer(
+                interval=spread_ms / 1000.0, connect=self._on_timer, start=False
+            )
         theme = THEMES[session.view.values.theme]
         self.canvas = GridCanvas(keys=None, size=size, show=False, bgcolor=theme.background)
         self.canvas.unfreeze()
+        self.canvas.bloom = Bloom()
         self.view = self.canvas.central_widget.add_view()
         self.camera = scene.TurntableCamera(fov=FOV, up="+z")
         self.view.camera = self.camera
@@ -61,21 +107,21 @@ class LayerGrid:
         self.labels = LabelsAdapter(session, root)
         self.highlight = HighlightAdapter(session, root)
         self.geometry: Geometry = make_geometry(session)
-        self._press: tuple[float, float] | None = None
         self._apply_theme()
         self._rebuild()
         self.reset_camera()
 
         session.topology.changed.connect(self._on_topology)
         session.stats.changed.connect(self._on_stats)
+        session.ranks.updated.connect(self._on_ranks)
         session.sparse.changed.connect(self._on_sparse)
-        session.flushed.connect(self.refresh)
+        session.data_reset.connect(self._on_data_reset)
+        session.flushed.connect(self._on_flushed)
         session.view.changed.connect(self._on_view)
         session.selection.hovered_changed.connect(self._on_selection)
         session.selection.selected_changed.connect(self._on_selection)
         self.canvas.events.mouse_move.connect(self._on_mouse_move)
-        self.canvas.events.mouse_press.connect(self._on_mouse_press)
-        self.canvas.events.mouse_release.connect(self._on_mouse_release)
+        self.clicks = ClickFilter(self.canvas, self._on_click)
 
     @property
     def native(self) -> Any:
@@ -105,6 +151,10 @@ class LayerGrid:
         self.geometry = make_geometry(self.session)
         for adapter in (self.planes, self.points, self.labels, self.highlight):
             adapter.rebuild(self.geometry)
+        everyone = np.arange(len(self.geometry.layout))
+        self._pending = np.zeros(len(everyone), bool)
+        batch = SparseBatch.of(self.session.sparse.points, everyone)
+        place(batch, self.geometry, self.planes, self.points, fade=False)
         self.refresh()
         self.canvas.update()
 
@@ -116,15 +166,48 @@ class LayerGrid:
         del indices  # a tint is cheap to recompute for every site
         self.planes.retint()
 
+    def _on_ranks(self) -> None:
+        if self.session.view.values.rank_spread:  # another rank's data moved the spread
+            self.planes.retint()
+
     def _on_sparse(self, indices: npt.NDArray[np.int64]) -> None:
-        sparse = self.session.sparse.points
-        points = gather(sparse, self.geometry, indices)
-        newest = max(sparse[i].step for i in indices.tolist())
-        self.planes.paint(indices, points, newest)
-        self.points.update(indices, points)
+        if self._timer is not None:
+            self._pending[indices] = True
+            return
+        batch = SparseBatch.of(self.session.sparse.points, indices)
+        place(batch, self.geometry, self.planes, self.points)
+
+    def _on_flushed(self) -> None:
+        if self._timer is None:
+            self.refresh()
+        elif not self._timer.running:
+            self._timer.start()
+
+    def _on_timer(self, event: Any = None) -> None:
+        del event
+        assert self._timer is not None
+        # Stopped here, not by its iteration count (VisPy stops it one interval after its last
+        # event, so a batch in between would not restart it and would wait for the next one).
+        self._timer.stop()
+        self.apply_pending()
+
+    def apply_pending(self) -> None:
+        """Place the points that came since the last time and push everything to the visuals
+        (what the spread timer does; at once without ``spread_ms``)."""
+        if self._pending.any():
+            indices = np.flatnonzero(self._pending)
+            self._pending[:] = False
+            batch = SparseBatch.of(self.session.sparse.points, indices)
+            place(batch, self.geometry, self.planes, self.points)
+        self.refresh()
+
+    def _on_data_reset(self) -> None:
+        """A new training run: nothing of the old one's activity stays on screen."""
+        self.planes.clear()
+        self.points.clear()
 
     def _on_view(self, name: str, value: object) -> None:
-        if name in ("statistic", "colormap"):
+        if name in ("statistic", "colormap", "rank_spread"):
             self.planes.retint()
             self.refresh()
         elif name == "theme":
@@ -134,9 +217,10 @@ class LayerGrid:
             self.labels.recolor()
             self.highlight.update()
         elif name == "glow":
-            self.points.visual.set_glow(bool(value))
+            self._apply_glow()
         elif name == "points":
             self.points.visual.visible = bool(value)
+            self._apply_glow()
         elif name == "layer_spacing":
             self._rebuild()
             self.reset_camera()
@@ -151,8 +235,25 @@ class LayerGrid:
         theme = THEMES[self.session.view.values.theme]
         self.canvas.bgcolor = theme.background
         self.points.visual.set_color(theme.points)
+        assert self.canvas.bloom is not None
+        self.canvas.bloom.set_color(theme.points, additive=theme.additive)
+        self._apply_glow()
+
+    def _apply_glow(self) -> None:
+        """Glow on: the canvas draws through the bloom, whose light is what the points write
+        to alpha, so the other visuals leave alpha alone and the points' alpha adds up. With
+        the points hidden there is nothing to glow: no bloom passes."""
+        values = self.session.view.values
+        on = values.glow and values.points
+        theme = THEMES[values.theme]
+        self.canvas.glow = on
         blend = ("one", "one") if theme.additive else ("src_alpha", "one_minus_src_alpha")
-        self.points.visual.update_gl_state(blend_func=blend)
+        self.points.visual.update_gl_state(
+            blend_func=(*blend, "one", "one") if on else blend,
+            color_mask=(True, True, True, True),
+        )
+        for visual in (self.planes.visual, self.labels.visual, self.highlight.visual):
+            visual.update_gl_state(color_mask=(True, True, True, not on))
 
     def refresh(self) -> None:
         """Push the pending changes to the visuals; ask for a redraw if there were any."""
@@ -186,17 +287,11 @@ class LayerGrid:
         hit = self.pick(*event.pos[:2])
         self.session.selection.hover(hit.index if hit else -1, hit.neuron if hit else -1)
 
-    def _on_mouse_press(self, event: Any) -> None:
-        self._press = (float(event.pos[0]), float(event.pos[1]))
-
-    def _on_mouse_release(self, event: Any) -> None:
-        if self._press is None or event.button != 1:
-            return
-        moved = np.hypot(event.pos[0] - self._press[0], event.pos[1] - self._press[1])
-        self._press = None
-        if moved <= _CLICK_SLOP_PX:
-            hit = self.pick(*event.pos[:2])
-            self.session.selection.select(hit.index if hit else -1)
+    def _on_click(self, where: tuple[float, float]) -> None:
+        hit = self.pick(*where)
+        self.session.selection.select(hit.index if hit else -1)
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
         self.canvas.close()

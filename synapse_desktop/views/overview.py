@@ -25,11 +25,11 @@ from synapse_desktop.models.signal import Signal
 from synapse_desktop.scene.scales import SCALES, Scale
 from synapse_desktop.scene.steps import KIND_CODES, StepImage, empty_image, grad_image, layer_image
 from synapse_desktop.views.axes import make_axis
+from synapse_desktop.views.clicks import ClickFilter
 from synapse_desktop.views.colors import THEMES, map_values
 
 WIDTH = 1024  # heatmap columns (a column holds a power-of-two number of steps)
 GRAD_SCALE = Scale("block grad norm", (-2.0, 1.0), log=True)
-_CLICK_SLOP_PX = 4
 _LINE_COLOR = "#7aa2f7"
 _NONFINITE_COLOR = (1.0, 0.3, 0.35, 1.0)
 _BORDER = (0.5, 0.5, 0.5, 0.4)
@@ -305,7 +305,6 @@ class OverviewView:
         self.cursor_step = -1
         self.follow = True  # the x range follows the data until the user pans or zooms
         self._dirty = {"activation", "grads", "metric"}
-        self._press: tuple[float, float] | None = None
         session.history.changed.connect(self._on_history)
         session.grad_norms.changed.connect(self._on_grads)
         session.topology.changed.connect(self._on_history)
@@ -315,8 +314,7 @@ class OverviewView:
         session.ranks.changed.connect(self._on_metrics)
         events = self.canvas.events
         events.mouse_move.connect(self._on_mouse_move)
-        events.mouse_press.connect(self._on_mouse_press)
-        events.mouse_release.connect(self._on_mouse_release)
+        self.clicks = ClickFilter(self.canvas, self.click)
         events.mouse_double_click.connect(self._on_double_click)
         self.refresh()
 
@@ -520,17 +518,6 @@ class OverviewView:
         if event.is_dragging:
             return
         self.hover((float(event.pos[0]), float(event.pos[1])))
-
-    def _on_mouse_press(self, event: Any) -> None:
-        self._press = (float(event.pos[0]), float(event.pos[1]))
-
-    def _on_mouse_release(self, event: Any) -> None:
-        if self._press is None or event.button != 1:
-            return
-        moved = np.hypot(event.pos[0] - self._press[0], event.pos[1] - self._press[1])
-        self._press = None
-        if moved <= _CLICK_SLOP_PX:
-            self.click((float(event.pos[0]), float(event.pos[1])))
 
     def _on_double_click(self, event: Any) -> None:
         del event

@@ -1,5 +1,5 @@
 """Demo test fixtures: one torch thread (two threads on two busy shared cores spin and crawl),
-the same for trainer subprocesses, and no GUI window left open by a ``gui`` test."""
+the same for trainer subprocesses."""
 
 from __future__ import annotations
 
@@ -20,22 +20,3 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _no_leaked_widgets(request: pytest.FixtureRequest) -> Iterator[None]:
-    if request.node.get_closest_marker("gui") is None:
-        yield
-        return
-    from PySide6.QtCore import QCoreApplication, QEvent
-    from vispy import app as vispy_app
-
-    vispy_app.use_app("pyside6")
-    app = request.getfixturevalue("qapp")
-    before = set(app.topLevelWidgets())
-    yield
-    for _ in range(3):
-        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-        app.processEvents()
-    leaked = [w for w in app.topLevelWidgets() if w not in before and w.isVisible()]
-    assert not leaked, f"top-level widgets left open: {leaked}"
