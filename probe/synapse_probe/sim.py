@@ -25,6 +25,7 @@ from synapse_native.protocol import (
     SiteInfo,
     SiteKind,
     SparseActivations,
+    TrainingMetrics,
     grid_shape,
 )
 
@@ -103,7 +104,7 @@ class Simulator:
             control=self.state,
             name="synapse-sim",
             announce=options.announce,
-            capabilities=DEFAULT_CAPABILITIES | Capability.GRAD_NORMS,
+            capabilities=DEFAULT_CAPABILITIES | Capability.GRAD_NORMS | Capability.METRICS,
         )
         self.step = 0  # steps simulated so far
         self.steps_sampled = 0
@@ -159,6 +160,8 @@ class Simulator:
         step = self.step
         self.step += 1
         self.model.advance(step)
+        # Every step, like a probe's log_metrics (pausing stops the statistics, not the loss).
+        self.server.broadcast(TrainingMetrics(self.model.metrics(step)), step=step)
         if self.state.paused:
             return 0
         started = time.perf_counter_ns()

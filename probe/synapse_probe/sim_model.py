@@ -44,6 +44,7 @@ _DRIFT_FRACTION = 1 / 128  # share of a site's neurons that move each step
 _SPIKE_PROBABILITY = 1 / 150
 _TREND_STEPS = 400.0
 _GRAD_DECAY_STEPS = 300.0  # parameter-gradient norms settle from their early-training level
+_PEAK_LR, _WARMUP_STEPS, _DECAY_STEPS = 3e-4, 100, 20_000  # linear warm-up, then cosine decay
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class SimModel:
         # Gradient norms draw from their own generator, so the activations stay as they were.
         self._grad_rng = np.random.default_rng([seed, 1])
         self._grad_base = self._initial_grad_norms()
+        self._metric_rng = np.random.default_rng([seed, 2])
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -209,6 +211,20 @@ class SimModel:
         if self._spike is not None:
             norms[self.sites[self._spike[0]].layer] *= self._spike[1] / 2.0
         return norms.astype(np.float32)
+
+    def metrics(self, step: int) -> dict[str, float]:
+        """This step's training metrics: a loss that falls with the training trend, noisy and
+        jumping with this step's activation spike (if any), the learning-rate schedule and the
+        total gradient norm (the L2 norm of the blocks' typical norms)."""
+        loss = 1.7 + 2.6 * math.exp(-step / _TREND_STEPS) + self._metric_rng.normal(0.0, 0.03)
+        decay = 0.35 + 0.65 * math.exp(-step / _GRAD_DECAY_STEPS)
+        grad_norm = float(np.sqrt(np.sum(self._grad_base.astype(np.float64) ** 2))) * decay
+        if self._spike is not None:
+            loss *= 1.0 + self._spike[1] / 40.0
+            grad_norm *= self._spike[1] / 4.0
+        warm = min(1.0, (step + 1) / _WARMUP_STEPS)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / _DECAY_STEPS)))
+        return {"loss": loss, "lr": _PEAK_LR * warm * cosine, "grad_norm": grad_norm}
 
     def massive_peak(self, site: SimSite, step: int) -> float:
         """The largest |x| this step on the site's massive-activation channels (0 when none).

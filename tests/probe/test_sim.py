@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import threading
@@ -28,6 +29,7 @@ from synapse_native.protocol import (
 from synapse_native.protocol import Control as ControlRequest
 from synapse_probe.control import kind_bit
 from synapse_probe.sim import SimOptions, Simulator
+from synapse_probe.sim_model import SimModel
 
 TIMEOUT = 10.0
 
@@ -220,10 +222,14 @@ def test_pause_stops_frames_and_rate_sets_the_pace(sim: Simulator) -> None:
         client.wait_for(MsgType.LAYER_SUMMARY_BATCH, TIMEOUT)
         assert client.send(ControlRequest(1, paused=True))
         client.wait_for(MsgType.CONTROL_ACK, TIMEOUT, lambda f: f.message.request_id == 1)
-        frames_after_pause = [
-            f for f in client.frames(0.5) if f.header.msg_type != MsgType.PROBE_STATS
-        ]
-        assert all(f.header.msg_type != MsgType.LAYER_SUMMARY_BATCH for f in frames_after_pause)
+        # Paused, the loss keeps coming (TRAINING_METRICS every step), the statistics do not.
+        until = time.monotonic() + 0.5
+        types = []
+        while time.monotonic() < until:
+            frame = client.next_frame(0.5)
+            if frame is not None:
+                types.append(frame.header.msg_type)
+        assert MsgType.LAYER_SUMMARY_BATCH not in types and MsgType.SPARSE_ACTIVATIONS not in types
         assert client.send(ControlRequest(2, paused=False, rate_hz=200.0))
         client.wait_for(MsgType.CONTROL_ACK, TIMEOUT, lambda f: f.message.request_id == 2)
         sampled = sim.steps_sampled
@@ -244,16 +250,24 @@ def test_several_clients_get_well_framed_streams(sim: Simulator) -> None:
     try:
         for _ in range(3):
             sim.tick()
-        streams = [
-            [(f.header.seq, f.header.msg_type) for _ in range(3) for f in one_step(c)]
-            for c in clients
-        ]
+        streams = [[(f.header.seq, f.header.msg_type) for f in three_steps(c)] for c in clients]
         assert streams[0] == streams[1] == streams[2]
         seqs = [seq for seq, _ in streams[0]]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
     finally:
         for client in clients:
             client.close()
+
+
+def three_steps(client: StreamClient) -> list[Frame]:
+    """Every frame (metrics, summaries, norms, sparse) up to the third end of a step."""
+    frames: list[Frame] = []
+    while sum(f.header.end_of_step for f in frames) < 3:
+        frame = client.next_frame(TIMEOUT)
+        assert frame is not None
+        if frame.header.msg_type not in (MsgType.HELLO, MsgType.MODEL_META, MsgType.CONTROL_ACK):
+            frames.append(frame)
+    return frames
 
 
 def test_steps_option_ends_the_run() -> None:
@@ -263,3 +277,24 @@ def test_steps_option_ends_the_run() -> None:
         assert simulator.run() == 3
     finally:
         simulator.close()
+
+
+def test_every_step_carries_training_metrics_even_when_paused(sim: Simulator) -> None:
+    """A falling loss, the learning-rate warm-up and a gradient norm, one frame per step."""
+    (client,) = join(sim)
+    with client:
+        assert client.hello.message.capabilities & Capability.METRICS
+        for _ in range(3):
+            sim.tick()
+        sim.state = dataclasses.replace(sim.state, paused=True)
+        sim.tick()
+        frames = [client.wait_for(MsgType.TRAINING_METRICS, TIMEOUT) for _ in range(4)]
+    assert [f.header.step for f in frames] == [0, 1, 2, 3]
+    values = [f.message.values for f in frames]
+    assert all(set(v) == {"loss", "lr", "grad_norm"} for v in values)
+    assert all(np.isfinite(list(v.values())).all() for v in values)
+    assert values[0]["lr"] < values[1]["lr"] < values[2]["lr"]  # warm-up
+    model = SimModel(4, seed=0)
+    early = np.mean([model.metrics(s)["loss"] for s in range(20)])
+    late = np.mean([model.metrics(s)["loss"] for s in range(2000, 2020)])
+    assert late < early - 1.0
