@@ -217,6 +217,12 @@ class Probe:
         address = getattr(self._server, "address", None)
         return address if isinstance(address, tuple) else None
 
+    @property
+    def client_count(self) -> int:
+        """Viewers connected now (0 for a server that does not count them)."""
+        count = getattr(self._server, "client_count", 0)
+        return count if isinstance(count, int) else 0
+
     def stats(self) -> ProbeCounters:
         """The probe's counters so far."""
         return ProbeCounters(

@@ -102,21 +102,6 @@ class History:
         order = (np.arange(n) + self.count[index] - n) % self.capacity
         return Series(self.steps[index, order], self.values[index, order], self.bands[index, order])
 
-    def matrix(self, name: str, width: int) -> tuple[npt.NDArray[np.float32], int]:
-        """The last ``width`` samples of one field for every site, right-aligned, NaN-padded.
-
-        Returns the (sites, width) array and the newest step in it (-1 when empty).
-        """
-        width = min(width, self.capacity)
-        column = FIELDS.index(name)
-        k = np.arange(width) - width  # -width .. -1, relative to each site's head
-        slots = (self.count[:, None] + k[None, :]) % self.capacity
-        rows = np.arange(len(self.count))[:, None]
-        out = self.values[rows, slots, column]
-        out[(self.count[:, None] + k[None, :]) < 0] = np.nan
-        newest = int(self.steps.max()) if self.steps.size else -1
-        return out, newest
-
     def remap(self, old_to_new: npt.NDArray[np.int64], size: int) -> None:
         """Follow a topology rebuild (see ``LatestStats.remap``)."""
         old = (self.steps, self.values, self.bands, self.count)

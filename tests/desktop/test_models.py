@@ -92,9 +92,6 @@ def test_latest_stats_history_and_one_signal_per_batch() -> None:
     series = session.history.series(3)
     np.testing.assert_array_equal(series.steps, [2, 3, 4, 5])  # bounded ring, oldest first
     np.testing.assert_array_equal(series.field("mean"), [2, 3, 4, 5])
-    matrix, newest = session.history.matrix("rms", 6)
-    assert matrix.shape == (6, 4) and newest == 5  # width capped at capacity
-    np.testing.assert_array_equal(matrix[0], [2, 3, 4, 5])
 
 
 def test_duplicates_and_older_steps_never_replace_newer_data() -> None:

@@ -232,11 +232,8 @@ def _train(
 
 def _wait_for_viewer(probe: Probe, seconds: float, stop: StopFlag) -> None:
     """Until a viewer is connected, ``seconds`` have passed, or a stop is asked for."""
-    server: Any = getattr(probe, "_server", None)  # the probe's own server (no public count)
-    if not hasattr(server, "client_count"):
-        return
     deadline = time.monotonic() + seconds
-    while server.client_count == 0 and time.monotonic() < deadline and not stop.should_stop():
+    while probe.client_count == 0 and time.monotonic() < deadline and not stop.should_stop():
         time.sleep(0.05)
 
 
