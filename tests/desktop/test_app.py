@@ -33,7 +33,8 @@ def test_meta_summaries_and_sparse_reach_state_and_visuals(window, qtbot, sim) -
     session, grid = window.session, window.grid
     assert len(session.topology) == 12 and session.topology.model_name.startswith("Llama")
     assert session.topology.sites[0].name == "model.layers.0.self_attn"
-    assert grid.points.visual.count == session.sparse.total
+    # The grid places a batch's points one display frame later (spread_ms): wait for it.
+    qtbot.waitUntil(lambda: grid.points.visual.count == session.sparse.total, timeout=WAIT_MS)
     assert len(grid.geometry.layout) == 12
     assert session.control.state is not None  # the trainer announced its settings
     qtbot.waitUntil(lambda: session.history.count.min() >= 3, timeout=WAIT_MS)
