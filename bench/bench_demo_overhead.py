@@ -4,8 +4,12 @@ Copies of one model train side by side on the same batches, one step each in tur
 rotates every round, after a warm-up), so that machine noise hits every variant alike:
 
 - plain: no probe;
-- probe: ``attach(model, grads=False)`` plus ``log_metrics`` each step;
-- probe+grads: ``attach(model, grads=True)`` (what the demo runs) plus ``log_metrics``.
+- stats: ``attach(model, attention=False, routing=False)``: activation statistics only;
+- lenses: ``attach(model)``: plus head statistics every measured step, attention patterns and
+  per-token residual norms at ``pattern_hz``, and MoE routing with ``--moe``;
+- all: ``attach(model, grads=True)`` (what the demo runs): plus gradients.
+
+Every probe variant also calls ``log_metrics`` each step.
 
 Each probe streams to a reader process that decodes every frame, as the app would. A step is
 timed from its start to the end of its optimizer step; on CUDA with a synchronize at both ends
@@ -33,7 +37,12 @@ from synapse_probe.demo.data import Windows, load_corpus, split
 from synapse_probe.demo.model import PRESETS, DemoForCausalLM, preset
 from synapse_probe.demo.train import DEFAULT_LR, Trainer, pick_device
 
-VARIANTS = ("plain", "probe", "probe+grads")
+VARIANTS = ("plain", "stats", "lenses", "all")
+OPTIONS: dict[str, dict[str, bool]] = {
+    "stats": {"grads": False, "attention": False, "routing": False},
+    "lenses": {"grads": False},
+    "all": {"grads": True},
+}
 
 
 def main() -> None:
@@ -72,7 +81,7 @@ def main() -> None:
     readers: list[tuple[Any, Any]] = []
     for name in variants[1:]:
         probe = synapse_probe.attach(
-            trainers[name].model, port=0, name="demo-llama", grads=name == "probe+grads"
+            trainers[name].model, port=0, name="demo-llama", **OPTIONS[name]
         )
         probes[name] = probe
         count = spawn.Value("q", 0)

@@ -9,38 +9,53 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from ._layout import (
     ACK_FIXED,
+    ATTENTION_FIXED,
     CONTROL_FIXED,
+    COUNT_DTYPE,
     ERROR_FIXED,
     GRAD_NORMS_FIXED,
+    HEAD_STATS_FIXED,
     HELLO_FIXED,
     INDEX_DTYPE,
+    LAYER_ID_DTYPE,
     META_FIXED,
     METRIC_DTYPE,
     METRICS_FIXED,
+    MOE_FIXED,
     NORM_DTYPE,
+    PAIR_DTYPE,
     PROBE_CLIENT_DTYPE,
     PROBE_STATS_FIXED,
+    RESIDUAL_FIXED,
     SITE_DTYPE,
     SPARSE_FIXED,
+    STAT_DTYPE,
     SUMMARY_DTYPE,
     SUMMARY_FIXED,
+    TOKEN_LEN_DTYPE,
     VALUE_DTYPE,
+    WEIGHT_DTYPE,
     padded,
 )
 from ._messages import (
+    AttentionPattern,
     BlockGradNorms,
     Control,
     ControlAck,
     ControlState,
     ErrorReport,
+    HeadStats,
     Hello,
     LayerSummaryBatch,
     Message,
     ModelMeta,
+    MoeRouting,
     ProbeStats,
+    ResidualTokens,
     SiteInfo,
     SparseActivations,
     TrainingMetrics,
@@ -50,12 +65,17 @@ from ._wire import (
     HEADER_SIZE,
     HIST_BINS,
     KNOWN_CONTROL_FIELDS,
+    MAX_ATTENTION_PAIRS,
+    MAX_EXPERTS,
+    MAX_HEADS,
     MAX_HELLO_NAME,
     MAX_LAYERS,
     MAX_METRICS,
     MAX_PAYLOAD,
+    MAX_SAMPLED_TOKENS,
     MAX_SITES,
     MAX_TEXT,
+    MAX_TOKEN_BYTES,
     AckStatus,
     AuthMode,
     Capability,
@@ -352,6 +372,109 @@ def _training_metrics(frame: memoryview, size: int) -> TrainingMetrics:
     return TrainingMetrics(values)
 
 
+def _check_count(what: str, count: int, low: int, high: int) -> None:
+    if not low <= count <= high:
+        raise ProtocolError(f"{what} is {count} ({low}..{high} allowed)")
+
+
+def _attention(frame: memoryview, size: int) -> AttentionPattern:
+    _check_fixed("ATTENTION", size, ATTENTION_FIXED.size)
+    n_tokens, n_pairs, sequence = ATTENTION_FIXED.unpack_from(frame, P)
+    _check_count("ATTENTION token_count", n_tokens, 1, MAX_SAMPLED_TOKENS)
+    _check_count("ATTENTION pair_count", n_pairs, 1, MAX_ATTENTION_PAIRS)
+    pairs_at = P + ATTENTION_FIXED.size
+    lengths_at = pairs_at + padded(4 * n_pairs)
+    if size < lengths_at - P + 2 * n_tokens:
+        raise _fail_size("ATTENTION", size, f"at least 8 + {padded(4 * n_pairs)} + {2 * n_tokens}")
+    lengths = np.frombuffer(frame, TOKEN_LEN_DTYPE, n_tokens, lengths_at)
+    longest = int(lengths.max())
+    if longest > MAX_TOKEN_BYTES:
+        i = int(lengths.argmax())
+        raise ProtocolError(f"ATTENTION token {i} is {longest} bytes (limit {MAX_TOKEN_BYTES})")
+    text_len = int(lengths.sum())
+    table_len = padded(2 * n_tokens + text_len)
+    weights_len = padded(2 * n_pairs * n_tokens * n_tokens)
+    if size != ATTENTION_FIXED.size + padded(4 * n_pairs) + table_len + weights_len:
+        raise _fail_size(
+            "ATTENTION", size, f"8 + {padded(4 * n_pairs)} + {table_len} + {weights_len}"
+        )
+    text_at = lengths_at + 2 * n_tokens
+    tokens = []
+    for i, length in enumerate(lengths.tolist()):
+        tokens.append(_text(frame, text_at, length, f"ATTENTION token {i}"))
+        text_at += length
+    pairs = np.frombuffer(frame, PAIR_DTYPE, n_pairs, pairs_at)
+    weights_at = lengths_at + table_len
+    count = n_pairs * n_tokens * n_tokens
+    weights = np.frombuffer(frame, WEIGHT_DTYPE, count, weights_at)
+    return AttentionPattern(
+        tokens=tuple(tokens),
+        layers=pairs["layer"],
+        heads=pairs["head"],
+        weights=weights.reshape(n_pairs, n_tokens, n_tokens),
+        sequence=sequence,
+    )
+
+
+def _layer_table(frame: memoryview, n_layers: int) -> tuple[npt.NDArray[np.uint16], int]:
+    """The layer ids after an 8-byte fixed part, and the frame offset of the next array."""
+    at = P + 8
+    return np.frombuffer(frame, LAYER_ID_DTYPE, n_layers, at), at + padded(2 * n_layers)
+
+
+def _head_stats(frame: memoryview, size: int) -> HeadStats:
+    _check_fixed("HEAD_STATS", size, HEAD_STATS_FIXED.size)
+    n_layers, n_heads, n_tokens, _ = HEAD_STATS_FIXED.unpack_from(frame, P)
+    _check_count("HEAD_STATS layer_count", n_layers, 1, MAX_LAYERS - 1)
+    _check_count("HEAD_STATS head_count", n_heads, 1, MAX_HEADS)
+    _check_count("HEAD_STATS tokens", n_tokens, 1, MAX_SAMPLED_TOKENS)
+    cells = n_layers * n_heads
+    if size != 8 + padded(2 * n_layers) + 8 * cells:
+        raise _fail_size(
+            "HEAD_STATS", size, f"8 + {padded(2 * n_layers)} + 2 x {n_layers} x {n_heads} x 4"
+        )
+    layers, at = _layer_table(frame, n_layers)
+    shape = (n_layers, n_heads)
+    entropy = np.frombuffer(frame, STAT_DTYPE, cells, at).reshape(shape)
+    max_logit = np.frombuffer(frame, STAT_DTYPE, cells, at + 4 * cells).reshape(shape)
+    return HeadStats(layers, entropy, max_logit, n_tokens)
+
+
+def _residual(frame: memoryview, size: int) -> ResidualTokens:
+    _check_fixed("RESIDUAL", size, RESIDUAL_FIXED.size)
+    n_layers, n_tokens, _ = RESIDUAL_FIXED.unpack_from(frame, P)
+    _check_count("RESIDUAL layer_count", n_layers, 1, MAX_LAYERS - 1)
+    _check_count("RESIDUAL token_count", n_tokens, 1, MAX_SAMPLED_TOKENS)
+    cells = n_layers * n_tokens
+    if size != 8 + padded(2 * n_layers) + padded(4 * cells):
+        raise _fail_size("RESIDUAL", size, f"8 + {padded(2 * n_layers)} + {padded(4 * cells)}")
+    layers, at = _layer_table(frame, n_layers)
+    norms = np.frombuffer(frame, STAT_DTYPE, cells, at).reshape(n_layers, n_tokens)
+    return ResidualTokens(layers, norms)
+
+
+def _moe_routing(frame: memoryview, size: int) -> MoeRouting:
+    _check_fixed("MOE_ROUTING", size, MOE_FIXED.size)
+    n_layers, n_experts, top_k, _ = MOE_FIXED.unpack_from(frame, P)
+    _check_count("MOE_ROUTING layer_count", n_layers, 1, MAX_LAYERS - 1)
+    _check_count("MOE_ROUTING expert_count", n_experts, 1, MAX_EXPERTS)
+    _check_count("MOE_ROUTING top_k", top_k, 1, n_experts)
+    cells = n_layers * n_experts
+    if size != 8 + padded(2 * n_layers) + 8 * cells + padded(4 * n_layers):
+        raise _fail_size(
+            "MOE_ROUTING",
+            size,
+            f"8 + {padded(2 * n_layers)} + 2 x {n_layers} x {n_experts} x 4 "
+            f"+ {padded(4 * n_layers)}",
+        )
+    layers, at = _layer_table(frame, n_layers)
+    shape = (n_layers, n_experts)
+    tokens = np.frombuffer(frame, COUNT_DTYPE, cells, at).reshape(shape)
+    probs = np.frombuffer(frame, STAT_DTYPE, cells, at + 4 * cells).reshape(shape)
+    dropped = np.frombuffer(frame, COUNT_DTYPE, n_layers, at + 8 * cells)
+    return MoeRouting(layers, tokens, probs, dropped, top_k)
+
+
 _DECODERS: dict[int, Callable[[memoryview, int], Message]] = {
     MsgType.HELLO: _hello,
     MsgType.MODEL_META: _model_meta,
@@ -363,4 +486,8 @@ _DECODERS: dict[int, Callable[[memoryview, int], Message]] = {
     MsgType.ERROR: _error,
     MsgType.BLOCK_GRAD_NORMS: _block_grad_norms,
     MsgType.TRAINING_METRICS: _training_metrics,
+    MsgType.ATTENTION: _attention,
+    MsgType.HEAD_STATS: _head_stats,
+    MsgType.RESIDUAL: _residual,
+    MsgType.MOE_ROUTING: _moe_routing,
 }

@@ -17,42 +17,57 @@ import numpy.typing as npt
 from ._layout import (
     ACK_FIELDS,
     ACK_FIXED,
+    ATTENTION_FIELDS,
+    ATTENTION_FIXED,
     AUTH_DATA_SIZE,
     CONTROL_FIELDS,
     CONTROL_FIXED,
+    COUNT_DTYPE,
     ERROR_FIELDS,
     ERROR_FIXED,
     GRAD_NORMS_FIXED,
+    HEAD_STATS_FIXED,
     HELLO_FIELDS,
     HELLO_FIXED,
     INDEX_DTYPE,
+    LAYER_ID_DTYPE,
     META_FIELDS,
     META_FIXED,
     METRIC_DTYPE,
     METRICS_FIXED,
+    MOE_FIXED,
     NORM_DTYPE,
+    PAIR_DTYPE,
     PROBE_CLIENT_DTYPE,
     PROBE_STATS_FIELDS,
     PROBE_STATS_FIXED,
+    RESIDUAL_FIXED,
     SITE_DTYPE,
     SPARSE_FIELDS,
     SPARSE_FIXED,
+    STAT_DTYPE,
     SUMMARY_DTYPE,
     SUMMARY_FIXED,
+    TOKEN_LEN_DTYPE,
     VALUE_DTYPE,
+    WEIGHT_DTYPE,
     field_codes,
     padded,
 )
 from ._messages import (
+    AttentionPattern,
     BlockGradNorms,
     Control,
     ControlAck,
     ErrorReport,
+    HeadStats,
     Hello,
     LayerSummaryBatch,
     Message,
     ModelMeta,
+    MoeRouting,
     ProbeStats,
+    ResidualTokens,
     SparseActivations,
     TrainingMetrics,
     control_bits,
@@ -64,12 +79,17 @@ from ._wire import (
     HIST_BINS,
     KNOWN_CONTROL_FIELDS,
     MAGIC,
+    MAX_ATTENTION_PAIRS,
+    MAX_EXPERTS,
+    MAX_HEADS,
     MAX_HELLO_NAME,
     MAX_LAYERS,
     MAX_METRICS,
     MAX_PAYLOAD,
+    MAX_SAMPLED_TOKENS,
     MAX_SITES,
     MAX_TEXT,
+    MAX_TOKEN_BYTES,
     METRIC_NAME_SIZE,
     SEQ_MODULUS,
     VERSION,
@@ -84,6 +104,7 @@ Payload = tuple[int, list[Part]]  # size in bytes, pieces to join
 _KNOWN_HEADER_FLAGS = int(HeaderFlag.END_OF_STEP)
 _CODE_NAMES = {"B": "u8", "H": "u16", "I": "u32", "Q": "u64", "f": "f32", "s": "bytes"}
 _U32_MAX = 0xFFFF_FFFF
+_U16_MAX = 0xFFFF
 
 
 def encode(
@@ -166,6 +187,53 @@ def _vector(values: Any, dtype: np.dtype[Any], what: str) -> npt.NDArray[Any]:
     if array.dtype.kind == "f" and dtype.kind == "u":
         raise ProtocolError(f"{what} must be integers")
     return np.ascontiguousarray(array, dtype=dtype)
+
+
+def _array(
+    values: Any, dtype: np.dtype[Any], shape: tuple[int, ...], what: str
+) -> npt.NDArray[Any]:
+    """``values`` as a contiguous array of the wire ``dtype`` and exactly ``shape``."""
+    try:
+        array = np.asarray(values)
+    except ValueError:
+        raise ProtocolError(f"{what} must be an array of numbers") from None
+    if array.dtype.kind not in "biuf":
+        raise ProtocolError(f"{what} must be an array of numbers")
+    if array.shape != shape:
+        raise ProtocolError(f"{what} has shape {array.shape}, {shape} expected")
+    if dtype.kind == "u":
+        if array.dtype.kind == "f":
+            raise ProtocolError(f"{what} must be integers")
+        if array.size:
+            low, high = int(array.min()), int(array.max())
+            if low < 0 or high > np.iinfo(dtype).max:
+                kind = f"u{8 * dtype.itemsize}"
+                raise ProtocolError(f"{what} range {low}..{high} does not fit {kind}")
+    with np.errstate(over="ignore"):  # a float beyond the wire type's range is sent as inf
+        return np.ascontiguousarray(array, dtype=dtype)
+
+
+def _length(values: Any, what: str) -> int:
+    """The length of the first axis of an array-like (0 for a scalar, checked later)."""
+    try:
+        return len(values)
+    except TypeError:
+        raise ProtocolError(f"{what} must be a 1-D array") from None
+
+
+def _check_count(what: str, count: Any, low: int, high: int) -> None:
+    if not isinstance(count, (int, np.integer)) or isinstance(count, bool):
+        raise ProtocolError(f"{what} = {count!r} is not an integer")
+    if not low <= count <= high:
+        raise ProtocolError(f"{what} is {count} ({low}..{high} allowed)")
+
+
+def _pad_to_8(nbytes: int) -> bytes:
+    return bytes(padded(nbytes) - nbytes)
+
+
+def _flat_bytes(array: npt.NDArray[Any]) -> memoryview:
+    return array.reshape(-1).view(np.uint8).data
 
 
 def _hello(m: Hello) -> Payload:
@@ -313,6 +381,98 @@ def _training_metrics(m: TrainingMetrics) -> Payload:
     return METRICS_FIXED.size + table.nbytes, [fixed, table.data]
 
 
+def _attention(m: AttentionPattern) -> Payload:
+    if isinstance(m.tokens, (str, bytes)) or not isinstance(m.tokens, Sequence):
+        raise ProtocolError("ATTENTION tokens must be a sequence of strings")
+    n_tokens = len(m.tokens)
+    _check_count("ATTENTION token_count", n_tokens, 1, MAX_SAMPLED_TOKENS)
+    raws = []
+    for i, token in enumerate(m.tokens):
+        if not isinstance(token, str):
+            raise ProtocolError(f"ATTENTION token {i} is {type(token).__name__}, not str")
+        raws.append(_utf8(token, f"ATTENTION token {i}", MAX_TOKEN_BYTES))
+    n_pairs = _length(m.layers, "ATTENTION layers")
+    _check_count("ATTENTION pair_count", n_pairs, 1, MAX_ATTENTION_PAIRS)
+    pairs = np.zeros(n_pairs, PAIR_DTYPE)
+    pairs["layer"] = _array(m.layers, LAYER_ID_DTYPE, (n_pairs,), "ATTENTION layers")
+    pairs["head"] = _array(m.heads, LAYER_ID_DTYPE, (n_pairs,), "ATTENTION heads")
+    shape = (n_pairs, n_tokens, n_tokens)
+    weights = _array(m.weights, WEIGHT_DTYPE, shape, "ATTENTION weights")
+    fixed = _pack(ATTENTION_FIXED, "ATTENTION", ATTENTION_FIELDS, (n_tokens, n_pairs, m.sequence))
+    token_table = np.array([len(raw) for raw in raws], TOKEN_LEN_DTYPE).tobytes() + b"".join(raws)
+    parts: list[Part] = [
+        fixed,
+        _zero_padded(pairs.tobytes()),
+        _zero_padded(token_table),
+        _flat_bytes(weights),
+        _pad_to_8(weights.nbytes),
+    ]
+    size = ATTENTION_FIXED.size + padded(pairs.nbytes) + padded(len(token_table))
+    return size + padded(weights.nbytes), parts
+
+
+def _layer_ids(values: Any, what: str) -> npt.NDArray[Any]:
+    count = _length(values, what)
+    _check_count(f"{what} count", count, 1, _U16_MAX)
+    return _array(values, LAYER_ID_DTYPE, (count,), what)
+
+
+def _head_stats(m: HeadStats) -> Payload:
+    layers = _layer_ids(m.layers, "HEAD_STATS layers")
+    n_heads = np.shape(m.entropy)[-1] if np.ndim(m.entropy) == 2 else 0
+    _check_count("HEAD_STATS head_count", n_heads, 1, MAX_HEADS)
+    _check_count("HEAD_STATS tokens", m.tokens, 1, MAX_SAMPLED_TOKENS)
+    shape = (len(layers), n_heads)
+    entropy = _array(m.entropy, STAT_DTYPE, shape, "HEAD_STATS entropy")
+    max_logit = _array(m.max_logit, STAT_DTYPE, shape, "HEAD_STATS max_logit")
+    fixed = HEAD_STATS_FIXED.pack(len(layers), n_heads, int(m.tokens), 0)
+    parts: list[Part] = [
+        fixed,
+        _zero_padded(layers.tobytes()),
+        _flat_bytes(entropy),
+        _flat_bytes(max_logit),
+    ]
+    size = HEAD_STATS_FIXED.size + padded(layers.nbytes) + entropy.nbytes + max_logit.nbytes
+    return size, parts
+
+
+def _residual(m: ResidualTokens) -> Payload:
+    layers = _layer_ids(m.layers, "RESIDUAL layers")
+    n_tokens = np.shape(m.norms)[-1] if np.ndim(m.norms) == 2 else 0
+    _check_count("RESIDUAL token_count", n_tokens, 1, MAX_SAMPLED_TOKENS)
+    norms = _array(m.norms, STAT_DTYPE, (len(layers), n_tokens), "RESIDUAL norms")
+    fixed = RESIDUAL_FIXED.pack(len(layers), n_tokens, 0)
+    parts: list[Part] = [
+        fixed,
+        _zero_padded(layers.tobytes()),
+        _flat_bytes(norms),
+        _pad_to_8(norms.nbytes),
+    ]
+    return RESIDUAL_FIXED.size + padded(layers.nbytes) + padded(norms.nbytes), parts
+
+
+def _moe_routing(m: MoeRouting) -> Payload:
+    layers = _layer_ids(m.layers, "MOE_ROUTING layers")
+    n_experts = np.shape(m.tokens)[-1] if np.ndim(m.tokens) == 2 else 0
+    _check_count("MOE_ROUTING expert_count", n_experts, 1, MAX_EXPERTS)
+    _check_count("MOE_ROUTING top_k", m.top_k, 1, n_experts)
+    shape = (len(layers), n_experts)
+    tokens = _array(m.tokens, COUNT_DTYPE, shape, "MOE_ROUTING tokens")
+    probs = _array(m.probs, STAT_DTYPE, shape, "MOE_ROUTING probs")
+    dropped = _array(m.dropped, COUNT_DTYPE, (len(layers),), "MOE_ROUTING dropped")
+    fixed = MOE_FIXED.pack(len(layers), n_experts, int(m.top_k), 0)
+    parts: list[Part] = [
+        fixed,
+        _zero_padded(layers.tobytes()),
+        _flat_bytes(tokens),
+        _flat_bytes(probs),
+        dropped.data,
+        _pad_to_8(dropped.nbytes),
+    ]
+    size = MOE_FIXED.size + padded(layers.nbytes) + tokens.nbytes + probs.nbytes
+    return size + padded(dropped.nbytes), parts
+
+
 _ENCODERS: dict[type, Callable[[Any], Payload]] = {
     Hello: _hello,
     ModelMeta: _model_meta,
@@ -324,4 +484,8 @@ _ENCODERS: dict[type, Callable[[Any], Payload]] = {
     ErrorReport: _error,
     BlockGradNorms: _block_grad_norms,
     TrainingMetrics: _training_metrics,
+    AttentionPattern: _attention,
+    HeadStats: _head_stats,
+    ResidualTokens: _residual,
+    MoeRouting: _moe_routing,
 }

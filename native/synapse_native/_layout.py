@@ -137,6 +137,30 @@ METRICS_FIXED = struct.Struct("<HHI")  # then count metric records
 METRICS_FIELDS = ("count", "reserved", "reserved")
 METRIC_DTYPE = np.dtype([("name", f"S{METRIC_NAME_SIZE}"), ("value", "<f8")], align=True)
 
+# ATTENTION: pairs[P] (u16 layer, u16 head), pad; token_lens[T] u16, token bytes, pad;
+# weights[P, T, T] f16, pad.
+ATTENTION_FIXED = struct.Struct("<HHI")
+ATTENTION_FIELDS = ("token_count", "pair_count", "sequence")
+PAIR_DTYPE = np.dtype([("layer", "<u2"), ("head", "<u2")])
+TOKEN_LEN_DTYPE = np.dtype("<u2")
+WEIGHT_DTYPE = np.dtype("<f2")
+
+# HEAD_STATS: layers[L] u16, pad; entropy[L, H] f32; max_logit[L, H] f32.
+HEAD_STATS_FIXED = struct.Struct("<HHHH")
+HEAD_STATS_FIELDS = ("layer_count", "head_count", "tokens", "reserved")
+
+# RESIDUAL: layers[L] u16, pad; norms[L, T] f32, pad.
+RESIDUAL_FIXED = struct.Struct("<HHI")
+RESIDUAL_FIELDS = ("layer_count", "token_count", "reserved")
+
+# MOE_ROUTING: layers[L] u16, pad; tokens[L, E] u32; probs[L, E] f32; dropped[L] u32, pad.
+MOE_FIXED = struct.Struct("<HHHH")
+MOE_FIELDS = ("layer_count", "expert_count", "top_k", "reserved")
+
+LAYER_ID_DTYPE = np.dtype("<u2")
+STAT_DTYPE = np.dtype("<f4")
+COUNT_DTYPE = np.dtype("<u4")
+
 
 def field_codes(layout: struct.Struct) -> list[str]:
     """The struct codes of ``layout``, one per field (``32s`` counts as one)."""
@@ -154,6 +178,10 @@ for _fixed, _names in (
     (ERROR_FIXED, ERROR_FIELDS),
     (GRAD_NORMS_FIXED, GRAD_NORMS_FIELDS),
     (METRICS_FIXED, METRICS_FIELDS),
+    (ATTENTION_FIXED, ATTENTION_FIELDS),
+    (HEAD_STATS_FIXED, HEAD_STATS_FIELDS),
+    (RESIDUAL_FIXED, RESIDUAL_FIELDS),
+    (MOE_FIXED, MOE_FIELDS),
 ):
     assert len(field_codes(_fixed)) == len(_names)
 del _fixed, _names
@@ -165,6 +193,8 @@ assert SPARSE_FIXED.size == 16 and CONTROL_FIXED.size == 32 and ACK_FIXED.size =
 assert PROBE_STATS_FIXED.size == 64 and PROBE_CLIENT_DTYPE.itemsize == 32
 assert ERROR_FIXED.size == 8 and GRAD_NORMS_FIXED.size == 8
 assert METRICS_FIXED.size == 8 and METRIC_DTYPE.itemsize == 32
+assert ATTENTION_FIXED.size == HEAD_STATS_FIXED.size == 8 and PAIR_DTYPE.itemsize == 4
+assert RESIDUAL_FIXED.size == MOE_FIXED.size == 8
 
 
 def padded(n: int) -> int:

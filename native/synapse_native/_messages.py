@@ -221,6 +221,66 @@ class TrainingMetrics:
     values: dict[str, float]
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class AttentionPattern:
+    """ATTENTION: softmax weights of sampled (layer, head) pairs over one sampled sequence.
+
+    ``weights[p, q, k]`` is how much query token ``q`` attends to key token ``k`` in head
+    ``heads[p]`` of block ``layers[p]``; causal, so entries with ``k > q`` are 0. ``tokens`` are
+    the ``T`` token strings of batch row ``sequence``.
+    """
+
+    TYPE: ClassVar[MsgType] = MsgType.ATTENTION
+
+    tokens: tuple[str, ...]
+    layers: npt.NDArray[np.uint16]
+    heads: npt.NDArray[np.uint16]
+    weights: npt.NDArray[np.float16]
+    sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class HeadStats:
+    """HEAD_STATS: per-head attention entropy (nats) and largest logit, ``[L, H]`` each.
+
+    Row ``i`` belongs to block ``layers[i]``; ``tokens`` is how many query tokens were measured.
+    """
+
+    TYPE: ClassVar[MsgType] = MsgType.HEAD_STATS
+
+    layers: npt.NDArray[np.uint16]
+    entropy: npt.NDArray[np.float32]
+    max_logit: npt.NDArray[np.float32]
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ResidualTokens:
+    """RESIDUAL: per-token L2 norm of the residual stream after each block, ``norms[L, T]``."""
+
+    TYPE: ClassVar[MsgType] = MsgType.RESIDUAL
+
+    layers: npt.NDArray[np.uint16]
+    norms: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MoeRouting:
+    """MOE_ROUTING: one step's router decisions per MoE block.
+
+    ``tokens[i, e]``: assignments to expert ``e`` of block ``layers[i]``; ``probs[i, e]``: its
+    mean router probability; ``dropped[i]``: assignments dropped by a capacity limit.
+    """
+
+    TYPE: ClassVar[MsgType] = MsgType.MOE_ROUTING
+
+    layers: npt.NDArray[np.uint16]
+    tokens: npt.NDArray[np.uint32]
+    probs: npt.NDArray[np.float32]
+    dropped: npt.NDArray[np.uint32]
+    top_k: int
+
+
 Message = (
     Hello
     | ModelMeta
@@ -232,6 +292,10 @@ Message = (
     | ErrorReport
     | BlockGradNorms
     | TrainingMetrics
+    | AttentionPattern
+    | HeadStats
+    | ResidualTokens
+    | MoeRouting
 )
 
 

@@ -33,6 +33,11 @@ MAX_HELLO_NAME = 256
 MAX_METRICS = 256
 METRIC_NAME_SIZE = 24
 HIST_BINS = 64
+MAX_SAMPLED_TOKENS = 128
+MAX_TOKEN_BYTES = 64
+MAX_ATTENTION_PAIRS = 256
+MAX_HEADS = 1024
+MAX_EXPERTS = 1024
 SEQ_MODULUS = 1 << 32
 
 
@@ -52,14 +57,15 @@ class MsgType(IntEnum):
     PROBE_STATS = 7
     ERROR = 8
     BLOCK_GRAD_NORMS = 9
-    TRAINING_METRICS = 32
-    # Reserved: named for later versions, not decoded by v1.
     ATTENTION = 16
     RESIDUAL = 17
     MOE_ROUTING = 18
+    HEAD_STATS = 19
+    TRAINING_METRICS = 32
 
 
-RESERVED_TYPES = frozenset({MsgType.ATTENTION, MsgType.RESIDUAL, MsgType.MOE_ROUTING})
+# Types named for later versions that this build skips by length (none at present).
+RESERVED_TYPES: frozenset[MsgType] = frozenset()
 
 
 class HeaderFlag(IntFlag):
@@ -103,9 +109,11 @@ class Capability(IntFlag):
     CONTROL = 4
     GRADIENTS = 8
     PROBE_STATS = 16
-    # Reserved for later versions.
+    # A trainer that sends ATTENTION and HEAD_STATS.
     ATTENTION = 32
+    # A trainer that sends RESIDUAL.
     RESIDUAL = 64
+    # A trainer that sends MOE_ROUTING.
     MOE = 128
     # v1: a trainer that sends TRAINING_METRICS.
     METRICS = 256

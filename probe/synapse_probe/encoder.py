@@ -3,6 +3,8 @@
 The training thread only calls ``submit`` and ``submit_metrics``; waiting for the copy off the
 GPU, turning slots into records, selecting sparse neurons and handing messages to the server all
 happen here. Snapshots and metric calls share one queue, so they go out in the order submitted.
+The lenses' captures (``lens.py``) ride with their step's snapshot: their frames join the step's
+frames, and a dropped snapshot releases them.
 """
 
 from __future__ import annotations
@@ -134,11 +136,23 @@ class Encoder:
             with np.errstate(over="ignore"):  # beyond the f32 range: +inf, as on the wire
                 messages.append(BlockGradNorms(norms.astype(np.float32)))
         messages.extend(self._sparse(snapshot))
+        messages.extend(self._lens_messages(snapshot))
         self._server.broadcast_step(messages, step=snapshot.step)
         if norms is not None:
             self._grad_norms = (snapshot.step, norms)
         self.encoded += 1
         self._server.report_stats(snapshot.probe_ns, snapshot.steps_sampled, snapshot.steps_seen)
+
+    def _lens_messages(self, snapshot: Snapshot) -> list[Message]:
+        """The frames of the step's lens captures (a capture that fails is left out, logged)."""
+        messages: list[Message] = []
+        for capture in snapshot.captures:
+            try:
+                capture.wait()
+                messages.extend(capture.messages())
+            except Exception:
+                log.exception("synapse encoder failed on a lens capture")
+        return messages
 
     def _records(self, snapshot: Snapshot) -> npt.NDArray[np.void]:
         parts = []

@@ -11,24 +11,27 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from synapse_native.protocol import Capability, ControlState, ModelMeta
+from synapse_native.protocol import MAX_SAMPLED_TOKENS, Capability, ControlState, ModelMeta
 
 from . import cpu_kernel, cuda_kernel, distributed
+from .attention import AttentionLens
 from .collector import StepCollector
 from .control import KNOWN_KINDS
 from .discovery import find_blocks, find_sites, guess_width, unwrap
 from .distributed import Ports
 from .encoder import Encoder
 from .grads import BlockGradNorms
+from .lens import Lens, LensCapture, outside_graphs
 from .metrics import MetricsRing, MetricValue
 from .metrics import check as check_metrics
 from .metrics import stage as stage_metrics
+from .routing import MoeRoutingLens
 from .sampling import Sampler
 from .sites import Site, SiteTable, first_tensor
 
@@ -37,9 +40,10 @@ log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 1.0  # mean |x| of a unit-variance activation is about 0.8
 DEFAULT_TOP_K = 512
 DEFAULT_RATE_HZ = 10.0
+DEFAULT_PATTERN_HZ = 1.0
+DEFAULT_SAMPLE_TOKENS = 128
 
 _default: Probe | None = None
-Hook = TypeVar("Hook", bound=Callable[..., None])
 
 
 class ServerLike(Protocol):
@@ -84,6 +88,11 @@ def attach(
     threshold: float = DEFAULT_THRESHOLD,
     top_k: int = DEFAULT_TOP_K,
     grads: bool = False,
+    attention: bool = True,
+    pattern_hz: float = DEFAULT_PATTERN_HZ,
+    sample_tokens: int = DEFAULT_SAMPLE_TOKENS,
+    tokenizer: Any = None,
+    routing: bool = True,
     name: str | None = None,
     server: ServerLike | None = None,
 ) -> Probe:
@@ -106,6 +115,11 @@ def attach(
         threshold=threshold,
         top_k=top_k,
         grads=grads,
+        attention=attention,
+        pattern_hz=pattern_hz,
+        sample_tokens=sample_tokens,
+        tokenizer=tokenizer,
+        routing=routing,
         name=name,
         server=server,
     )
@@ -143,6 +157,11 @@ class Probe:
         threshold: float = DEFAULT_THRESHOLD,
         top_k: int = DEFAULT_TOP_K,
         grads: bool = False,
+        attention: bool = True,
+        pattern_hz: float = DEFAULT_PATTERN_HZ,
+        sample_tokens: int = DEFAULT_SAMPLE_TOKENS,
+        tokenizer: Any = None,
+        routing: bool = True,
         name: str | None = None,
         server: ServerLike | None = None,
     ) -> None:
@@ -166,9 +185,20 @@ class Probe:
         fused = cuda_kernel.load() if torch.cuda.is_available() else None
         self._collector = StepCollector(len(self._table), norms, kernel, fused)
         self._collector.max_width = max((s.neurons for s in sites), default=0)
-        self._server = (
-            server if server is not None else self._start_server(host, port, token, port_fallback)
+        self.probe_ns = 0
+        self._lenses: list[Lens] = self._make_lenses(
+            root, blocks, attention, pattern_hz, sample_tokens, tokenizer, routing
         )
+        try:
+            self._server = (
+                server
+                if server is not None
+                else self._start_server(host, port, token, port_fallback)
+            )
+        except BaseException:
+            for lens in self._lenses:
+                lens.close()
+            raise
         self._owns_server = server is None
         if server is not None:
             server.set_meta(self._table.meta(self.model_name))
@@ -185,13 +215,13 @@ class Probe:
         self._steps_seen = 0
         self._steps_sampled = 0
         self._steps_skipped = 0
-        self.probe_ns = 0
 
         self._handles: list[RemovableHandle] = [
             spec.module.register_forward_hook(self._site_hook(site))
             for spec, site in zip(specs, sites, strict=True)
         ]
-        self._handles.append(root.register_forward_pre_hook(self._root_hook()))
+        # First of the root's pre-hooks: the boundary comes before any lens reads the inputs.
+        self._handles.append(root.register_forward_pre_hook(self._root_hook(), prepend=True))
         _default = self
 
     # -- public API -----------------------------------------------------------------------------
@@ -299,6 +329,8 @@ class Probe:
         self._finish_step()
         for handle in self._handles:
             handle.remove()
+        for lens in self._lenses:
+            lens.close()
         self._encoder.close()
         if self._owns_server:
             self._server.close()
@@ -333,6 +365,8 @@ class Probe:
                 self._steps_sampled += 1
             else:
                 self._steps_skipped += 1
+        for lens in self._lenses:
+            lens.begin(step, self._measuring)
         self.probe_ns += time.perf_counter_ns() - start
 
     def _finish_step(self) -> None:
@@ -340,11 +374,20 @@ class Probe:
             return
         self._measuring = False
         snapshot = self._collector.finish()
-        if snapshot is not None:
-            snapshot.probe_ns = self.probe_ns
-            snapshot.steps_sampled = self._steps_sampled
-            snapshot.steps_seen = self._steps_seen
-            self._encoder.submit(snapshot)
+        captures: list[LensCapture] = []
+        for lens in self._lenses:
+            capture = lens.finish()
+            if capture is not None:
+                captures.append(capture)
+        if snapshot is None:
+            for capture in captures:
+                capture.release()
+            return
+        snapshot.captures = captures
+        snapshot.probe_ns = self.probe_ns
+        snapshot.steps_sampled = self._steps_sampled
+        snapshot.steps_seen = self._steps_seen
+        self._encoder.submit(snapshot)
 
     # -- hooks ----------------------------------------------------------------------------------
 
@@ -354,14 +397,14 @@ class Probe:
                 return  # steps come from step(n); or this is a checkpoint's re-run in backward
             self._boundary(self._step + 1)
 
-        return _outside_graphs(on_root_forward)
+        return outside_graphs(on_root_forward)
 
     def _site_hook(self, site: Site) -> Callable[..., None]:
         def on_output(module: nn.Module, args: Any, output: Any) -> None:
             if self._measuring:
                 self._on_output(site, output)
 
-        return _outside_graphs(on_output)
+        return outside_graphs(on_output)
 
     def _on_output(self, site: Site, output: Any) -> None:
         """A measured step's work for one site: statistics now, a gradient hook if asked."""
@@ -411,6 +454,54 @@ class Probe:
 
     # -- set-up ---------------------------------------------------------------------------------
 
+    def _make_lenses(
+        self,
+        root: nn.Module,
+        blocks: Sequence[tuple[str, nn.Module]],
+        attention: bool,
+        pattern_hz: float,
+        sample_tokens: int,
+        tokenizer: Any,
+        routing: bool,
+    ) -> list[Lens]:
+        """The lenses asked for that apply to this model (each hooks what it reads)."""
+        if not 1 <= sample_tokens <= MAX_SAMPLED_TOKENS:
+            raise ValueError(
+                f"sample_tokens must be in 1..{MAX_SAMPLED_TOKENS}, got {sample_tokens}"
+            )
+        if not pattern_hz >= 0:
+            raise ValueError(f"pattern_hz must be >= 0, got {pattern_hz}")
+        lenses: list[Lens] = []
+        if attention:
+            found = AttentionLens.for_blocks(
+                root,
+                blocks,
+                pattern_hz=pattern_hz,
+                sample_tokens=sample_tokens,
+                tokenizer=tokenizer,
+                on_time=self._add_probe_ns,
+            )
+            if found is not None:
+                lenses.append(found)
+        if routing:
+            routers = MoeRoutingLens.for_blocks(blocks, on_time=self._add_probe_ns)
+            if routers is not None:
+                lenses.append(routers)
+        return lenses
+
+    def _add_probe_ns(self, ns: int) -> None:
+        """Time a lens's hook spent on the training thread."""
+        self.probe_ns += ns
+
+    def _lens_capabilities(self) -> Capability:
+        capabilities = Capability(0)
+        for lens in self._lenses:
+            if isinstance(lens, AttentionLens):
+                capabilities |= Capability.ATTENTION | Capability.RESIDUAL
+            elif isinstance(lens, MoeRoutingLens):
+                capabilities |= Capability.MOE
+        return capabilities
+
     def _add_site(self, layer: int, kind: str, tensor: torch.Tensor) -> Site:
         prefix = (
             self._block_names[layer] if 0 <= layer < len(self._block_names) else f"layer{layer}"
@@ -428,7 +519,7 @@ class Probe:
 
         rank, world_size = _rank_and_world_size()
         local_rank, local_size = distributed.local_rank_and_size(rank, world_size)
-        capabilities = DEFAULT_CAPABILITIES | Capability.METRICS
+        capabilities = DEFAULT_CAPABILITIES | Capability.METRICS | self._lens_capabilities()
         if self.grads:
             capabilities |= Capability.GRADIENTS | Capability.GRAD_NORMS
         server = Server(
@@ -447,13 +538,6 @@ class Probe:
         if local_rank == 0:
             distributed.announce(host, port, local_size)
         return server
-
-
-def _outside_graphs(hook: Hook) -> Hook:
-    """``hook`` wrapped so that torch.compile never traces it: it always runs in eager Python
-    and reads the probe's flags at run time (a graph break per call, see docs/PROBE.md)."""
-    disable: Any = torch.compiler.disable
-    return cast(Hook, disable(hook))
 
 
 def _rank_and_world_size() -> tuple[int, int]:

@@ -3,8 +3,9 @@
 Numpy only: importing this module never imports torch. Each tick is one simulated training step;
 ticks come at the control state's ``rate_hz`` (so a rate change changes the frame rate), and a
 sampled step sends one LAYER_SUMMARY_BATCH, one BLOCK_GRAD_NORMS and one SPARSE_ACTIVATIONS per
-streamed site, the last frame flagged END_OF_STEP. CONTROL requests are applied between steps,
-as in the probe.
+streamed site, then HEAD_STATS (with ATTENTION and RESIDUAL every tenth step) and, with
+``moe``, MOE_ROUTING, the last frame flagged END_OF_STEP. CONTROL requests are applied between
+steps, as in the probe.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from synapse_native.protocol import (
 
 from .control import ALL_KINDS, kind_bit
 from .server import DEFAULT_CAPABILITIES, Server
+from .sim_attention import SimAttention
 from .sim_model import HEAD_DIM, N_HEADS, SimModel, SimSite
+from .sim_routing import SimRouter
 from .sim_stats import summarize
 
 MODEL_NAME = "Llama-3-8B (simulated)"
@@ -66,6 +69,7 @@ class SimOptions:
     announce: bool = True
     rank: int = 0  # the rank its frames carry (several simulators stand for several ranks)
     world_size: int = 1
+    moe: int = 0  # experts per block (every block a mixture of experts); 0: a dense model
 
 
 def site_info(site: SimSite) -> SiteInfo:
@@ -75,9 +79,10 @@ def site_info(site: SimSite) -> SiteInfo:
     return SiteInfo(site.index, site.layer, KIND_CODES[site.kind], name, site.neurons, rows, cols)
 
 
-def model_meta(model: SimModel) -> ModelMeta:
+def model_meta(model: SimModel, experts: int = 0) -> ModelMeta:
     """The site table of the simulated model."""
-    return ModelMeta(MODEL_NAME, model.n_layers, tuple(site_info(s) for s in model.sites))
+    name = f"{MODEL_NAME[:-1]}, {experts} experts)" if experts else MODEL_NAME
+    return ModelMeta(name, model.n_layers, tuple(site_info(s) for s in model.sites))
 
 
 class Simulator:
@@ -93,8 +98,23 @@ class Simulator:
             paused=False,
             top_k=options.top_k,
         )
+        self.attention = SimAttention(options.layers, seed=options.seed)
+        self.router = (
+            SimRouter(options.layers, options.moe, tokens=TOKENS_PER_STEP, seed=options.seed)
+            if options.moe
+            else None
+        )
+        capabilities = (
+            DEFAULT_CAPABILITIES
+            | Capability.GRAD_NORMS
+            | Capability.METRICS
+            | Capability.ATTENTION
+            | Capability.RESIDUAL
+        )
+        if self.router is not None:
+            capabilities |= Capability.MOE
         self.server = Server(
-            model_meta(self.model),
+            model_meta(self.model, options.moe),
             host=options.host,
             port=options.port,
             token=options.token,
@@ -104,7 +124,7 @@ class Simulator:
             control=self.state,
             name="synapse-sim",
             announce=options.announce,
-            capabilities=DEFAULT_CAPABILITIES | Capability.GRAD_NORMS | Capability.METRICS,
+            capabilities=capabilities,
         )
         self.step = 0  # steps simulated so far
         self.steps_sampled = 0
@@ -172,10 +192,18 @@ class Simulator:
 
     def emit(self, step: int) -> int:
         """Broadcast the frames of ``step`` under the current control state."""
+        messages = self.site_messages(step) + self.attention.messages(step, self.model.spike)
+        if self.router is not None:
+            messages.append(self.router.routing(step))
+        self.server.broadcast_step(messages, step=step)
+        return len(messages)
+
+    def site_messages(self, step: int) -> list[Message]:
+        """The summary batch, block gradient norms and sparse frames of the streamed sites."""
         state = self.state
         chosen = np.flatnonzero(self._kind_bits & state.site_kinds)
         if chosen.size == 0:
-            return 0
+            return []
         sites = [self.model.sites[i] for i in chosen]
         samples = self.model.samples(sites, step, SAMPLE_SIZE)
         records = summarize(samples, chosen, state.threshold, self._counts[chosen])
@@ -191,8 +219,7 @@ class Simulator:
             messages.append(
                 SparseActivations(site.index, state.threshold, n_above, indices, values)
             )
-        self.server.broadcast_step(messages, step=step)
-        return len(messages)
+        return messages
 
     def report_stats(self) -> None:
         """PROBE_STATS: time spent producing frames, steps sampled and seen."""

@@ -147,9 +147,16 @@ class SimModel:
         if rng.random() < _SPIKE_PROBABILITY:
             self._spike = (int(rng.integers(0, len(self.sites))), float(rng.uniform(6.0, 20.0)))
 
+    @property
+    def spike(self) -> tuple[int, float] | None:
+        """This step's activation spike as (block, factor), or None on a quiet step."""
+        if self._spike is None:
+            return None
+        return self.sites[self._spike[0]].layer, self._spike[1]
+
     def scale(self, site: SimSite, step: int) -> float:
         """This step's multiplier on the site's profile: trend x jitter x spike."""
-        trend = 1.0 + 0.6 * (1.0 - math.exp(-step / _TREND_STEPS))
+        trend = training_trend(step)
         wobble = 1.0 + 0.05 * math.sin(0.07 * step + 1.3 * site.index)
         spike = self._spike[1] if self._spike and self._spike[0] == site.index else 1.0
         return trend * wobble * spike
@@ -235,6 +242,11 @@ class SimModel:
             return 0.0
         level = float(self._level[site.kind][site.row])
         return level * self.scale(site, step) * _MASSIVE_PEAK
+
+
+def training_trend(step: int) -> float:
+    """How far training has moved the activations: 1 at step 0, rising to 1.6."""
+    return 1.0 + 0.6 * (1.0 - math.exp(-step / _TREND_STEPS))
 
 
 def _value_pool(kind: str, rng: np.random.Generator) -> Vector:

@@ -16,6 +16,7 @@ import torch
 
 from synapse_native.protocol import SUMMARY_DTYPE
 
+from .lens import LensCapture
 from .slots import TOP
 
 
@@ -129,6 +130,7 @@ class Snapshot:
     probe_ns: int = 0
     steps_sampled: int = 0
     steps_seen: int = 0
+    captures: list[LensCapture] = field(default_factory=list)  # the lenses' share of the step
 
     def wait(self) -> None:
         """Block (the calling thread only) until the copy off the device has landed."""
@@ -153,5 +155,8 @@ class Snapshot:
         return self.buffer.slots[start : start + self.n_norms].copy()
 
     def release(self) -> None:
-        """Give the host buffer back to its pool."""
+        """Give the host buffer back to its pool, and the lenses' captures to their lenses."""
         self.pool.release(self.buffer)
+        for capture in self.captures:
+            capture.release()
+        self.captures = []

@@ -33,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="attn+mlp+residual",
         help="sites per block (default: %(default)s)",
     )
+    parser.add_argument(
+        "--moe",
+        type=int,
+        default=0,
+        metavar="N",
+        help="make every block a mixture of N experts and stream its routing (default: dense)",
+    )
     parser.add_argument("--token", default=None, help="require viewers to present this token")
     parser.add_argument("--steps", type=int, default=None, help="stop after this many steps")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
@@ -56,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         seed=args.seed,
         port_fallback=args.port_fallback,
+        moe=args.moe,
     )
     try:
         simulator = Simulator(options)

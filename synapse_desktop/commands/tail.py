@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from synapse_native.protocol import Frame, Message
+    from synapse_native.protocol import Frame, Message, MoeRouting
 
 DEFAULT_ADDRESS = "127.0.0.1:9000"
 
@@ -123,10 +126,62 @@ def summary(message: Message) -> str:
         shown = " ".join(f"{name}={value:.6g}" for name, value in items[:_METRICS_SHOWN])
         more = f" (+{len(items) - _METRICS_SHOWN} more)" if len(items) > _METRICS_SHOWN else ""
         return f"n={len(items)} {shown}{more}".rstrip()
+    if isinstance(message, p.AttentionPattern):
+        layers = message.layers
+        return (
+            f"{len(layers)} pairs x {len(message.tokens)} tokens, "
+            f"layers {_span(layers, 'd')}, row {message.sequence}"
+        )
+    if isinstance(message, p.HeadStats):
+        n_layers, n_heads = message.entropy.shape
+        return (
+            f"{n_layers} layers x {n_heads} heads, entropy {_span(message.entropy, '.2g')} nats, "
+            f"max logit {_peak(message.max_logit)}"
+        )
+    if isinstance(message, p.ResidualTokens):
+        n_layers, n_tokens = message.norms.shape
+        return f"{n_layers} layers x {n_tokens} tokens, norm {_span(message.norms, '.3g')}"
+    if isinstance(message, p.MoeRouting):
+        return _routing_summary(message)
     return ""
 
 
 _METRICS_SHOWN = 8  # metrics printed per TRAINING_METRICS line
+
+
+def _finite(values: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    flat = np.asarray(values, np.float64).ravel()
+    return flat[np.isfinite(flat)]
+
+
+def _span(values: npt.NDArray[Any], spec: str) -> str:
+    """``low-high`` of the finite values (``nan`` when there is none)."""
+    finite = _finite(values)
+    if not len(finite):
+        return "nan"
+    low, high = finite.min(), finite.max()
+    if spec == "d":
+        low, high = int(low), int(high)
+    return f"{low:{spec}}" if low == high else f"{low:{spec}}-{high:{spec}}"
+
+
+def _peak(values: npt.NDArray[Any]) -> str:
+    finite = _finite(values)
+    return f"{finite.max():.3g}" if len(finite) else "nan"
+
+
+def _routing_summary(message: MoeRouting) -> str:
+    """Layers x experts, top-k, the worst load imbalance (max over layers of std/mean), drops."""
+    tokens = np.asarray(message.tokens, np.float64)
+    n_layers, n_experts = tokens.shape
+    mean = tokens.mean(axis=1)
+    cv = np.divide(tokens.std(axis=1), mean, out=np.zeros_like(mean), where=mean > 0)
+    idle = int((tokens == 0).sum())
+    text = (
+        f"{n_layers} layers x {n_experts} experts, top-{message.top_k}, "
+        f"max CV {float(cv.max()):.2f}, dropped {int(np.sum(message.dropped, dtype=np.uint64))}"
+    )
+    return text + (f", {idle} idle" if idle else "")
 
 
 def _name(value: object) -> str:

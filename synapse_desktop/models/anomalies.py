@@ -1,5 +1,6 @@
-"""Alerts found in the activation summaries as they arrive: non-finite values, exploding norms
-and dead sites (a bounded list, newest last)."""
+"""Alerts found in the frames as they arrive: from the activation summaries, non-finite values,
+exploding norms and dead sites; from MoE routing, experts that receive no tokens and layers
+that drop too many (a bounded list, newest last)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from synapse_desktop.models.routing import layer_site
 from synapse_desktop.models.signal import Signal
 from synapse_desktop.models.topology import Topology
 
@@ -26,6 +28,8 @@ class AlertKind(enum.Enum):
     NONFINITE = "non-finite"
     EXPLODING = "exploding"
     DEAD = "dead"
+    IDLE_EXPERT = "idle expert"
+    DROPPING = "dropping tokens"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +38,10 @@ class AnomalyConfig:
     explosion (once per episode, re-armed when the rms is back under ``rearm_factor`` times
     the median); the median is over the last ``window`` finite samples and needs
     ``min_samples`` of them. A site is dead after ``dead_steps`` consecutive measured steps
-    with ``frac_zero >= dead_frac_zero`` or ``rms == 0``. ``capacity``: alerts kept."""
+    with ``frac_zero >= dead_frac_zero`` or ``rms == 0``. An MoE expert is idle after
+    ``idle_expert_steps`` consecutive routing steps without a token; a layer drops too many
+    when its dropped / routed assignments exceed ``drop_fraction`` (once per episode,
+    re-armed under half of it). ``capacity``: alerts kept."""
 
     spike_factor: float = 10.0
     rearm_factor: float = 5.0
@@ -42,6 +49,8 @@ class AnomalyConfig:
     min_samples: int = 10
     dead_frac_zero: float = 0.99
     dead_steps: int = 20
+    idle_expert_steps: int = 20
+    drop_fraction: float = 0.1
     capacity: int = 500
 
     def __post_init__(self) -> None:
@@ -49,15 +58,19 @@ class AnomalyConfig:
             raise ValueError("need 0 < rearm_factor <= spike_factor")
         if not 1 <= self.min_samples <= self.window:
             raise ValueError("need 1 <= min_samples <= window")
-        if self.dead_steps < 1 or self.capacity < 1:
-            raise ValueError("dead_steps and capacity must be at least 1")
+        if self.dead_steps < 1 or self.idle_expert_steps < 1 or self.capacity < 1:
+            raise ValueError("dead_steps, idle_expert_steps and capacity must be at least 1")
+        if not 0 < self.drop_fraction < 1:
+            raise ValueError("need 0 < drop_fraction < 1")
 
 
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One finding. ``site_id`` is the wire id (stable across topology rebuilds); ``layer``
     and ``site`` (the kind's name) are as the topology said at the time; ``sites`` is how many
-    sites the finding covers (the named one first in forward order, then the others)."""
+    sites the finding covers (the named one first in forward order, then the others). Routing
+    findings name the layer's MLP site (the expert layer's place in the site table) and
+    ``expert`` (-1: the finding is about no one expert)."""
 
     kind: AlertKind
     step: int
@@ -68,6 +81,7 @@ class Alert:
     message: str
     severity: Severity
     sites: int = 1
+    expert: int = -1
 
 
 @dataclass(slots=True)
@@ -119,6 +133,21 @@ class _RankState:
 _STATE_ARRAYS = ("last_step", "bad", "ring", "filled", "exploding", "dead_run", "dead_alerted")
 
 
+@dataclass(slots=True)
+class _LayerRouting:
+    """Routing detector state of one MoE layer of one rank."""
+
+    idle_run: I64  # [E] consecutive routing steps without a token
+    idle_alerted: npt.NDArray[np.bool_]  # [E] inside an alerted idle episode
+    dropping: bool = False  # inside an alerted drop episode
+
+    def fit(self, experts: int) -> None:
+        if experts > len(self.idle_run):
+            grow = experts - len(self.idle_run)
+            self.idle_run = np.concatenate([self.idle_run, np.zeros(grow, np.int64)])
+            self.idle_alerted = np.concatenate([self.idle_alerted, np.zeros(grow, bool)])
+
+
 class Anomalies:
     """Detectors over the activation summaries of every rank, and the alerts they raised.
 
@@ -136,6 +165,8 @@ class Anomalies:
         self.generation = 0  # counts resets and clears (a view that lists alerts starts over)
         self._states: dict[int, _RankState] = {}
         self._onsets: dict[int, _Onset] = {}
+        self._routing: dict[tuple[int, int], _LayerRouting] = {}  # (rank, layer)
+        self._routing_steps: dict[int, int] = {}  # per rank, the newest routing step fed
         self._dirty = False
 
     def __len__(self) -> int:
@@ -164,6 +195,82 @@ class Anomalies:
         rms = rec["rms"].astype(np.float32)
         self._exploding(rank, state, idx, rms, step)
         self._dead(rank, state, idx, rec["frac_zero"].astype(np.float32), rms, step)
+
+    def feed_routing(
+        self,
+        rank: int,
+        step: int,
+        layers: npt.ArrayLike,
+        tokens: npt.ArrayLike,
+        dropped: npt.ArrayLike,
+    ) -> None:
+        """Check one MOE_ROUTING frame: experts without tokens, layers dropping too many."""
+        if step <= self._routing_steps.get(rank, -1):
+            return
+        self._routing_steps[rank] = step
+        ids = np.asarray(layers, np.int64).ravel()
+        counts = np.asarray(tokens, np.int64).reshape(len(ids), -1)
+        drops = np.asarray(dropped, np.int64).reshape(len(ids))
+        for layer, row, drop in zip(ids.tolist(), counts, drops.tolist(), strict=True):
+            state = self._routing.get((rank, layer))
+            if state is None:
+                state = self._routing[(rank, layer)] = _LayerRouting(
+                    np.zeros(len(row), np.int64), np.zeros(len(row), bool)
+                )
+            state.fit(len(row))
+            self._idle_experts(rank, step, layer, state, row)
+            self._dropping(rank, step, layer, state, int(row.sum()), drop)
+
+    def _idle_experts(
+        self, rank: int, step: int, layer: int, state: _LayerRouting, counts: I64
+    ) -> None:
+        n = len(counts)
+        idle = counts == 0
+        run = np.where(idle, state.idle_run[:n] + 1, 0)
+        state.idle_run[:n] = run
+        alerted = state.idle_alerted[:n]
+        new = idle & (run >= self.config.idle_expert_steps) & ~alerted
+        state.idle_alerted[:n] = idle & (alerted | new)
+        if not new.any():
+            return
+        experts = np.flatnonzero(new)
+        first = int(experts[0])
+        what = f"expert {first} received no tokens for {int(run[first])} routing steps"
+        if len(experts) > 1:
+            more = len(experts) - 1
+            what += f" (+{more} more expert{'' if more == 1 else 's'})"
+        self._add_routing(AlertKind.IDLE_EXPERT, rank, step, layer, what, first)
+
+    def _dropping(
+        self, rank: int, step: int, layer: int, state: _LayerRouting, routed: int, dropped: int
+    ) -> None:
+        fraction = min(1.0, dropped / routed) if routed > 0 else 0.0
+        limit = self.config.drop_fraction
+        over, back = fraction > limit, fraction <= limit / 2
+        if over and not state.dropping:
+            what = (
+                f"{100 * fraction:.1f}% of the routed assignments dropped "
+                f"({dropped} of {routed}; alert above {100 * limit:g}%)"
+            )
+            self._add_routing(AlertKind.DROPPING, rank, step, layer, what, -1)
+        state.dropping = (state.dropping or over) and not back
+
+    def _add_routing(
+        self, kind: AlertKind, rank: int, step: int, layer: int, what: str, expert: int
+    ) -> None:
+        index = layer_site(self.topology, layer)
+        self._add(
+            kind,
+            Severity.WARNING,
+            rank,
+            step,
+            index,
+            1,
+            what,
+            where=f"layer {layer} experts",
+            layer=layer,
+            expert=expert,
+        )
 
     def _nonfinite(
         self, rank: int, state: _RankState, idx: I64, rec: npt.NDArray[np.void], step: int
@@ -265,6 +372,8 @@ class Anomalies:
         """A new run: forget the alerts and every detector's state."""
         self._onsets.clear()
         self._states.clear()
+        self._routing.clear()
+        self._routing_steps.clear()
         self.alerts.clear()
         self.total = 0
         self.generation += 1
@@ -325,18 +434,26 @@ class Anomalies:
         sites: int,
         what: str,
         others: bool = True,
+        where: str = "",
+        layer: int = -1,
+        expert: int = -1,
     ) -> None:
+        """Add an alert about site ``index`` (else ``layer``); ``where`` replaces the site's
+        "layer L kind" at the start of the message."""
         topo = self.topology.sites
         if 0 <= index < len(topo):
             site = topo[index]
             site_id, layer, name = site.site_id, site.layer, site.kind_name
         else:
-            site_id, layer, name = -1, -1, "?"
-        message = f"layer {layer} {name}: {what}"
+            site_id, name = -1, "?"
+        message = f"{where or f'layer {layer} {name}'}: {what}"
         if others and sites > 1:
             message += f" (+{sites - 1} more site{'' if sites == 2 else 's'})"
-        if len(self._states) > 1 or rank:
+        ranks = set(self._states) | set(self._routing_steps)
+        if len(ranks) > 1 or rank:
             message = f"rank {rank}, {message}"
-        self.alerts.append(Alert(kind, step, rank, site_id, layer, name, message, severity, sites))
+        self.alerts.append(
+            Alert(kind, step, rank, site_id, layer, name, message, severity, sites, expert)
+        )
         self.total += 1
         self._dirty = True

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from synapse_desktop.models.anomalies import Anomalies
+from synapse_desktop.models.attention import AttentionPatterns, HeadStatsHistory
 from synapse_desktop.models.connection import ConnectionState
 from synapse_desktop.models.control import ControlModel
 from synapse_desktop.models.counters import Counters
@@ -16,6 +17,8 @@ from synapse_desktop.models.history import History
 from synapse_desktop.models.metrics import MetricsHistory
 from synapse_desktop.models.ordering import SEQ_MODULUS, SeqGuard, Skipped, Verdict
 from synapse_desktop.models.ranks import Ranks
+from synapse_desktop.models.residual_tokens import ResidualTokensModel
+from synapse_desktop.models.routing import RoutingHistory
 from synapse_desktop.models.selection import Selection
 from synapse_desktop.models.signal import Signal
 from synapse_desktop.models.sparse import LatestSparse, SparsePoints, SparseRun
@@ -23,14 +26,18 @@ from synapse_desktop.models.stats import LatestStats
 from synapse_desktop.models.topology import Topology
 from synapse_desktop.models.view_settings import ViewSettings
 from synapse_native.protocol import (
+    AttentionPattern,
     BlockGradNorms,
     ControlAck,
     ErrorReport,
     Frame,
+    HeadStats,
     Hello,
     LayerSummaryBatch,
     ModelMeta,
+    MoeRouting,
     ProbeStats,
+    ResidualTokens,
     Role,
     SparseActivations,
     SummaryFlag,
@@ -51,6 +58,10 @@ class Session:
         self.history = History(history_capacity)
         self.grad_norms = GradNorms(history_capacity)
         self.metrics = MetricsHistory()
+        self.attention = AttentionPatterns()  # the latest pattern per (rank, layer, head)
+        self.head_stats = HeadStatsHistory(history_capacity)
+        self.routing = RoutingHistory()  # MoE router decisions per step, per rank and merged
+        self.residual_tokens = ResidualTokensModel(self._attention_tokens)
         self.sparse = LatestSparse()
         self.ranks = Ranks(self.stats, self.history, self.sparse)  # fills the three above
         self.control = ControlModel()
@@ -105,6 +116,10 @@ class Session:
         self.history.flush()
         self.grad_norms.flush()
         self.metrics.flush()
+        self.attention.flush()
+        self.head_stats.flush()
+        self.routing.flush()
+        self.residual_tokens.flush()
         self.sparse.flush()
         self.counters.flush()
         self.anomalies.flush()
@@ -116,6 +131,10 @@ class Session:
         self.history.clear()
         self.grad_norms.clear()
         self.metrics.clear()
+        self.attention.clear()
+        self.head_stats.clear()
+        self.routing.clear()
+        self.residual_tokens.clear()
         self.sparse.clear()
         self.ranks.clear()
         self.anomalies.reset()
@@ -151,6 +170,22 @@ class Session:
         elif isinstance(message, TrainingMetrics):
             self._check_new_run(header.step, header.rank)
             self.metrics.apply(message, header.step, header.rank)
+        elif isinstance(message, AttentionPattern):
+            self._check_new_run(header.step, header.rank)
+            self.attention.apply(message, header.step, header.rank, header.timestamp_ns)
+        elif isinstance(message, HeadStats):
+            self._check_new_run(header.step, header.rank)
+            self.head_stats.apply(message, header.step, header.rank)
+        elif isinstance(message, MoeRouting):
+            self._check_new_run(header.step, header.rank)
+            m = message
+            if self.routing.append(
+                header.rank, header.step, m.layers, m.tokens, m.probs, m.dropped, m.top_k
+            ):
+                self.anomalies.feed_routing(header.rank, header.step, m.layers, m.tokens, m.dropped)
+        elif isinstance(message, ResidualTokens):
+            self._check_new_run(header.step, header.rank)
+            self.residual_tokens.take(header.rank, header.step, message.layers, message.norms)
         elif isinstance(message, ModelMeta):
             if (
                 header.rank in self._new_streams
@@ -273,6 +308,14 @@ class Session:
                 self.reset_data()
         if step > self._max_steps.get(rank, -1):
             self._max_steps[rank] = step
+
+    def _attention_tokens(self, step: int, rank: int) -> tuple[str, ...] | None:
+        """The tokens of ``rank``'s attention pattern of ``step`` (None: none held)."""
+        for layer, head in self.attention.pairs(rank):
+            pattern = self.attention.pattern(layer, head, rank)
+            if pattern is not None and pattern.step == step:
+                return pattern.tokens
+        return None
 
     def _follow_topology(self) -> None:
         old_to_new = self.topology.indices_of(self._site_ids)

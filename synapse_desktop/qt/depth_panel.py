@@ -1,4 +1,5 @@
-"""The depth profile dock's widget: the depth profile canvas, refreshed only while shown."""
+"""The depth profile dock's widget: the depth profile canvas (with the per-token residual norms
+under it once RESIDUAL frames arrive), refreshed only while shown."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ class DepthPanel(QWidget):
         self.view = DepthProfileView(session)
         self.view.native.setToolTip(
             "Per layer: the residual stream's rms (left) and the rms of attention and MLP "
-            "outputs over the rms of the stream entering the layer (right). Click a layer to "
-            "select its residual site"
+            "outputs over the rms of the stream entering the layer (right). Below, once the "
+            "trainer sends them: each sampled token's residual L2 norm after each layer. Click "
+            "a layer to select its residual site"
         )
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -24,9 +24,11 @@ from synapse_desktop.models.session import Session
 from synapse_desktop.net.endpoint import Endpoint, format_endpoints
 from synapse_desktop.net.links import Links
 from synapse_desktop.qt.alerts_panel import AlertsPanel
+from synapse_desktop.qt.attention_panel import AttentionPanel
 from synapse_desktop.qt.connect_dialog import ConnectDialog
 from synapse_desktop.qt.control_panel import ControlPanel
 from synapse_desktop.qt.depth_panel import DepthPanel
+from synapse_desktop.qt.moe_panel import MoePanel
 from synapse_desktop.qt.overview_panel import OverviewPanel
 from synapse_desktop.qt.settings_store import (
     load_view,
@@ -76,11 +78,22 @@ class MainWindow(QMainWindow):
             "Depth profile", self.depth_panel, Qt.DockWidgetArea.LeftDockWidgetArea
         )
         self.resizeDocks([self.depth_dock], [380], Qt.Orientation.Horizontal)
+        self.moe_panel = MoePanel(self.session)
+        self.moe_dock = self._dock("Experts", self.moe_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.depth_dock, self.moe_dock)
+        self.depth_dock.raise_()
         self.alerts = AlertsPanel(self.session)
         self.alerts_dock = self._dock("Alerts", self.alerts, Qt.DockWidgetArea.RightDockWidgetArea)
         self.alerts.count_changed.connect(self._on_alert_count)
         self.alerts.activated.connect(self._reveal_site)
         self._on_alert_count(self.alerts.count)
+        self.attention_panel = AttentionPanel(self.session)
+        self.attention_dock = self._dock(
+            "Attention", self.attention_panel, Qt.DockWidgetArea.BottomDockWidgetArea
+        )
+        self.tabifyDockWidget(self.overview_dock, self.attention_dock)  # a tab beside it
+        self.overview_dock.raise_()
+        self.attention_dock.toggleViewAction().triggered.connect(self._on_attention_toggled)
         self.status = StatusBar(self.session)
         self.setStatusBar(self.status)
         self._token: str | None = None
@@ -89,9 +102,13 @@ class MainWindow(QMainWindow):
         self._inspector_timer.timeout.connect(self.inspector.refresh)
         self._inspector_timer.timeout.connect(self.overview.refresh)
         self._inspector_timer.timeout.connect(self.depth_panel.refresh)
+        self._inspector_timer.timeout.connect(self.moe_panel.refresh)
+        self._inspector_timer.timeout.connect(self.attention_panel.refresh)
         self._inspector_timer.start()
         self.overview.view.hovered.connect(self._on_overview_hover)
         self.depth_panel.view.hovered.connect(self._on_overview_hover)
+        self.attention_panel.hovered.connect(self._on_overview_hover)
+        self.moe_panel.view.hovered.connect(self._on_overview_hover)
         self.session.view.changed.connect(self._on_view)
         self.session.selection.hovered_changed.connect(self._on_hover)
         self.session.selection.selected_changed.connect(self._on_selected)
@@ -148,6 +165,8 @@ class MainWindow(QMainWindow):
             (self.overview_dock, "Ctrl+3"),
             (self.depth_dock, "Ctrl+5"),
             (self.alerts_dock, "Ctrl+4"),
+            (self.moe_dock, "Ctrl+7"),
+            (self.attention_dock, "Ctrl+6"),
         ):
             toggle = dock.toggleViewAction()
             toggle.setShortcut(QKeySequence(key))
@@ -229,6 +248,10 @@ class MainWindow(QMainWindow):
             title = "Inspector: click a plane in the 3D view"
         self.inspector_dock.setWindowTitle(title)
 
+    def _on_attention_toggled(self, shown: bool) -> None:
+        if shown:
+            self.attention_dock.raise_()  # not left behind the overview's tab
+
     def _on_alert_count(self, n: int) -> None:
         self.alerts_dock.setWindowTitle(f"Alerts ({n})" if n else "Alerts")
 
@@ -299,4 +322,5 @@ class MainWindow(QMainWindow):
             self.inspector.close()
             self.overview.close_view()
             self.depth_panel.close_view()
+            self.moe_panel.close_view()
             self.grid.close()

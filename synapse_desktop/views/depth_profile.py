@@ -4,9 +4,12 @@ write into it relative to the stream entering the layer (``models.depth``).
 Layers run down the vertical axis, layer 0 at the top (the order of the overview's rows and of
 the 3D cards, read from the first). Left: residual rms as horizontal bars on a log x axis.
 Right: attn / stream and mlp / stream as two lines on a log x axis, a line at 1. Both x ranges
-are fixed. The selected site's layer is outlined in both; a click selects the layer's residual
-site. A one-way adapter: it reads the session and writes only ``session.selection``. Visuals
-are made once; ``refresh`` (a few Hz) recomputes and pushes only when statistics changed.
+are fixed. Under them, once RESIDUAL frames arrive: the per-token L2 norm of the residual stream
+after each layer over the sampled sequence (``session.residual_tokens``), layers down, tokens
+across, log colour over the frame's own range. The selected site's layer is outlined in every
+plot; a click selects the layer's residual site. A one-way adapter: it reads the session and
+writes only ``session.selection``. Visuals are made once; ``refresh`` (a few Hz) recomputes and
+pushes only when statistics or the residual frame changed.
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ from vispy import scene
 from vispy.geometry import Rect
 from vispy.visuals.axis import Ticker
 from vispy.visuals.text.text import FontManager
+from vispy.visuals.transforms import STTransform
 
 from synapse_desktop.models.depth import DepthProfile, depth_profile, empty_profile
+from synapse_desktop.models.residual_tokens import ResidualSnapshot
 from synapse_desktop.models.session import Session
 from synapse_desktop.models.signal import Signal
 from synapse_desktop.views.axes import Axis, make_axis
 from synapse_desktop.views.clicks import ClickFilter
-from synapse_desktop.views.colors import THEMES
+from synapse_desktop.views.colors import THEMES, map_values
+from synapse_desktop.views.label_axis import make_label_axis, set_labels, short_token
 
 RMS_RANGE = (-2.0, 3.0)  # log10 of the residual rms: 0.01 .. 1000
 RATIO_RANGE = (-3.0, 1.0)  # log10 of the ratios: 0.001 .. 10
@@ -40,6 +46,8 @@ _AXIS_PX = 30
 _X_AXIS_PX = 24
 _MARGIN = 4
 _GAP = 10
+_TOKEN_SHARE = 0.45  # of the height, for the per-token plot when shown
+_STRIP_PX = 50  # the colour strip beside the per-token plot's title
 
 
 class _DecadeTicker(Ticker):  # type: ignore[misc]
@@ -118,6 +126,95 @@ class _Panel:
         axis.text_color = axis.axis_color = axis.tick_color = color
 
 
+class _TokenPlot:
+    """The per-token residual norm: a layer x token image (y = layer id, x = token position),
+    layer ids at the left, token strings below, a title with the colour range and a strip."""
+
+    def __init__(self, root: Any, text: tuple[float, ...], fonts: FontManager) -> None:
+        self.title = scene.visuals.Text(
+            "",
+            color=text,
+            font_size=8,
+            anchor_x="left",
+            anchor_y="center",
+            parent=root,
+            font_manager=fonts,
+        )
+        self.strip = scene.visuals.Image(
+            np.zeros((1, 64, 4), np.float32), clim=(0.0, 1.0), interpolation="linear", parent=root
+        )
+        self.strip.transform = STTransform()
+        self.range_labels = [
+            scene.visuals.Text(
+                "",
+                color=text,
+                font_size=7,
+                anchor_x=anchor,
+                anchor_y="center",
+                parent=root,
+                font_manager=fonts,
+            )
+            for anchor in ("right", "left")
+        ]
+        self.view = scene.ViewBox(border_color=_BORDER, parent=root)
+        self.camera = scene.PanZoomCamera(aspect=None)
+        self.camera.interactive = False
+        self.camera.flip = (False, True, False)
+        self.view.camera = self.camera
+        self.image = scene.visuals.Image(
+            np.zeros((1, 1, 4), np.float32),
+            clim=(0.0, 1.0),
+            interpolation="nearest",
+            parent=self.view.scene,
+        )
+        self.image.transform = STTransform(translate=(-0.5, -0.5))
+        self.layer_axis = make_axis("left", text, integer=True)
+        self.token_axis, self.token_ticks = make_label_axis("bottom", text)
+        for axis in (self.layer_axis, self.token_axis):
+            axis.parent = root
+            axis.link_view(self.view)
+        self.marks = [
+            scene.visuals.InfiniteLine(0.0, vertical=False, parent=self.view.scene)
+            for _ in range(2)
+        ]
+        for mark in self.marks:
+            mark.order = 2
+            mark.visible = False
+        self.visuals = (
+            self.title,
+            self.strip,
+            *self.range_labels,
+            self.view,
+            self.layer_axis,
+            self.token_axis,
+        )
+        self.set_visible(False)
+
+    def set_visible(self, visible: bool) -> None:
+        for visual in self.visuals:
+            visual.visible = visible
+
+    def contains(self, x: float, y: float) -> bool:
+        rect = self.camera.rect
+        return bool(
+            self.view.visible and rect.left <= x <= rect.right and rect.bottom <= y <= rect.top
+        )
+
+    def mark(self, layer: int, color: tuple[float, ...]) -> None:
+        for mark, y in zip(self.marks, (layer - 0.5, layer + 0.5), strict=True):
+            mark.visible = layer >= 0
+            if layer >= 0:
+                mark.set_data(pos=float(y), color=color)
+
+    def set_text_color(self, color: tuple[float, ...]) -> None:
+        self.title.color = color
+        for label in self.range_labels:
+            label.color = color
+        for widget in (self.layer_axis, self.token_axis):
+            axis = widget.axis
+            axis.text_color = axis.axis_color = axis.tick_color = color
+
+
 def _log(values: npt.NDArray[np.float64], bounds: tuple[float, float]) -> npt.NDArray[np.float64]:
     """log10 of positive values clipped to ``bounds``; NaN elsewhere."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -188,14 +285,23 @@ class DepthProfileView:
         self.dots.order = 1
         for visual in (self.attn_line, self.mlp_line, self.dots):
             visual.visible = False
+        self.tokens = _TokenPlot(root, theme.text, fonts)
+        self.snapshot: ResidualSnapshot | None = None  # the per-token frame shown
+        self.token_norms = np.zeros((0, 0), np.float32)  # [layer id, token] (NaN: not sent)
+        self.token_labels: tuple[str, ...] = ()
+        self.token_range = (0.0, 1.0)  # log10 of the norms coloured from the map's low to high end
         self.profile: DepthProfile = empty_profile()
         self.bar_ends = np.zeros(0, np.float64)  # log10 residual rms pushed per layer (clipped)
         self.hovered = Signal()  # (text): the layer under the pointer ("" when none)
         self.readout = ""
         self.selected_layer = -1
         self._dirty = True
+        self._tokens_dirty = True
         self._layout()
         self.canvas.events.resize.connect(self._layout)
+        session.residual_tokens.changed.connect(self._on_tokens)
+        session.ranks.changed.connect(self._on_tokens)
+        session.data_reset.connect(self._on_tokens)
         session.stats.changed.connect(self._on_data)
         session.topology.changed.connect(self._on_data)
         session.data_reset.connect(self._on_data)
@@ -219,6 +325,23 @@ class DepthProfileView:
         width = max(40.0, (w - left - _RIGHT_PX - _GAP) / 2)
         top = m + _TITLE_PX
         height = max(30.0, h - top - m - _X_AXIS_PX)
+        if self.snapshot is not None:
+            token_h = max(30.0, (h - top - m) * _TOKEN_SHARE - _TITLE_PX / 2 - _X_AXIS_PX)
+            height = max(30.0, height - token_h - _TITLE_PX / 2 - _X_AXIS_PX)
+            y = top + height + _X_AXIS_PX + _TITLE_PX / 2
+            plot = self.tokens
+            plot.view.rect = Rect(left, y, w - left - _RIGHT_PX, token_h)
+            plot.layer_axis.rect = Rect(m, y, _AXIS_PX, token_h)
+            plot.token_axis.rect = Rect(left, y + token_h, w - left - _RIGHT_PX, _X_AXIS_PX)
+            plot.title.pos = (left + 2, y - _TITLE_PX / 4 - 2)
+            strip_x = w - _RIGHT_PX - _STRIP_PX - 46
+            plot.strip.transform.translate = (strip_x, y - _TITLE_PX / 2 + 1)
+            plot.strip.transform.scale = (_STRIP_PX / 64, _TITLE_PX / 2 - 3)
+            label_y = y - _TITLE_PX / 4 - 2
+            plot.range_labels[0].pos = (strip_x - 3, label_y)
+            plot.range_labels[1].pos = (strip_x + _STRIP_PX + 3, label_y)
+            plot.layer_axis.sync()
+            plot.token_axis.sync()
         for i, panel in enumerate((self.rms_panel, self.ratio_panel)):
             x = left + i * (width + _GAP)
             panel.view.rect = Rect(x, top, width, height)
@@ -239,6 +362,9 @@ class DepthProfileView:
     def _on_data(self, *args: object) -> None:
         self._dirty = True
 
+    def _on_tokens(self, *args: object) -> None:
+        self._tokens_dirty = True
+
     def _on_view(self, name: str, value: object) -> None:
         if name != "theme":
             return
@@ -246,6 +372,7 @@ class DepthProfileView:
         self.canvas.bgcolor = theme.background
         for panel in self.panels.values():
             panel.set_text_color(theme.text)
+        self.tokens.set_text_color(theme.text)
         axis = self.layer_axis.axis
         axis.text_color = axis.axis_color = axis.tick_color = theme.text
         self.step_text.color = theme.text
@@ -259,12 +386,20 @@ class DepthProfileView:
         color = THEMES[self.session.view.values.theme].selected
         for panel in self.panels.values():
             panel.mark(self.selected_layer, color)
+        snapshot = self.snapshot
+        self.tokens.mark(
+            layer if snapshot is not None and snapshot.row_of(layer) >= 0 else -1, color
+        )
         self.canvas.update()
 
     # -- pushing --------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Recompute and push the profile if statistics or topology changed since the last call."""
+        """Recompute and push the profile if statistics or topology changed since the last call,
+        and the per-token plot if the residual frame did."""
+        if self._tokens_dirty:
+            self._tokens_dirty = False
+            self._push_tokens()
         if not self._dirty:
             return
         self._dirty = False
@@ -278,6 +413,53 @@ class DepthProfileView:
         self._push_ratios(layers, profile)
         newest = int(profile.steps.max()) if len(profile) else -1
         self.step_text.text = f"step {newest}" if newest >= 0 else "no statistics yet"
+        self._on_selected(self.session.selection.selected)
+
+    def _push_tokens(self) -> None:
+        """Show the residual frame of the chosen rank (the plot appears with the first one)."""
+        model = self.session.residual_tokens
+        snapshot = model.shown(self.session.ranks.choice)
+        appeared = (snapshot is None) != (self.snapshot is None)
+        self.snapshot = snapshot
+        plot = self.tokens
+        plot.set_visible(snapshot is not None)
+        if appeared:
+            self._layout()
+        if snapshot is None:
+            self.token_norms = np.zeros((0, 0), np.float32)
+            self.token_labels = ()
+            self._on_selected(self.session.selection.selected)
+            return
+        layers = snapshot.layers
+        n_rows = int(layers.max()) + 1 if len(layers) else 1
+        norms = np.full((n_rows, snapshot.n_tokens), np.nan, np.float32)
+        norms[layers] = snapshot.norms
+        self.token_norms = norms
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log10(np.where(norms > 0, norms, np.nan))
+        finite = logs[np.isfinite(logs)]
+        lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+        if hi - lo < 1e-6:
+            lo, hi = lo - 0.5, hi + 0.5
+        self.token_range = (lo, hi)
+        cmap = self.session.view.values.colormap
+        normalized = ((logs - lo) / (hi - lo)).astype(np.float32)
+        rgba = map_values(cmap, normalized.ravel(), (0.0, 0.0, 0.0, 0.0))
+        plot.image.set_data(rgba.reshape(*norms.shape, 4))
+        plot.strip.set_data(
+            map_values(cmap, np.linspace(0, 1, 64, dtype=np.float32), (0, 0, 0, 0))[None]
+        )
+        first = int(layers.min()) if len(layers) else 0
+        rect = Rect(-0.5, first - 0.5, max(snapshot.n_tokens, 1), n_rows - first)
+        if plot.camera.rect != rect:
+            plot.camera.rect = rect
+        self.token_labels = model.labels(snapshot)
+        set_labels(plot.token_axis, plot.token_ticks, [short_token(t) for t in self.token_labels])
+        plot.title.text = f"residual L2 norm per token, step {snapshot.step}, log"
+        plot.range_labels[0].text = f"{10**lo:.3g}"
+        plot.range_labels[1].text = f"{10**hi:.3g}"
+        plot.layer_axis.sync()
+        plot.token_axis.sync()
         self._on_selected(self.session.selection.selected)
 
     def _push_bars(self, layers: npt.NDArray[np.float64], rms: npt.NDArray[np.float64]) -> None:
@@ -333,13 +515,33 @@ class DepthProfileView:
         return float(px), float(py)
 
     def layer_at(self, pos: tuple[float, float]) -> int:
-        """The layer under canvas pixel ``pos`` in either plot (-1: none)."""
+        """The layer under canvas pixel ``pos`` in any plot (-1: none)."""
         for name, panel in self.panels.items():
             x, y = self.scene_pos(name, pos)
             if panel.contains(x, y):
                 layer = int(np.floor(y + 0.5))
                 return layer if self.profile.row_of(layer) >= 0 else -1
-        return -1
+        hit = self.token_at(pos)
+        return hit[0] if hit is not None else -1
+
+    def token_at(self, pos: tuple[float, float]) -> tuple[int, int] | None:
+        """(layer, token) under canvas pixel ``pos`` in the per-token plot (None: off it)."""
+        snapshot = self.snapshot
+        if snapshot is None:
+            return None
+        x, y = self.canvas.scene.node_transform(self.tokens.view.scene).map(pos)[:2]
+        if not self.tokens.contains(float(x), float(y)):
+            return None
+        layer, token = int(np.floor(y + 0.5)), int(np.floor(x + 0.5))
+        if snapshot.row_of(layer) < 0 or not 0 <= token < snapshot.n_tokens:
+            return None
+        return layer, token
+
+    def token_pixel(self, layer: int, token: int) -> tuple[float, float]:
+        """Canvas pixel of the centre of the per-token plot's cell (layer, token)."""
+        view = self.tokens.view
+        px, py = view.scene.node_transform(self.canvas.scene).map((token, layer))[:2]
+        return float(px), float(py)
 
     def site_of_layer(self, layer: int) -> int:
         """The residual site of ``layer`` (else its first site); -1 when it has none."""
@@ -376,9 +578,23 @@ class DepthProfileView:
             text += "   (no stream entering this layer is measured)"
         return text
 
+    def describe_token(self, layer: int, token: int) -> str:
+        """One cell of the per-token plot, for the status bar."""
+        value = float(self.token_norms[layer, token])
+        label = self.token_labels[token] if token < len(self.token_labels) else str(token)
+        shown = "-" if not np.isfinite(value) else f"{value:.4g}"
+        return f"layer {layer}, token {token} {label!r}: residual L2 norm {shown}"
+
     def hover(self, pos: tuple[float, float] | None) -> None:
-        layer = self.layer_at(pos) if pos is not None else -1
-        readout = self.describe(layer) if layer >= 0 else ""
+        cell = self.token_at(pos) if pos is not None else None
+        layer = self.layer_at(pos) if pos is not None and cell is None else -1
+        readout = (
+            self.describe_token(*cell)
+            if cell is not None
+            else self.describe(layer)
+            if layer >= 0
+            else ""
+        )
         if readout != self.readout:
             self.readout = readout
             self.hovered.emit(readout)

@@ -81,9 +81,12 @@ def one_step(client: StreamClient) -> list[Frame]:
 
 
 def sparse_frames(frames: list[Frame]) -> list[SparseActivations]:
-    """The sparse frames of a step from ``one_step``, after its summary batch and norms."""
+    """The sparse frames of a step from ``one_step``: after its summary batch and norms, before
+    the attention (and routing) frames."""
     assert isinstance(frames[1].message, BlockGradNorms)
-    return [sparse_of(f) for f in frames[2:]]
+    sparse = [f for f in frames[2:] if f.header.msg_type == MsgType.SPARSE_ACTIVATIONS]
+    assert frames[2 : 2 + len(sparse)] == sparse
+    return [sparse_of(f) for f in sparse]
 
 
 def control(simulator: Simulator, client: StreamClient, request: ControlRequest) -> ControlAck:

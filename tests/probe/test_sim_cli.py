@@ -13,10 +13,20 @@ import threading
 import time
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from synapse_desktop import cli
-from synapse_desktop.commands.tail import parse_address
+from synapse_desktop.commands.tail import describe, parse_address
+from synapse_native.protocol import (
+    AttentionPattern,
+    HeadStats,
+    Message,
+    MoeRouting,
+    ResidualTokens,
+    decode_frame,
+    encode,
+)
 from synapse_probe.sim import SimOptions, Simulator
 
 TIMEOUT = 30.0
@@ -50,6 +60,48 @@ def test_tail_reports_an_unreachable_probe(capsys: pytest.CaptureFixture[str]) -
     with socket_port() as port:
         assert cli.main(["tail", f"127.0.0.1:{port}", "--timeout", "2"]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def _line(message: Message) -> str:
+    frame = decode_frame(encode(message, step=12, seq=3))
+    assert frame is not None
+    return describe(frame, frame.header.timestamp_ns)
+
+
+def test_tail_summarises_attention_frames() -> None:
+    weights = np.zeros((64, 128, 128))
+    layers = np.arange(64) // 16
+    line = _line(AttentionPattern(("tok",) * 128, layers, np.arange(64) % 16, weights, 5))
+    assert line.startswith("ATTENTION") and "step=12" in line
+    assert line.endswith("64 pairs x 128 tokens, layers 0-3, row 5")
+
+
+def test_tail_summarises_head_stats_with_the_finite_range() -> None:
+    entropy = np.linspace(1.2, 3.4, 64).reshape(8, 8)
+    entropy[0, 0] = np.nan  # a NaN head does not hide the range of the others
+    max_logit = np.full((8, 8), 2.0)
+    max_logit[3, 5] = 9.1
+    line = _line(HeadStats(np.arange(8), entropy, max_logit, 128))
+    assert line.startswith("HEAD_STATS")
+    assert line.endswith("8 layers x 8 heads, entropy 1.2-3.4 nats, max logit 9.1")
+
+
+def test_tail_summarises_residual_norms() -> None:
+    norms = np.ones((8, 128))
+    norms[:, 0] = 40.0
+    line = _line(ResidualTokens(np.arange(8), norms))
+    assert line.startswith("RESIDUAL") and line.endswith("8 layers x 128 tokens, norm 1-40")
+
+
+def test_tail_summarises_routing_balance_drops_and_idle_experts() -> None:
+    balanced = np.full((8, 8), 64)
+    line = _line(MoeRouting(np.arange(8), balanced, np.full((8, 8), 0.125), np.zeros(8, int), 2))
+    assert line.endswith("8 layers x 8 experts, top-2, max CV 0.00, dropped 0")
+    skewed = balanced.copy()
+    skewed[2] = [128, 64, 64, 64, 64, 64, 64, 0]  # std 32 / mean 64 = 0.5
+    dropped = np.array([0, 0, 3, 0, 0, 0, 0, 4])
+    line = _line(MoeRouting(np.arange(8), skewed, np.full((8, 8), 0.125), dropped, 2))
+    assert line.endswith("top-2, max CV 0.50, dropped 7, 1 idle")
 
 
 @contextlib.contextmanager

@@ -12,17 +12,21 @@ from typing import Any
 import numpy as np
 
 from synapse_native.protocol import (
+    AttentionPattern,
     BlockGradNorms,
     Capability,
     Control,
     ControlAck,
     ControlState,
     ErrorReport,
+    HeadStats,
     Hello,
     LayerSummaryBatch,
     Message,
     ModelMeta,
+    MoeRouting,
     ProbeStats,
+    ResidualTokens,
     SiteInfo,
     SparseActivations,
     TrainingMetrics,
@@ -46,6 +50,17 @@ def frame_bytes(vector: dict[str, Any]) -> bytes:
 def number(value: float | str) -> float:
     """A JSON number, or one of the strings "nan", "inf", "-inf"."""
     return float(value)
+
+
+def numbers(values: Any, dtype: type[np.generic]) -> np.ndarray:
+    """A nested JSON list of numbers (NaN and infinities spelled as strings) as an array."""
+
+    def spelled(x: Any) -> Any:
+        if isinstance(x, list):
+            return [spelled(item) for item in x]
+        return number(x) if isinstance(x, str) else x
+
+    return np.array(spelled(values), dtype=dtype)
 
 
 def _fill(records: np.ndarray, rows: list[dict[str, Any]]) -> np.ndarray:
@@ -92,6 +107,33 @@ def message_from_json(d: dict[str, Any]) -> Message:
         return BlockGradNorms(np.array([number(x) for x in fields["norms"]], dtype=np.float32))
     if kind == "TRAINING_METRICS":
         return TrainingMetrics({name: number(x) for name, x in fields["values"].items()})
+    if kind == "ATTENTION":
+        return AttentionPattern(
+            tokens=tuple(fields["tokens"]),
+            layers=numbers(fields["layers"], np.uint16),
+            heads=numbers(fields["heads"], np.uint16),
+            weights=numbers(fields["weights"], np.float16),
+            sequence=fields["sequence"],
+        )
+    if kind == "HEAD_STATS":
+        return HeadStats(
+            layers=numbers(fields["layers"], np.uint16),
+            entropy=numbers(fields["entropy"], np.float32),
+            max_logit=numbers(fields["max_logit"], np.float32),
+            tokens=fields["tokens"],
+        )
+    if kind == "RESIDUAL":
+        return ResidualTokens(
+            numbers(fields["layers"], np.uint16), numbers(fields["norms"], np.float32)
+        )
+    if kind == "MOE_ROUTING":
+        return MoeRouting(
+            layers=numbers(fields["layers"], np.uint16),
+            tokens=numbers(fields["tokens"], np.uint32),
+            probs=numbers(fields["probs"], np.float32),
+            dropped=numbers(fields["dropped"], np.uint32),
+            top_k=fields["top_k"],
+        )
     raise AssertionError(f"unknown message type in vectors: {kind}")
 
 

@@ -10,10 +10,13 @@ from hypothesis import strategies as st
 from synapse_native.protocol import (
     MAX_HELLO_NAME,
     MAX_LAYERS,
+    MAX_SAMPLED_TOKENS,
     MAX_TEXT,
+    MAX_TOKEN_BYTES,
     METRIC_NAME_SIZE,
     PROBE_CLIENT_DTYPE,
     SUMMARY_DTYPE,
+    AttentionPattern,
     AuthMode,
     BlockGradNorms,
     Capability,
@@ -23,11 +26,14 @@ from synapse_native.protocol import (
     ErrorCode,
     ErrorReport,
     HeaderFlag,
+    HeadStats,
     Hello,
     LayerSummaryBatch,
     Message,
     ModelMeta,
+    MoeRouting,
     ProbeStats,
+    ResidualTokens,
     Role,
     SiteInfo,
     SiteKind,
@@ -193,6 +199,62 @@ def training_metrics() -> st.SearchStrategy[TrainingMetrics]:
     return st.dictionaries(metric_names(), values, max_size=24).map(TrainingMetrics)
 
 
+def arrays(dtype: str, shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
+    """Arrays of ``shape`` made of arbitrary bytes (any float bit pattern, any integer)."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    return st.binary(min_size=size, max_size=size).map(
+        lambda raw: np.frombuffer(raw, dtype).reshape(shape).copy()
+    )
+
+
+@st.composite
+def attention_patterns(draw: st.DrawFn) -> AttentionPattern:
+    """1 to 6 tokens (empty and multi-byte ones included) and 1 to 4 (layer, head) pairs."""
+    n_tokens = draw(st.integers(1, 6))
+    n_pairs = draw(st.integers(1, 4))
+    token = utf8_text(MAX_TOKEN_BYTES, max_chars=8)
+    return AttentionPattern(
+        tokens=tuple(draw(st.lists(token, min_size=n_tokens, max_size=n_tokens))),
+        layers=draw(arrays("<u2", (n_pairs,))),
+        heads=draw(arrays("<u2", (n_pairs,))),
+        weights=draw(arrays("<f2", (n_pairs, n_tokens, n_tokens))),
+        sequence=draw(U32),
+    )
+
+
+@st.composite
+def head_stats(draw: st.DrawFn) -> HeadStats:
+    n_layers, n_heads = draw(st.integers(1, 5)), draw(st.integers(1, 6))
+    return HeadStats(
+        layers=draw(arrays("<u2", (n_layers,))),
+        entropy=draw(arrays("<f4", (n_layers, n_heads))),
+        max_logit=draw(arrays("<f4", (n_layers, n_heads))),
+        tokens=draw(st.integers(1, MAX_SAMPLED_TOKENS)),
+    )
+
+
+@st.composite
+def residual_tokens(draw: st.DrawFn) -> ResidualTokens:
+    """Odd and even ``L x T`` (with and without the padding after the norms)."""
+    n_layers, n_tokens = draw(st.integers(1, 5)), draw(st.integers(1, 9))
+    return ResidualTokens(
+        layers=draw(arrays("<u2", (n_layers,))),
+        norms=draw(arrays("<f4", (n_layers, n_tokens))),
+    )
+
+
+@st.composite
+def moe_routings(draw: st.DrawFn) -> MoeRouting:
+    n_layers, n_experts = draw(st.integers(1, 4)), draw(st.integers(1, 8))
+    return MoeRouting(
+        layers=draw(arrays("<u2", (n_layers,))),
+        tokens=draw(arrays("<u4", (n_layers, n_experts))),
+        probs=draw(arrays("<f4", (n_layers, n_experts))),
+        dropped=draw(arrays("<u4", (n_layers,))),
+        top_k=draw(st.integers(1, n_experts)),
+    )
+
+
 MESSAGES: dict[str, st.SearchStrategy[Any]] = {
     "HELLO": hellos(),
     "MODEL_META": model_metas(),
@@ -204,6 +266,10 @@ MESSAGES: dict[str, st.SearchStrategy[Any]] = {
     "ERROR": error_reports(),
     "BLOCK_GRAD_NORMS": block_grad_norms(),
     "TRAINING_METRICS": training_metrics(),
+    "ATTENTION": attention_patterns(),
+    "HEAD_STATS": head_stats(),
+    "RESIDUAL": residual_tokens(),
+    "MOE_ROUTING": moe_routings(),
 }
 
 

@@ -71,6 +71,10 @@ FIXED_PARTS = {
     "ERROR": (_layout.ERROR_FIXED, _layout.ERROR_FIELDS),
     "BLOCK_GRAD_NORMS": (_layout.GRAD_NORMS_FIXED, _layout.GRAD_NORMS_FIELDS),
     "TRAINING_METRICS": (_layout.METRICS_FIXED, _layout.METRICS_FIELDS),
+    "ATTENTION": (_layout.ATTENTION_FIXED, _layout.ATTENTION_FIELDS),
+    "HEAD_STATS": (_layout.HEAD_STATS_FIXED, _layout.HEAD_STATS_FIELDS),
+    "RESIDUAL": (_layout.RESIDUAL_FIXED, _layout.RESIDUAL_FIELDS),
+    "MOE_ROUTING": (_layout.MOE_FIXED, _layout.MOE_FIELDS),
 }
 
 
@@ -104,6 +108,52 @@ def test_block_grad_norms_array_follows_its_fixed_part() -> None:
     rows = _layout_table((*_layout.GRAD_NORMS_FIELDS, "norms"))
     assert (int(rows[-1][0]), rows[-1][1]) == (_layout.GRAD_NORMS_FIXED.size, "f32 x n_layers")
     assert np.dtype("<f4") == _layout.NORM_DTYPE
+
+
+@pytest.mark.parametrize(
+    ("fixed", "names", "arrays"),
+    [
+        (
+            _layout.ATTENTION_FIXED,
+            _layout.ATTENTION_FIELDS,
+            [("pairs", "4 x P"), ("token_lens", "u16 x T"), ("tokens", "text_len bytes")],
+        ),
+        (
+            _layout.HEAD_STATS_FIXED,
+            _layout.HEAD_STATS_FIELDS,
+            [("layers", "u16 x L"), ("entropy", "f32 x L x H"), ("max_logit", "f32 x L x H")],
+        ),
+        (
+            _layout.RESIDUAL_FIXED,
+            _layout.RESIDUAL_FIELDS,
+            [("layers", "u16 x L"), ("norms", "f32 x L x T")],
+        ),
+        (
+            _layout.MOE_FIXED,
+            _layout.MOE_FIELDS,
+            [
+                ("layers", "u16 x L"),
+                ("tokens", "u32 x L x E"),
+                ("probs", "f32 x L x E"),
+                ("dropped", "u32 x L"),
+            ],
+        ),
+    ],
+    ids=["attention", "head_stats", "residual", "moe_routing"],
+)
+def test_new_frame_arrays_follow_their_fixed_parts(
+    fixed: struct.Struct, names: tuple[str, ...], arrays: list[tuple[str, str]]
+) -> None:
+    rows = _layout_table((*names, *(name for name, _ in arrays)))
+    assert [(row[2], row[1]) for row in rows[len(names) :]] == arrays
+    assert int(rows[len(names)][0]) == fixed.size == 8
+
+
+def test_attention_weights_are_documented_as_f16_pairs_of_u16() -> None:
+    table = _layout_table((*_layout.ATTENTION_FIELDS, "pairs", "token_lens", "tokens", "weights"))
+    assert table[-1][1] == "f16 x P x T x T"
+    assert np.dtype("<f2") == _layout.WEIGHT_DTYPE and np.dtype("<u2") == _layout.TOKEN_LEN_DTYPE
+    assert np.dtype([("layer", "<u2"), ("head", "<u2")]) == _layout.PAIR_DTYPE
 
 
 def test_metric_record_table_matches_the_dtype() -> None:

@@ -15,25 +15,32 @@ import pytest
 from synapse_native.protocol import (
     HEADER,
     MAGIC,
+    MAX_ATTENTION_PAIRS,
     MAX_LAYERS,
     MAX_METRICS,
     MAX_PAYLOAD,
+    MAX_SAMPLED_TOKENS,
     MAX_SITES,
     MAX_TEXT,
+    MAX_TOKEN_BYTES,
     SUMMARY_DTYPE,
     VERSION,
+    AttentionPattern,
     BlockGradNorms,
     Control,
     ControlAck,
     ControlState,
     Decoder,
     ErrorReport,
+    HeadStats,
     Hello,
     LayerSummaryBatch,
     ModelMeta,
+    MoeRouting,
     MsgType,
     ProbeStats,
     ProtocolError,
+    ResidualTokens,
     Role,
     SiteInfo,
     SparseActivations,
@@ -92,6 +99,15 @@ def test_stream_buffers_what_arrived_not_what_is_announced(peak_memory: Callable
         (struct.pack("<II", MAX_LAYERS, 0), MsgType.BLOCK_GRAD_NORMS, "8 + 262144"),
         (struct.pack("<HHI", 0xFFFF, 0, 0), MsgType.TRAINING_METRICS, "limit 256"),
         (struct.pack("<HHI", MAX_METRICS, 0, 0), MsgType.TRAINING_METRICS, "8 + 256 x 32"),
+        (struct.pack("<HHI", 0xFFFF, 0xFFFF, 0), MsgType.ATTENTION, "token_count is 65535"),
+        (struct.pack("<HHI", 128, 0xFFFF, 0), MsgType.ATTENTION, "pair_count is 65535"),
+        (struct.pack("<HHI", 128, 256, 0), MsgType.ATTENTION, "at least 8 + 1024 + 256"),
+        (struct.pack("<HHHH", 0xFFFF, 1024, 128, 0), MsgType.HEAD_STATS, "2 x 65535 x 1024"),
+        (struct.pack("<HHHH", 1, 0xFFFF, 1, 0), MsgType.HEAD_STATS, "head_count is 65535"),
+        (struct.pack("<HHI", 0xFFFF, 128, 0), MsgType.RESIDUAL, "8 + 131072 + 33553920"),
+        (struct.pack("<HHI", 1, 0xFFFF, 0), MsgType.RESIDUAL, "token_count is 65535"),
+        (struct.pack("<HHHH", 0xFFFF, 1024, 1, 0), MsgType.MOE_ROUTING, "2 x 65535 x 1024"),
+        (struct.pack("<HHHH", 1, 0xFFFF, 1, 0), MsgType.MOE_ROUTING, "expert_count is 65535"),
     ],
 )
 def test_huge_counts_fail_before_allocation(
@@ -171,6 +187,104 @@ STATE = ControlState(0.5, 10.0, 15, False, 64)
 def test_encoder_refuses_what_the_wire_cannot_carry(message: Any, fault: str) -> None:
     with pytest.raises(ProtocolError, match=re.escape(fault)):
         encode(message)
+
+
+def _attention(
+    tokens: Any = ("a", "b"), layers: Any = (0,), heads: Any = (1,), weights: Any = None
+) -> AttentionPattern:
+    if weights is None:
+        weights = np.tril(np.ones((1, 2, 2))) / [[1], [2]]
+    return AttentionPattern(tokens, layers, heads, weights)
+
+
+def _moe(tokens: Any = ((3, 1),), top_k: Any = 1, dropped: Any = (0,)) -> MoeRouting:
+    return MoeRouting([2], tokens, [[0.75, 0.25]], dropped, top_k)
+
+
+@pytest.mark.parametrize(
+    ("message", "fault"),
+    [
+        (_attention(tokens=()), "ATTENTION token_count is 0 (1..128 allowed)"),
+        (_attention(tokens=("a",) * 129), "ATTENTION token_count is 129"),
+        (_attention(tokens="ab"), "tokens must be a sequence of strings"),
+        (_attention(tokens=("a", b"b")), "ATTENTION token 1 is bytes, not str"),
+        (_attention(tokens=("a", "b" * 65)), "ATTENTION token 1 is 65 bytes (limit 64)"),
+        (_attention(tokens=("a", "é" * 33)), "ATTENTION token 1 is 66 bytes (limit 64)"),
+        (_attention(tokens=("\ud800", "b")), "ATTENTION token 0 cannot be encoded as UTF-8"),
+        (_attention(layers=(), heads=(), weights=np.zeros((0, 2, 2))), "pair_count is 0"),
+        (_attention(layers=(0,) * 257, heads=(0,) * 257), "pair_count is 257 (1..256 allowed)"),
+        (_attention(layers=(0, 1)), "ATTENTION heads has shape (1,), (2,) expected"),
+        (_attention(weights=np.ones((1, 2, 3))), "weights has shape (1, 2, 3), (1, 2, 2)"),
+        (_attention(weights=np.ones((2, 2))), "weights has shape (2, 2), (1, 2, 2)"),
+        (_attention(layers=(65536,)), "ATTENTION layers range 65536..65536 does not fit u16"),
+        (_attention(heads=(-1,)), "ATTENTION heads range -1..-1 does not fit u16"),
+        (_attention(heads=(1.5,)), "ATTENTION heads must be integers"),
+        (_attention(weights=[[["a", "b"], ["c", "d"]]]), "weights must be an array of numbers"),
+        (_attention(layers=7), "ATTENTION layers must be a 1-D array"),
+        (AttentionPattern(("a",), [0], [0], [[[1.0]]], sequence=-1), "sequence = -1 does not fit"),
+        (HeadStats([], np.zeros((0, 2)), np.zeros((0, 2)), 4), "HEAD_STATS layers count is 0"),
+        (HeadStats([0], np.zeros((1, 0)), np.zeros((1, 0)), 4), "head_count is 0 (1..1024"),
+        (HeadStats([0], np.zeros((1, 1025)), np.zeros((1, 1025)), 4), "head_count is 1025"),
+        (HeadStats([0], np.zeros((1, 2)), np.zeros((1, 2)), 0), "HEAD_STATS tokens is 0"),
+        (HeadStats([0], np.zeros((1, 2)), np.zeros((1, 2)), 129), "HEAD_STATS tokens is 129"),
+        (HeadStats([0], np.zeros((1, 2)), np.zeros((1, 2)), 2.0), "tokens = 2.0 is not an int"),
+        (HeadStats([0], np.zeros((1, 2)), np.zeros((1, 3)), 4), "max_logit has shape (1, 3)"),
+        (HeadStats([0, 1], np.zeros((1, 2)), np.zeros((1, 2)), 4), "entropy has shape (1, 2)"),
+        (HeadStats([0], np.zeros(2), np.zeros(2), 4), "head_count is 0"),
+        (ResidualTokens([0], np.zeros((1, 129))), "RESIDUAL token_count is 129 (1..128"),
+        (ResidualTokens([0], np.zeros((1, 0))), "RESIDUAL token_count is 0"),
+        (ResidualTokens([0, 1], np.zeros((1, 4))), "RESIDUAL norms has shape (1, 4), (2, 4)"),
+        (ResidualTokens(np.zeros(65536, int), np.zeros((1, 1))), "layers count is 65536"),
+        (_moe(top_k=3), "MOE_ROUTING top_k is 3 (1..2 allowed)"),
+        (_moe(top_k=0), "MOE_ROUTING top_k is 0 (1..2 allowed)"),
+        (_moe(tokens=[[]]), "MOE_ROUTING expert_count is 0 (1..1024 allowed)"),
+        (_moe(tokens=np.zeros((1, 1025), int)), "expert_count is 1025 (1..1024 allowed)"),
+        (_moe(tokens=[[1, -1]]), "MOE_ROUTING tokens range -1..1 does not fit u32"),
+        (_moe(tokens=[[1, 1 << 32]]), "tokens range 1..4294967296 does not fit u32"),
+        (_moe(dropped=(0, 0)), "MOE_ROUTING dropped has shape (2,), (1,) expected"),
+        (_moe(dropped=(0.5,)), "MOE_ROUTING dropped must be integers"),
+        (MoeRouting([2], [[1, 2, 3]], [[0.5, 0.5]], [0], 1), "probs has shape (1, 2), (1, 3)"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else type(value).__name__,
+)
+def test_encoder_refuses_malformed_attention_residual_and_routing(message: Any, fault: str) -> None:
+    with pytest.raises(ProtocolError, match=re.escape(fault)):
+        encode(message)
+
+
+def test_attention_at_its_limits_fits_one_payload_and_round_trips() -> None:
+    n_tokens, n_pairs = MAX_SAMPLED_TOKENS, MAX_ATTENTION_PAIRS
+    tokens = tuple(("é" * 32 if i % 2 else "") for i in range(n_tokens))
+    assert len(tokens[1].encode()) == MAX_TOKEN_BYTES
+    pairs = np.arange(n_pairs)
+    weights = np.tril(np.ones((n_tokens, n_tokens), np.float16))
+    message = AttentionPattern(
+        tokens, pairs // 8, pairs % 8, np.broadcast_to(weights, (n_pairs, n_tokens, n_tokens))
+    )
+    raw = encode(message)
+    assert len(raw) < MAX_PAYLOAD
+    frame = decode_frame(raw)
+    assert frame is not None and isinstance(frame.message, AttentionPattern)
+    assert frame.message.tokens == tokens
+    assert frame.message.weights.shape == (n_pairs, n_tokens, n_tokens)
+    assert frame.message.heads[-1] == 7 and frame.message.layers[-1] == 31
+    assert np.array_equal(frame.message.weights[5], weights)
+
+
+def test_new_frame_encoders_convert_dtypes_and_pad_with_zeros() -> None:
+    weights = np.array([[[1.0, 0.0], [1e5, np.nan]]])  # float64; 1e5 overflows float16
+    attention = decode_frame(encode(AttentionPattern(("a", "b"), [3], [np.int64(2)], weights)))
+    assert attention is not None and isinstance(attention.message, AttentionPattern)
+    assert attention.message.weights.dtype == np.float16
+    assert attention.message.weights[0, 1, 0] == np.inf and np.isnan(
+        attention.message.weights[0, 1, 1]
+    )
+    raw = encode(ResidualTokens([0], [[1.0, 2.0, 3.0]]))  # 12 bytes of norms, padded to 16
+    assert len(raw) == 32 + 8 + 8 + 16 and raw[-4:] == bytes(4)
+    routing = decode_frame(encode(MoeRouting((1,), [[4, 0]], [[1.0, 0.0]], [5], np.int64(2))))
+    assert routing is not None and isinstance(routing.message, MoeRouting)
+    assert routing.message.tokens.dtype == np.uint32 and routing.message.tokens.tolist() == [[4, 0]]
+    assert routing.message.dropped.tolist() == [5] and routing.message.top_k == 2
 
 
 def _sparse(indices: Any, values: Any, n_above: int = 10) -> SparseActivations:

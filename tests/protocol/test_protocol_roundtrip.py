@@ -14,10 +14,14 @@ from protocol_strategies import MESSAGES, header_fields, messages
 
 from synapse_native.protocol import (
     HEADER_SIZE,
+    AttentionPattern,
     BlockGradNorms,
     Decoder,
+    HeadStats,
     LayerSummaryBatch,
+    MoeRouting,
     ProbeStats,
+    ResidualTokens,
     SparseActivations,
     TrainingMetrics,
     decode_frame,
@@ -74,6 +78,14 @@ def _arrays(message: Any) -> list[np.ndarray]:
         return [message.clients]
     if isinstance(message, BlockGradNorms):
         return [message.norms]
+    if isinstance(message, AttentionPattern):
+        return [message.layers, message.heads, message.weights]
+    if isinstance(message, HeadStats):
+        return [message.layers, message.entropy, message.max_logit]
+    if isinstance(message, ResidualTokens):
+        return [message.layers, message.norms]
+    if isinstance(message, MoeRouting):
+        return [message.layers, message.tokens, message.probs, message.dropped]
     return []
 
 
@@ -93,6 +105,10 @@ def test_training_metrics_keep_order_nan_and_the_sign_of_zero() -> None:
         MESSAGES["SPARSE_ACTIVATIONS"],
         MESSAGES["PROBE_STATS"],
         MESSAGES["BLOCK_GRAD_NORMS"],
+        MESSAGES["ATTENTION"],
+        MESSAGES["HEAD_STATS"],
+        MESSAGES["RESIDUAL"],
+        MESSAGES["MOE_ROUTING"],
     )
 )
 def test_decoded_arrays_are_views_on_the_frame(message: Any) -> None:
@@ -100,7 +116,9 @@ def test_decoded_arrays_are_views_on_the_frame(message: Any) -> None:
     frame = decode_frame(raw)
     assert frame is not None
     whole = np.frombuffer(raw, np.uint8)
-    for array in _arrays(frame.message):
+    arrays = _arrays(frame.message)
+    assert len(arrays) == len(_arrays(message))
+    for array in arrays:
         assert not array.flags.owndata
         assert not array.flags.writeable
         assert array.size == 0 or np.shares_memory(array, whole)

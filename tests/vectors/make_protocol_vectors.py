@@ -233,6 +233,81 @@ def metrics(
     return raw
 
 
+def attention(
+    tokens: list[str | bytes],
+    pairs: list[tuple[int, int]],
+    weights: list[list[list[float]]],
+    sequence: int = 0,
+    counts: tuple[int, int] | None = None,
+    lens: list[int] | None = None,
+    padding: int = 0,
+) -> bytes:
+    """ATTENTION; ``counts`` overrides (T, P), ``lens`` the token lengths, ``padding`` the pads."""
+    raws = [t.encode() if isinstance(t, str) else t for t in tokens]
+    lengths = [len(raw) for raw in raws] if lens is None else lens
+    n_tokens, n_pairs = (len(raws), len(pairs)) if counts is None else counts
+    fill = bytes([padding])
+    pair_bytes = b"".join(struct.pack("<HH", layer, head) for layer, head in pairs)
+    table = struct.pack(f"<{len(lengths)}H", *lengths) + b"".join(raws)
+    flat = [x for pair in weights for row in pair for x in row]
+    packed = struct.pack(f"<{len(flat)}e", *flat)
+    parts = [struct.pack("<HHI", n_tokens, n_pairs, sequence)]
+    for raw in (pair_bytes, table, packed):
+        parts.append(raw + fill * (-len(raw) % 8))
+    return b"".join(parts)
+
+
+def layer_ids(layers: list[int], padding: int = 0) -> bytes:
+    raw = struct.pack(f"<{len(layers)}H", *layers)
+    return raw + bytes([padding]) * (-len(raw) % 8)
+
+
+def head_stats(
+    layers: list[int],
+    entropy: list[list[float]],
+    max_logit: list[list[float]],
+    tokens: int,
+    counts: tuple[int, int] | None = None,
+    reserved: int = 0,
+) -> bytes:
+    """HEAD_STATS; ``counts`` overrides (L, H)."""
+    n_layers, n_heads = (
+        (len(layers), len(entropy[0]) if entropy else 0) if counts is None else counts
+    )
+    cells = [x for row in entropy for x in row] + [x for row in max_logit for x in row]
+    fixed = struct.pack("<HHHH", n_layers, n_heads, tokens, reserved)
+    return fixed + layer_ids(layers) + struct.pack(f"<{len(cells)}f", *cells)
+
+
+def residual(layers: list[int], norms: list[list[float]], n_tokens: int | None = None) -> bytes:
+    flat = [x for row in norms for x in row]
+    count = len(norms[0]) if n_tokens is None else n_tokens
+    fixed = struct.pack("<HHI", len(layers), count, 0)
+    return fixed + layer_ids(layers) + pad8(struct.pack(f"<{len(flat)}f", *flat))
+
+
+def moe_routing(
+    layers: list[int],
+    tokens: list[list[int]],
+    probs: list[list[float]],
+    dropped: list[int],
+    top_k: int,
+    n_experts: int | None = None,
+    reserved: int = 0,
+    padding: int = 0,
+) -> bytes:
+    """MOE_ROUTING; ``padding`` fills the pad bytes, ``n_experts`` overrides E."""
+    count = len(tokens[0]) if n_experts is None else n_experts
+    fixed = struct.pack("<HHHH", len(layers), count, top_k, reserved)
+    flat_tokens = [x for row in tokens for x in row]
+    flat_probs = [x for row in probs for x in row]
+    body = struct.pack(f"<{len(flat_tokens)}I", *flat_tokens)
+    body += struct.pack(f"<{len(flat_probs)}f", *flat_probs)
+    tail = struct.pack(f"<{len(dropped)}I", *dropped)
+    tail += bytes([padding]) * (-len(tail) % 8)
+    return fixed + layer_ids(layers, padding) + body + tail
+
+
 # -- the vectors -------------------------------------------------------------------------------
 
 
@@ -299,6 +374,17 @@ CLIENTS = [
 NORMS = [0.75, NAN, 3.5]
 METRICS = [("loss", 2.8125), ("lr", 0.0003), ("grad_norm", 1.0000000000000002)]
 LONG_NAME = "train/loss_ema_0.99_full"  # exactly 24 bytes: no NUL at all
+TOKENS = ["The", " café", "", "→"]  # 3 ASCII bytes, multi-byte UTF-8, empty, 3-byte arrow
+PAIRS = [(0, 1), (2, 3)]
+WEIGHTS = [
+    [[1.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0], [0.25, 0.25, 0.5, 0.0], [0.125, 0.125, 0.25, 0.5]],
+    [[1.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.75, 0.0, 0.0, 0.25]],
+]
+ENTROPY = [[0.5, 1.25, 2.0], [0.0, 3.5, NAN]]
+MAX_LOGIT = [[4.0, 8.5, -1.0], [12.0, float("inf"), 0.25]]
+RESIDUAL_NORMS = [[40.0, 1.5, 1.25], [80.0, 2.5, 2.0], [160.0, 4.0, 3.5]]
+MOE_TOKENS = [[10, 6, 0, 16], [8, 8, 8, 8]]
+MOE_PROBS = [[0.375, 0.25, 0.0625, 0.3125], [0.25, 0.25, 0.25, 0.25]]
 VERSION_TEXT = "no common protocol version: peer speaks 2..3, this build speaks 1..1"
 
 
@@ -539,6 +625,95 @@ def good_vectors() -> list[dict[str, Any]]:
         seq=28,
         step=3,
     )
+    add(
+        "attention_two_pairs_utf8_and_empty_tokens",
+        16,
+        attention(TOKENS, PAIRS, WEIGHTS, sequence=3),
+        {"type": "ATTENTION", "tokens": TOKENS, "layers": [0, 2], "heads": [1, 3]}
+        | {"weights": WEIGHTS, "sequence": 3},
+        seq=30,
+        step=1200,
+    )
+    add(
+        "attention_one_token_nan_padded",
+        16,
+        attention(["日本"], [(7, 15)], [[[NAN]]]),
+        {"type": "ATTENTION", "tokens": ["日本"], "layers": [7], "heads": [15]}
+        | {"weights": [[[NAN]]], "sequence": 0},
+        seq=31,
+        step=12,
+    )
+    add(
+        "head_stats_two_layers_three_heads",
+        19,
+        head_stats([0, 1], ENTROPY, MAX_LOGIT, tokens=4),
+        {"type": "HEAD_STATS", "layers": [0, 1], "entropy": ENTROPY, "max_logit": MAX_LOGIT}
+        | {"tokens": 4},
+        seq=32,
+        step=1200,
+    )
+    add(
+        "head_stats_one_head_128_tokens",
+        19,
+        head_stats([9], [[2.0]], [[3.0]], tokens=128),
+        {"type": "HEAD_STATS", "layers": [9], "entropy": [[2.0]], "max_logit": [[3.0]]}
+        | {"tokens": 128},
+        seq=33,
+        step=12,
+    )
+    add(
+        "residual_three_layers_three_tokens_padded",
+        17,
+        residual([0, 1, 2], RESIDUAL_NORMS),
+        {"type": "RESIDUAL", "layers": [0, 1, 2], "norms": RESIDUAL_NORMS},
+        seq=34,
+        step=1200,
+    )
+    add(
+        "moe_routing_two_layers_top2",
+        18,
+        moe_routing([1, 3], MOE_TOKENS, MOE_PROBS, [0, 3], top_k=2),
+        {"type": "MOE_ROUTING", "layers": [1, 3], "tokens": MOE_TOKENS, "probs": MOE_PROBS}
+        | {"dropped": [0, 3], "top_k": 2},
+        seq=35,
+        step=1200,
+        flags=1,
+    )
+    add(
+        "moe_routing_one_layer_all_experts_padded",
+        18,
+        moe_routing([0], [[5, 0, 5]], [[0.5, 0.0, 0.5]], [7], top_k=3),
+        {"type": "MOE_ROUTING", "layers": [0], "tokens": [[5, 0, 5]], "probs": [[0.5, 0.0, 0.5]]}
+        | {"dropped": [7], "top_k": 3},
+        seq=36,
+        step=12,
+    )
+    bent_moe = moe_routing(
+        [0], [[5, 0, 5]], [[0.5, 0.0, 0.5]], [7], top_k=3, reserved=0xBEEF, padding=0xFF
+    )
+    v.append(
+        {
+            "name": "moe_routing_reserved_and_padding_ignored",
+            "decode_only": True,
+            "hex": hex_lines(frame(18, bent_moe, seq=37)),
+            "header": {"type": 18, "payload_length": len(bent_moe), "seq": 37}
+            | {"timestamp_ns": TIMESTAMP, "step": 0, "rank": 0, "flags": 0},
+            "message": {"type": "MOE_ROUTING", "layers": [0], "tokens": [[5, 0, 5]]}
+            | {"probs": [[0.5, 0.0, 0.5]], "dropped": [7], "top_k": 3},
+        }
+    )
+    bent_attention = attention(["日本"], [(7, 15)], [[[NAN]]], padding=0xFF)
+    v.append(
+        {
+            "name": "attention_padding_ignored",
+            "decode_only": True,
+            "hex": hex_lines(frame(16, bent_attention, seq=38)),
+            "header": {"type": 16, "payload_length": len(bent_attention), "seq": 38}
+            | {"timestamp_ns": TIMESTAMP, "step": 0, "rank": 0, "flags": 0},
+            "message": {"type": "ATTENTION", "tokens": ["日本"], "layers": [7], "heads": [15]}
+            | {"weights": [[[NAN]]], "sequence": 0},
+        }
+    )
     reserved_flags = frame(5, control(10, paused=False), flags=0x8001, seq=4)
     v.append(
         {
@@ -578,8 +753,8 @@ def good_vectors() -> list[dict[str, Any]]:
 
 def skipped_vectors() -> list[dict[str, Any]]:
     cases = [
-        ("reserved_attention", 16, bytes(range(24))),
-        ("reserved_moe_routing_empty", 18, b""),
+        ("unknown_type_20", 20, bytes(range(24))),
+        ("unknown_type_31_empty", 31, b""),
         ("unknown_type_odd_length", 999, b"\x01\x02\x03\x04\x05"),
     ]
     return [
@@ -910,6 +1085,134 @@ def bad_vectors() -> list[dict[str, Any]]:
         "metrics_duplicate_name",
         frame(32, metrics([("loss", 1.0), ("lr", 2.0), ("loss", 3.0)])),
         "TRAINING_METRICS name 'loss' appears more than once",
+    )
+    one = attention(["a", "b"], [(0, 0)], [[[1.0, 0.0], [0.5, 0.5]]])
+    add("attention_short", frame(16, one[:4]), "ATTENTION payload is 4 bytes, at least 8 expected")
+    add(
+        "attention_zero_tokens",
+        frame(16, attention([], [(0, 0)], [], counts=(0, 1))),
+        "ATTENTION token_count is 0 (1..128 allowed)",
+    )
+    add(
+        "attention_129_tokens",
+        frame(16, attention([], [(0, 0)], [], counts=(129, 1))),
+        "ATTENTION token_count is 129 (1..128 allowed)",
+    )
+    add(
+        "attention_zero_pairs",
+        frame(16, attention(["a"], [], [], counts=(1, 0))),
+        "ATTENTION pair_count is 0 (1..256 allowed)",
+    )
+    add(
+        "attention_257_pairs",
+        frame(16, attention(["a"], [], [], counts=(1, 257))),
+        "ATTENTION pair_count is 257 (1..256 allowed)",
+    )
+    add(
+        "attention_token_lengths_past_the_end",
+        frame(16, attention([], [(0, 0)], [], counts=(128, 1))),
+        "ATTENTION payload is 16 bytes, at least 8 + 8 + 256 expected",
+    )
+    add(
+        "attention_token_over_64_bytes",
+        frame(16, attention(["a", "b" * 65], [(0, 0)], [[[1.0, 0.0], [0.5, 0.5]]])),
+        "ATTENTION token 1 is 65 bytes (limit 64)",
+    )
+    add(
+        "attention_token_invalid_utf8",
+        frame(16, attention([b"\xc3", "b"], [(0, 0)], [[[1.0, 0.0], [0.5, 0.5]]])),
+        "ATTENTION token 0 is not valid UTF-8",
+    )
+    add(
+        "attention_weights_missing",
+        frame(16, one[:-8]),
+        "ATTENTION payload is 24 bytes, 8 + 8 + 8 + 8 expected",
+    )
+    add(
+        "attention_token_lengths_disagree_with_the_text",
+        frame(16, attention(["a", "b"], [(0, 0)], [[[1.0, 0.0], [0.5, 0.5]]], lens=[1, 9])),
+        "ATTENTION payload is 32 bytes, 8 + 8 + 16 + 8 expected",
+    )
+    stats = head_stats([0, 1], ENTROPY, MAX_LOGIT, tokens=4)
+    add("head_stats_short", frame(19, stats[:6]), "HEAD_STATS payload is 6 bytes, at least 8")
+    add(
+        "head_stats_zero_layers",
+        frame(19, head_stats([], [], [], tokens=4, counts=(0, 3))),
+        "HEAD_STATS layer_count is 0 (1..65535 allowed)",
+    )
+    add(
+        "head_stats_1025_heads",
+        frame(19, head_stats([0], [], [], tokens=4, counts=(1, 1025))),
+        "HEAD_STATS head_count is 1025 (1..1024 allowed)",
+    )
+    add(
+        "head_stats_zero_tokens",
+        frame(19, head_stats([0], [[1.0]], [[1.0]], tokens=0)),
+        "HEAD_STATS tokens is 0 (1..128 allowed)",
+    )
+    add(
+        "head_stats_129_tokens",
+        frame(19, head_stats([0], [[1.0]], [[1.0]], tokens=129)),
+        "HEAD_STATS tokens is 129 (1..128 allowed)",
+    )
+    add(
+        "head_stats_count_mismatch",
+        frame(19, head_stats([0, 1], ENTROPY, MAX_LOGIT, tokens=4, counts=(2, 4))),
+        "HEAD_STATS payload is 64 bytes, 8 + 8 + 2 x 2 x 4 x 4 expected",
+    )
+    norms = residual([0, 1, 2], RESIDUAL_NORMS)
+    add("residual_short", frame(17, norms[:7]), "RESIDUAL payload is 7 bytes, at least 8")
+    add(
+        "residual_zero_tokens",
+        frame(17, residual([0], [[]])),
+        "RESIDUAL token_count is 0 (1..128 allowed)",
+    )
+    add(
+        "residual_129_tokens",
+        frame(17, residual([0], [[1.0]], n_tokens=129)),
+        "RESIDUAL token_count is 129 (1..128 allowed)",
+    )
+    add(
+        "residual_zero_layers",
+        frame(17, residual([], [[1.0]])),
+        "RESIDUAL layer_count is 0 (1..65535 allowed)",
+    )
+    add(
+        "residual_not_padded",
+        frame(17, norms[:-4]),
+        "RESIDUAL payload is 52 bytes, 8 + 8 + 40 expected",
+    )
+    routing = moe_routing([1, 3], MOE_TOKENS, MOE_PROBS, [0, 3], top_k=2)
+    add("moe_routing_short", frame(18, routing[:2]), "MOE_ROUTING payload is 2 bytes, at least 8")
+    add(
+        "moe_routing_top_k_over_experts",
+        frame(18, moe_routing([1, 3], MOE_TOKENS, MOE_PROBS, [0, 3], top_k=5)),
+        "MOE_ROUTING top_k is 5 (1..4 allowed)",
+    )
+    add(
+        "moe_routing_top_k_zero",
+        frame(18, moe_routing([1, 3], MOE_TOKENS, MOE_PROBS, [0, 3], top_k=0)),
+        "MOE_ROUTING top_k is 0 (1..4 allowed)",
+    )
+    add(
+        "moe_routing_zero_experts",
+        frame(18, moe_routing([0], [[]], [[]], [0], top_k=1)),
+        "MOE_ROUTING expert_count is 0 (1..1024 allowed)",
+    )
+    add(
+        "moe_routing_1025_experts",
+        frame(18, moe_routing([0], [[]], [[]], [0], top_k=1, n_experts=1025)),
+        "MOE_ROUTING expert_count is 1025 (1..1024 allowed)",
+    )
+    add(
+        "moe_routing_zero_layers",
+        frame(18, moe_routing([], [[0]], [[]], [], top_k=1)),
+        "MOE_ROUTING layer_count is 0 (1..65535 allowed)",
+    )
+    add(
+        "moe_routing_dropped_missing",
+        frame(18, routing[:-8]),
+        "MOE_ROUTING payload is 80 bytes, 8 + 8 + 2 x 2 x 4 x 4 + 8 expected",
     )
     return v
 

@@ -35,6 +35,7 @@ class DemoConfig:
     tie_embeddings: bool = False
     moe_experts: int = 0
     moe_top_k: int = 2
+    moe_capacity: float = 0.0  # expert capacity factor; 0: dropless
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -45,6 +46,8 @@ class DemoConfig:
             raise ValueError("the head dimension must be even (rotary embeddings)")
         if self.moe_experts and not 0 < self.moe_top_k <= self.moe_experts:
             raise ValueError(f"moe_top_k must be in 1..{self.moe_experts}")
+        if not self.moe_capacity >= 0.0:
+            raise ValueError(f"moe_capacity must be >= 0, got {self.moe_capacity}")
 
     @property
     def head_dim(self) -> int:
@@ -162,11 +165,15 @@ class MoE(nn.Module):
     softmax of those logits (renormalised over the chosen experts). The router is a submodule,
     so a forward hook on ``mlp.router`` sees the logits. Dispatch sorts tokens by expert and
     reads the per-expert counts once per layer (a host sync on a GPU).
+
+    With ``capacity_factor`` > 0 each expert takes at most ``capacity(tokens)`` assignments, the
+    first ones in token order; the assignments beyond it are dropped and contribute nothing.
     """
 
     def __init__(self, config: DemoConfig) -> None:
         super().__init__()
         self.top_k = config.moe_top_k
+        self.capacity_factor = config.moe_capacity
         self.router = nn.Linear(config.d_model, config.moe_experts, bias=False)
         self.experts = nn.ModuleList(
             SwiGLU(config.d_model, config.ffn_hidden) for _ in range(config.moe_experts)
@@ -179,6 +186,12 @@ class MoE(nn.Module):
         weights = torch.softmax(top.float(), dim=-1)
         return logits, weights, chosen
 
+    def capacity(self, tokens: int) -> int | None:
+        """Assignments one expert takes from ``tokens`` tokens, or None when dropless."""
+        if self.capacity_factor <= 0:
+            return None
+        return math.ceil(self.capacity_factor * (tokens * self.top_k) / len(self.experts))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         tokens = x.reshape(-1, shape[-1])
@@ -189,11 +202,13 @@ class MoE(nn.Module):
         counts = torch.bincount(flat, minlength=len(self.experts)).tolist()
         out = torch.zeros_like(tokens)
         gate = weights.reshape(-1)[order].unsqueeze(-1)
+        capacity = self.capacity(tokens.shape[0])
         start = 0
         for expert, count in zip(self.experts, counts, strict=True):
-            if count:
-                rows = token_of[start : start + count]
-                y = expert(tokens[rows]) * gate[start : start + count].to(tokens.dtype)
+            kept = count if capacity is None else min(count, capacity)
+            if kept:
+                rows = token_of[start : start + kept]
+                y = expert(tokens[rows]) * gate[start : start + kept].to(tokens.dtype)
                 out.index_add_(0, rows, y)
             start += count
         return out.reshape(shape)

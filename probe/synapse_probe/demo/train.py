@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", default=None, help="viewer token (required beyond loopback)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo", help="model size")
     parser.add_argument("--moe", type=int, default=0, metavar="N", help="N experts per MLP, top-2")
+    parser.add_argument(
+        "--moe-capacity",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="expert capacity factor: drop assignments beyond F x fair share (0: dropless)",
+    )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch", type=int, default=8, help="sequences per step")
@@ -113,6 +120,28 @@ class Trainer:
         return loss.detach(), lr, norm
 
 
+def _byte_name(value: int) -> str:
+    if value == 0x20:
+        return "\u2423"  # ␣
+    if value == 0x0A:
+        return "\u23ce"  # ⏎
+    if value == 0x09:
+        return "\u21e5"  # ⇥
+    if 0x20 < value < 0x7F:
+        return chr(value)
+    return f"\\x{value:02x}"
+
+
+BYTE_NAMES = tuple(_byte_name(value) for value in range(256))
+
+
+def byte_tokens(ids: list[int]) -> list[str]:
+    """The demo's tokens (bytes) as the app shows them: printable ASCII as itself, space as
+    ``␣``, newline as ``⏎``, tab as ``⇥``, any other byte (control bytes, the pieces of a
+    multi-byte UTF-8 character) as its escape ``\\xNN``."""
+    return [BYTE_NAMES[i] if 0 <= i < len(BYTE_NAMES) else str(i) for i in ids]
+
+
 def pick_device(name: str) -> torch.device:
     """``auto``: CUDA when available, else the CPU. ``cuda`` without a GPU raises ValueError."""
     if name == "auto":
@@ -127,7 +156,7 @@ def build(args: argparse.Namespace, device: torch.device) -> tuple[DemoForCausal
     torch.manual_seed(args.seed)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    config = preset(args.preset, moe_experts=args.moe)
+    config = preset(args.preset, moe_experts=args.moe, moe_capacity=args.moe_capacity)
     train_bytes, _ = split(load_corpus(args.corpus_bytes))
     windows = Windows(train_bytes, args.batch, config.seq_len, seed=args.seed, device=device)
     model = DemoForCausalLM(config).to(device)
@@ -168,7 +197,13 @@ def _run(args: argparse.Namespace, stop: StopFlag) -> int:
         return 2
     try:
         probe = attach(
-            model, args.host, args.port, token=args.token, name=MODEL_NAME, grads=args.grads
+            model,
+            args.host,
+            args.port,
+            token=args.token,
+            name=MODEL_NAME,
+            grads=args.grads,
+            tokenizer=byte_tokens,
         )
     except PortInUseError:
         print(
