@@ -1,7 +1,9 @@
 """Token strings for the sampled sequence, made on the encoder thread.
 
-``tokenizer`` is a Hugging Face tokenizer (its ``convert_ids_to_tokens``), a callable taking a
-list of ids and returning one string per id, or None (the ids in decimal). Each string is cut
+``tokenizer`` is a Hugging Face tokenizer, a callable taking a list of ids and returning one
+string per id, or None (the ids in decimal). A Hugging Face tokenizer decodes each id on its own
+(``decode([id])``: " quick", not byte-level BPE's "Ġquick" or SentencePiece's "▁quick"), or
+names it with ``convert_ids_to_tokens`` when it cannot decode. Each string is cut
 to ``MAX_TOKEN_BYTES`` of UTF-8 at a character boundary. A tokenizer that fails or returns the
 wrong number of strings falls back to decimal ids (logged once).
 """
@@ -40,9 +42,12 @@ class TokenNamer:
         if tokenizer is None:
             return [str(i) for i in ids]
         try:
+            decode = getattr(tokenizer, "decode", None)
             convert = getattr(tokenizer, "convert_ids_to_tokens", None)
-            names = convert(ids) if callable(convert) else tokenizer(ids)
-            names = list(names)
+            if callable(decode) and callable(convert):
+                names = [decode([i]) for i in ids]
+            else:
+                names = list(convert(ids) if callable(convert) else tokenizer(ids))
             if len(names) != len(ids):
                 raise ValueError(f"{len(names)} strings for {len(ids)} token ids")
             return ["" if name is None else str(name) for name in names]

@@ -16,8 +16,8 @@ class DepthPanel(QWidget):
         self.view.native.setToolTip(
             "Per layer: the residual stream's rms (left) and the rms of attention and MLP "
             "outputs over the rms of the stream entering the layer (right). Below, once the "
-            "trainer sends them: each sampled token's residual L2 norm after each layer. Click "
-            "a layer to select its residual site"
+            "trainer sends them: each sampled token's residual L2 norm after each layer "
+            "(colours on a log scale). Click a layer to select its residual site"
         )
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QCursor, QIcon, QKeySequence
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QCursor, QIcon, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -73,26 +73,21 @@ class MainWindow(QMainWindow):
             "Overview", self.overview, Qt.DockWidgetArea.BottomDockWidgetArea
         )
         self.splitDockWidget(self.inspector_dock, self.overview_dock, Qt.Orientation.Horizontal)
+        self.attention_panel = AttentionPanel(self.session)
+        self.attention_dock = self._dock(
+            "Attention", self.attention_panel, Qt.DockWidgetArea.BottomDockWidgetArea
+        )
         self.depth_panel = DepthPanel(self.session)
         self.depth_dock = self._dock(
             "Depth profile", self.depth_panel, Qt.DockWidgetArea.LeftDockWidgetArea
         )
-        self.resizeDocks([self.depth_dock], [380], Qt.Orientation.Horizontal)
         self.moe_panel = MoePanel(self.session)
         self.moe_dock = self._dock("Experts", self.moe_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.tabifyDockWidget(self.depth_dock, self.moe_dock)
-        self.depth_dock.raise_()
         self.alerts = AlertsPanel(self.session)
         self.alerts_dock = self._dock("Alerts", self.alerts, Qt.DockWidgetArea.RightDockWidgetArea)
         self.alerts.count_changed.connect(self._on_alert_count)
         self.alerts.activated.connect(self._reveal_site)
         self._on_alert_count(self.alerts.count)
-        self.attention_panel = AttentionPanel(self.session)
-        self.attention_dock = self._dock(
-            "Attention", self.attention_panel, Qt.DockWidgetArea.BottomDockWidgetArea
-        )
-        self.tabifyDockWidget(self.overview_dock, self.attention_dock)  # a tab beside it
-        self.overview_dock.raise_()
         self.attention_dock.toggleViewAction().triggered.connect(self._on_attention_toggled)
         self.status = StatusBar(self.session)
         self.setStatusBar(self.status)
@@ -120,9 +115,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1500, 950)
-        state = self.settings.value("window/state")
-        if state is not None:
-            self.restoreState(state)
+        self._saved_state: object = self.settings.value("window/state")  # applied on first show
 
     # -- building -------------------------------------------------------------------------------
 
@@ -309,6 +302,24 @@ class MainWindow(QMainWindow):
                 f"rank {spread.farthest[index]}"
             )
         return lines
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._saved_state is not False:
+            self._arrange_docks()
+
+    def _arrange_docks(self) -> None:
+        """The saved dock layout, else the default one; once, on the first show: tab groups made
+        before the window is laid out leave a stale tab bar on screen (a Qt 6 quirk)."""
+        state, self._saved_state = self._saved_state, False
+        if isinstance(state, (QByteArray, bytes)) and self.restoreState(state):
+            return
+        self.tabifyDockWidget(self.overview_dock, self.attention_dock)
+        self.tabifyDockWidget(self.depth_dock, self.moe_dock)
+        self.overview_dock.raise_()
+        self.depth_dock.raise_()
+        self.resizeDocks([self.depth_dock], [380], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.overview_dock], [280], Qt.Orientation.Vertical)  # room for tokens
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.links.close()

@@ -455,7 +455,7 @@ class DepthProfileView:
             plot.camera.rect = rect
         self.token_labels = model.labels(snapshot)
         set_labels(plot.token_axis, plot.token_ticks, [short_token(t) for t in self.token_labels])
-        plot.title.text = f"residual L2 norm per token, step {snapshot.step}, log"
+        plot.title.text = f"per-token residual L2, step {snapshot.step}"  # colours: log scale
         plot.range_labels[0].text = f"{10**lo:.3g}"
         plot.range_labels[1].text = f"{10**hi:.3g}"
         plot.layer_axis.sync()

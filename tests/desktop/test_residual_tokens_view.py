@@ -66,7 +66,7 @@ def test_the_plot_appears_with_the_first_frame_and_shows_the_norms(depth) -> Non
     assert depth.rms_panel.view.rect.height < rms_height * 0.7  # room made under the profile
     assert depth.token_labels == TOKENS
     assert depth.tokens.token_ticks.labels[:3] == ("The", "\u00b7quick", "\u00b7brown")
-    assert depth.tokens.title.text.startswith("residual L2 norm per token, step 10")
+    assert depth.tokens.title.text.startswith("per-token residual L2, step 10")
     image = depth.canvas.render()
     background = image[2, 2, :3].astype(int)
     shallow = _brightness(image, depth.token_pixel(0, 5))
@@ -102,4 +102,4 @@ def test_a_newer_frame_replaces_the_shown_one(depth) -> None:  # type: ignore[no
     depth.refresh()
     assert depth.snapshot is not None and depth.snapshot.step == 20
     assert depth.token_norms[3, 4] == pytest.approx(_norms(2.0)[3, 4])
-    assert depth.tokens.title.text.startswith("residual L2 norm per token, step 20")
+    assert depth.tokens.title.text.startswith("per-token residual L2, step 20")

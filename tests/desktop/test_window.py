@@ -70,3 +70,34 @@ def test_cli_knows_the_app_command() -> None:
     assert (args.command, args.connect, args.token) == ("app", ["localhost:9001"], "x")
     args = build_parser().parse_args(["app", "--connect", "a:9000-9001", "--connect", "b:9000"])
     assert args.connect == ["a:9000-9001", "b:9000"]  # one endpoint per rank
+
+
+def test_docks_tab_in_pairs_with_one_tab_bar_each_and_the_layout_persists(  # type: ignore[no-untyped-def]
+    qtbot, settings_path: Path
+) -> None:
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QTabBar
+
+    from synapse_desktop.qt.main_window import MainWindow
+
+    def shown(win):  # type: ignore[no-untyped-def]
+        qtbot.addWidget(win)
+        win.resize(1600, 1000)  # another size than the window gave itself (as a restored one)
+        win.show()
+        qtbot.waitUntil(win.isVisible)
+        qtbot.wait(300)
+        return win
+
+    def tab_groups(win) -> list[tuple[str, ...]]:  # type: ignore[no-untyped-def]
+        bars = [bar for bar in win.findChildren(QTabBar) if bar.isVisible()]
+        return sorted(tuple(bar.tabText(i) for i in range(bar.count())) for bar in bars)
+
+    # One bar per group: no stale bar left on screen (docs/APP.md, the window's dock layout).
+    want = [("Depth profile", "Experts"), ("Overview", "Attention")]
+    first = shown(MainWindow(QSettings(str(settings_path), QSettings.Format.IniFormat)))
+    assert tab_groups(first) == want
+    first.close()
+    again = shown(MainWindow(QSettings(str(settings_path), QSettings.Format.IniFormat)))
+    assert tab_groups(again) == want  # the saved layout, restored
+    assert again.tabifiedDockWidgets(again.overview_dock) == [again.attention_dock]
+    again.close()

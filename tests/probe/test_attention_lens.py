@@ -253,10 +253,14 @@ def test_tokens_come_from_a_tokenizer_callable_cut_to_the_wire_limit(server) -> 
         assert (f"é{value}" * 40).startswith(token) and len(token) >= MAX_TOKEN_BYTES // 5
 
 
-def test_a_hugging_face_style_tokenizer_names_tokens(server) -> None:
+def test_a_hugging_face_style_tokenizer_decodes_each_token(server) -> None:
     class Tokenizer:
         def convert_ids_to_tokens(self, values: list[int]) -> list[str]:
-            return [f"<{v}>" for v in values]
+            return [f"Ġ{v}" for v in values]  # byte-level BPE's marker: not what users read
+
+        def decode(self, values: list[int]) -> str:
+            [value] = values
+            return f"<{value}>"
 
     model = demo_model()
     ids = token_batch()
