@@ -34,6 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=9000, help="probe port (0: any free port)")
     parser.add_argument("--moe", type=int, default=0, metavar="N", help="N experts per MLP, top-2")
     parser.add_argument(
+        "--moe-capacity",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="with --moe: each expert takes at most F x its even share, the rest drop (0: none)",
+    )
+    parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if present"
     )
     parser.add_argument("--preset", choices=PRESETS, default="demo", help="model size")
@@ -47,6 +54,8 @@ def trainer_command(
     argv = [sys.executable, "-m", "synapse_probe.demo", "--steps", str(args.steps)]
     argv += ["--port", str(args.port), "--moe", str(args.moe), "--device", args.device]
     argv += ["--preset", args.preset, "--seed", str(args.seed)]
+    if args.moe_capacity:
+        argv += ["--moe-capacity", str(args.moe_capacity)]
     if parent_pid is not None:
         argv += ["--parent-pid", str(parent_pid)]
     if wait_for_viewer > 0:

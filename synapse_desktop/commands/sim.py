@@ -65,23 +65,27 @@ def run(args: argparse.Namespace) -> int:
         port_fallback=args.port_fallback,
         moe=args.moe,
     )
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())  # a clean stop, as for Ctrl-C
     try:
         simulator = Simulator(options)
+    except ValueError as exc:
+        print(f"synapse sim: {exc}", file=sys.stderr)
+        return 2
+    try:
+        # From here on Ctrl-C stops cleanly, even if it comes as start-up prints its line.
         simulator.start()
+        simulator.run(stop)
     except PortInUseError as exc:
         print(f"synapse sim: {exc} (here: --port-fallback or --port N)", file=sys.stderr)
         return 2
     except ValueError as exc:
         print(f"synapse sim: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())  # a clean stop, as for Ctrl-C
-    try:
-        steps = simulator.run(stop)
     except KeyboardInterrupt:
-        steps = simulator.step
+        pass
     finally:
         simulator.close()
-    print(f"synapse sim: stopped after {steps} steps", file=sys.stderr)
+    print(f"synapse sim: stopped after {simulator.step} steps", file=sys.stderr)
     return 0

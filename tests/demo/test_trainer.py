@@ -3,6 +3,7 @@ print and return."""
 
 from __future__ import annotations
 
+import argparse
 import signal
 import socket
 import subprocess
@@ -183,3 +184,14 @@ def test_the_trainer_stops_when_the_process_that_started_it_dies(processes) -> N
     assert process.stdout is not None
     rest = process.stdout.read()  # up to EOF: the trainer has exited and closed its end
     assert "is gone); probe closed" in rest
+
+
+def test_synapse_demo_hands_its_model_options_to_the_trainer() -> None:
+    app_parser = argparse.ArgumentParser()
+    demo_command.add_arguments(app_parser)
+    argv = demo_command.trainer_command(
+        app_parser.parse_args(["--moe", "4", "--moe-capacity", "1.5"])
+    )
+    assert argv[1:3] == ["-m", "synapse_probe.demo"]
+    options = train.build_parser().parse_args(argv[3:])
+    assert (options.moe, options.moe_capacity, options.preset) == (4, 1.5, "demo")
