@@ -32,6 +32,7 @@ from synapse_desktop.views.axes import Axis, make_axis
 from synapse_desktop.views.clicks import ClickFilter
 from synapse_desktop.views.colors import THEMES, map_values
 from synapse_desktop.views.label_axis import make_label_axis, set_labels, short_token
+from synapse_desktop.views.plot2d import plot_text, to_canvas, to_scene
 
 RMS_RANGE = (-2.0, 3.0)  # log10 of the residual rms: 0.01 .. 1000
 RATIO_RANGE = (-3.0, 1.0)  # log10 of the ratios: 0.001 .. 10
@@ -76,15 +77,7 @@ class _Panel:
         self, root: Any, text: tuple[float, ...], fonts: FontManager, x_range: tuple[float, float]
     ) -> None:
         self.x_range = x_range
-        self.title = scene.visuals.Text(
-            "",
-            color=text,
-            font_size=8,
-            anchor_x="left",
-            anchor_y="center",
-            parent=root,
-            font_manager=fonts,
-        )
+        self.title = plot_text(root, text, fonts)
         self.view = scene.ViewBox(border_color=_BORDER, parent=root)
         self.camera = scene.PanZoomCamera(aspect=None)
         self.camera.interactive = False
@@ -131,30 +124,13 @@ class _TokenPlot:
     layer ids at the left, token strings below, a title with the colour range and a strip."""
 
     def __init__(self, root: Any, text: tuple[float, ...], fonts: FontManager) -> None:
-        self.title = scene.visuals.Text(
-            "",
-            color=text,
-            font_size=8,
-            anchor_x="left",
-            anchor_y="center",
-            parent=root,
-            font_manager=fonts,
-        )
+        self.title = plot_text(root, text, fonts)
         self.strip = scene.visuals.Image(
             np.zeros((1, 64, 4), np.float32), clim=(0.0, 1.0), interpolation="linear", parent=root
         )
         self.strip.transform = STTransform()
         self.range_labels = [
-            scene.visuals.Text(
-                "",
-                color=text,
-                font_size=7,
-                anchor_x=anchor,
-                anchor_y="center",
-                parent=root,
-                font_manager=fonts,
-            )
-            for anchor in ("right", "left")
+            plot_text(root, text, fonts, size=7, anchor_x=anchor) for anchor in ("right", "left")
         ]
         self.view = scene.ViewBox(border_color=_BORDER, parent=root)
         self.camera = scene.PanZoomCamera(aspect=None)
@@ -239,26 +215,10 @@ class DepthProfileView:
         self.layer_axis.parent = root
         self.layer_axis.link_view(self.rms_panel.view)
         self.legend = [
-            scene.visuals.Text(
-                label,
-                color=color,
-                font_size=8,
-                anchor_x="left",
-                anchor_y="center",
-                parent=root,
-                font_manager=fonts,
-            )
-            for label, color in (("attn", ATTN_COLOR), ("mlp", MLP_COLOR))
+            plot_text(root, color, fonts, text=name)
+            for name, color in (("attn", ATTN_COLOR), ("mlp", MLP_COLOR))
         ]
-        self.step_text = scene.visuals.Text(
-            "",
-            color=theme.text,
-            font_size=8,
-            anchor_x="left",
-            anchor_y="center",
-            parent=root,
-            font_manager=fonts,
-        )
+        self.step_text = plot_text(root, theme.text, fonts)
         self.rms_panel.title.text = "residual rms (per element)"
         self.ratio_panel.title.text = "output rms / stream in"
         # residual bars: one quad per layer, made once, moved by set_data
@@ -504,15 +464,11 @@ class DepthProfileView:
 
     def scene_pos(self, panel: str, pos: tuple[float, float]) -> tuple[float, float]:
         """Canvas pixel ``pos`` in the scene coordinates of ``panel``."""
-        view = self.panels[panel].view
-        x, y = self.canvas.scene.node_transform(view.scene).map(pos)[:2]
-        return float(x), float(y)
+        return to_scene(self.canvas, self.panels[panel].view, pos)
 
     def project(self, panel: str, x: float, y: float) -> tuple[float, float]:
         """Canvas pixel of scene point (x, y) of ``panel``."""
-        view = self.panels[panel].view
-        px, py = view.scene.node_transform(self.canvas.scene).map((x, y))[:2]
-        return float(px), float(py)
+        return to_canvas(self.canvas, self.panels[panel].view, x, y)
 
     def layer_at(self, pos: tuple[float, float]) -> int:
         """The layer under canvas pixel ``pos`` in any plot (-1: none)."""

@@ -36,6 +36,7 @@ from synapse_desktop.views.clicks import ClickFilter
 from synapse_desktop.views.colors import THEMES, map_values
 from synapse_desktop.views.label_axis import make_label_axis, set_labels
 from synapse_desktop.views.overview import StepCamera
+from synapse_desktop.views.plot2d import plot_text, to_canvas, to_scene
 
 RECENT_STEPS = 16  # the top heatmap averages this many routing steps
 SHARE_RANGE = (0.0, 2.0)  # colour range, in multiples of the balanced share
@@ -65,15 +66,7 @@ class _Plot:
     outlined."""
 
     def __init__(self, root: Any, text: tuple[float, ...], fonts: FontManager) -> None:
-        self.title = scene.visuals.Text(
-            "",
-            color=text,
-            font_size=8,
-            anchor_x="left",
-            anchor_y="center",
-            parent=root,
-            font_manager=fonts,
-        )
+        self.title = plot_text(root, text, fonts)
         self.view = scene.ViewBox(border_color=_BORDER, parent=root)
         self.marks = [
             scene.visuals.InfiniteLine(0.0, vertical=False, parent=self.view.scene)
@@ -183,15 +176,7 @@ class ExpertHeatmapView:
         self.time_expert_axis.link_view(self.time_plot.view)
         self.step_axis.link_view(self.time_plot.view)
         self.plots = {"share": self.share_plot, "cv": self.cv_plot, "time": self.time_plot}
-        self.top_title = scene.visuals.Text(
-            "",
-            color=text,
-            font_size=8,
-            anchor_x="left",
-            anchor_y="center",
-            parent=root,
-            font_manager=fonts,
-        )
+        self.top_title = plot_text(root, text, fonts)
 
         self.window: RoutingWindow = session.routing.shown()
         self.recent_share = np.zeros((0, 0), np.float64)  # [L, E] multiples of balanced
@@ -453,15 +438,11 @@ class ExpertHeatmapView:
 
     def scene_pos(self, plot: str, pos: tuple[float, float]) -> tuple[float, float]:
         """Canvas pixel ``pos`` in the scene coordinates of ``plot``."""
-        view = self.plots[plot].view
-        x, y = self.canvas.scene.node_transform(view.scene).map(pos)[:2]
-        return float(x), float(y)
+        return to_scene(self.canvas, self.plots[plot].view, pos)
 
     def project(self, plot: str, x: float, y: float) -> tuple[float, float]:
         """Canvas pixel of scene point (x, y) of ``plot``."""
-        view = self.plots[plot].view
-        px, py = view.scene.node_transform(self.canvas.scene).map((x, y))[:2]
-        return float(px), float(py)
+        return to_canvas(self.canvas, self.plots[plot].view, x, y)
 
     def plot_at(self, pos: tuple[float, float]) -> tuple[str, float, float] | None:
         for name, plot in self.plots.items():

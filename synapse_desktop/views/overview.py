@@ -27,6 +27,7 @@ from synapse_desktop.scene.steps import KIND_CODES, StepImage, empty_image, grad
 from synapse_desktop.views.axes import make_axis
 from synapse_desktop.views.clicks import ClickFilter
 from synapse_desktop.views.colors import THEMES, map_values
+from synapse_desktop.views.plot2d import plot_text, to_canvas, to_scene
 
 WIDTH = 1024  # heatmap columns (a column holds a power-of-two number of steps)
 GRAD_SCALE = Scale("block grad norm", (-2.0, 1.0), log=True)
@@ -86,16 +87,7 @@ class _TitleBar(scene.Widget):  # type: ignore[misc]
         super().__init__()
         self.unfreeze()
         self.left, self.right = (
-            scene.visuals.Text(
-                "",
-                color=text,
-                font_size=8,
-                anchor_x=anchor,
-                anchor_y="center",
-                parent=self,
-                font_manager=fonts,
-            )
-            for anchor in ("left", "right")
+            plot_text(self, text, fonts, anchor_x=anchor) for anchor in ("left", "right")
         )
         self.freeze()
         self.events.resize.connect(self._place)
@@ -437,15 +429,11 @@ class OverviewView:
 
     def scene_pos(self, panel: str, pos: tuple[float, float]) -> tuple[float, float]:
         """Canvas pixel ``pos`` in the scene coordinates of ``panel``."""
-        view = self.panels[panel].view
-        x, y = self.canvas.scene.node_transform(view.scene).map(pos)[:2]
-        return float(x), float(y)
+        return to_scene(self.canvas, self.panels[panel].view, pos)
 
     def project(self, panel: str, x: float, y: float) -> tuple[float, float]:
         """Canvas pixel of scene point (x, y) of ``panel``."""
-        view = self.panels[panel].view
-        px, py = view.scene.node_transform(self.canvas.scene).map((x, y))[:2]
-        return float(px), float(py)
+        return to_canvas(self.canvas, self.panels[panel].view, x, y)
 
     def panel_at(self, pos: tuple[float, float]) -> tuple[str, float, float] | None:
         for name, panel in self.panels.items():
