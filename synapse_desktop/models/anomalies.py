@@ -32,6 +32,9 @@ class AlertKind(enum.Enum):
     DROPPING = "dropping tokens"
 
 
+ROUTING_ALERTS = frozenset({AlertKind.IDLE_EXPERT, AlertKind.DROPPING})  # from MOE_ROUTING frames
+
+
 @dataclass(frozen=True, slots=True)
 class AnomalyConfig:
     """Thresholds. ``spike_factor``: an rms above this times the site's recent median is an

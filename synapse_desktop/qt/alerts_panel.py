@@ -32,11 +32,12 @@ class AlertsPanel(QWidget):
     """Reads ``session.anomalies``; writes ``session.selection`` (and clears the alerts).
 
     ``count_changed(n)`` carries the number of alerts listed (for the dock's title);
-    ``activated(index)`` the site index an alert was clicked for (-1 when the site is gone).
+    ``activated(index, alert)`` the site index an alert was clicked for (-1 when the site is
+    gone), and the alert.
     """
 
     count_changed = Signal(int)
-    activated = Signal(int)
+    activated = Signal(int, object)
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -126,4 +127,4 @@ class AlertsPanel(QWidget):
         index = self.session.topology.index_of(alert.site_id)
         if index >= 0:
             self.session.selection.select(index)
-        self.activated.emit(index)
+        self.activated.emit(index, alert)

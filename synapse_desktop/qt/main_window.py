@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from synapse_desktop import __version__
+from synapse_desktop.models.anomalies import ROUTING_ALERTS, Alert
 from synapse_desktop.models.ranks import MERGED
 from synapse_desktop.models.session import Session
 from synapse_desktop.net.endpoint import Endpoint, format_endpoints
@@ -248,9 +249,13 @@ class MainWindow(QMainWindow):
     def _on_alert_count(self, n: int) -> None:
         self.alerts_dock.setWindowTitle(f"Alerts ({n})" if n else "Alerts")
 
-    def _reveal_site(self, index: int) -> None:
-        """An alert was clicked: if its plane's centre is off the 3D view, go back home (the
-        home view frames every plane; the selection outline then shows it)."""
+    def _reveal_site(self, index: int, alert: Alert) -> None:
+        """An alert was clicked: bring the Experts dock forward for a routing alert; if the
+        site's plane centre is off the 3D view, go back home (the home view frames every plane;
+        the selection outline then shows it)."""
+        if alert.kind in ROUTING_ALERTS:
+            self.moe_dock.show()
+            self.moe_dock.raise_()
         layout = self.grid.geometry.layout
         if not 0 <= index < len(layout):
             return

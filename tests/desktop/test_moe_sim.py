@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 from synapse_desktop.models.anomalies import AlertKind
 from synapse_desktop.net.endpoint import Endpoint
@@ -39,7 +40,17 @@ def test_the_simulated_moe_model_reaches_the_experts_dock(window, qtbot) -> None
         alert = next(a for a in session.anomalies.alerts if a.kind is AlertKind.IDLE_EXPERT)
         assert (alert.layer, alert.expert) == (layer, expert)
         assert alert.step > STARVE_FROM + session.anomalies.config.idle_expert_steps  # fading
-        session.selection.select(session.topology.index_of(alert.site_id))
+        # clicking the alert selects the layer's MLP site and brings the Experts dock forward
+        window.depth_dock.raise_()
+        qtbot.waitUntil(lambda: panel.visibleRegion().isEmpty(), timeout=WAIT_MS)
+        row = next(i for i in range(window.alerts.count) if window.alerts.alert_at(i) == alert)
+        item = window.alerts.list.item(row)
+        rect = window.alerts.list.visualItemRect(item)
+        qtbot.mouseClick(
+            window.alerts.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center()
+        )
+        assert session.topology.sites[session.selection.selected].layer == layer
+        qtbot.waitUntil(lambda: not panel.visibleRegion().isEmpty(), timeout=WAIT_MS)
         qtbot.waitUntil(
             lambda: f"expert {expert} idle for" in panel.summary.text(), timeout=WAIT_MS
         )
