@@ -14,6 +14,7 @@ import synapse_probe
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")  # the Trainer needs it; in the test extra
 
+from synapse_native.protocol import AttentionPattern  # noqa: E402
 from synapse_probe.integrations import SynapseCallback  # noqa: E402
 from synapse_probe.integrations.hf import metric_values  # noqa: E402
 
@@ -48,7 +49,7 @@ def tiny_llama() -> Any:
     return transformers.LlamaForCausalLM(config)
 
 
-def trainer(tmp_path: Path, model: Any, callback: SynapseCallback) -> Any:
+def trainer(tmp_path: Path, model: Any, callback: SynapseCallback, tokenizer: Any = None) -> Any:
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path),
         use_cpu=True,
@@ -62,7 +63,11 @@ def trainer(tmp_path: Path, model: Any, callback: SynapseCallback) -> Any:
         disable_tqdm=True,
     )
     return transformers.Trainer(
-        model=model, args=args, train_dataset=Tokens(), callbacks=[callback]
+        model=model,
+        args=args,
+        train_dataset=Tokens(),
+        callbacks=[callback],
+        processing_class=tokenizer,
     )
 
 
@@ -128,3 +133,21 @@ def test_metric_values_rename_truncate_and_keep_only_numbers() -> None:
     assert list(values) == names
     assert math.isnan(values["loss"]) and values["lr"] == 3e-4 and values["epoch"] == 1.0
     assert isinstance(values["grad_norm"], torch.Tensor)
+
+
+def test_the_attached_probe_names_tokens_with_the_trainers_tokenizer(
+    server, tmp_path: Path
+) -> None:
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+
+    vocabulary = {f"w{i}": i for i in range(VOCAB)}
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(WordLevel(vocabulary, unk_token="w0")), pad_token="w0"
+    )
+    callback = SynapseCallback(server=server, rate_hz=math.inf, pattern_hz=math.inf)
+    trainer(tmp_path, tiny_llama(), callback, tokenizer).train()
+    patterns = [m for _, _, m in server.messages if isinstance(m, AttentionPattern)]
+    assert patterns
+    batches = {tuple(f"w{i}" for i in ids.tolist()) for ids in Tokens().ids}
+    assert all(pattern.tokens in batches for pattern in patterns)

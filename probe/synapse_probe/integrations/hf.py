@@ -7,7 +7,8 @@ trainer = Trainer(model, args, train_dataset=data, callbacks=[SynapseCallback(po
 The callback attaches the probe to the trainer's model when training begins (or uses the probe
 it was given), numbers the probe's steps like the trainer, streams the trainer's logs (loss,
 learning rate, gradient norm...) as training metrics, and closes the probe it attached when
-training ends.
+training ends. The probe it attaches names the sampled tokens with the trainer's tokenizer
+(``processing_class``), unless ``tokenizer=`` is among the options.
 """
 
 from __future__ import annotations
@@ -57,7 +58,12 @@ class SynapseCallback(TrainerCallback):
             self.probe.close()  # a previous train() that ended without on_train_end
         if model is None:
             raise ValueError("SynapseCallback: the trainer passed no model to attach to")
-        self.probe = attach(model, **self._attach_options)
+        options = dict(self._attach_options)
+        if "tokenizer" not in options:
+            options["tokenizer"] = text_tokenizer(
+                kwargs.get("processing_class") or kwargs.get("tokenizer")
+            )
+        self.probe = attach(model, **options)
         self._owns_probe = True
 
     def on_step_begin(
@@ -113,3 +119,14 @@ def metric_values(logs: dict[str, Any]) -> dict[str, float | torch.Tensor]:
         if name and name != "step":  # the step travels as log_metrics' own argument
             values.setdefault(name, value)
     return values
+
+
+def text_tokenizer(processing_class: Any) -> Any:
+    """The tokenizer of a trainer's ``processing_class`` (itself, or a multimodal processor's
+    ``tokenizer``); None when it has none (an image processor, say)."""
+    for candidate in (processing_class, getattr(processing_class, "tokenizer", None)):
+        if callable(getattr(candidate, "decode", None)) and callable(
+            getattr(candidate, "convert_ids_to_tokens", None)
+        ):
+            return candidate
+    return None
