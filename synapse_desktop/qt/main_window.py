@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from synapse_desktop import __version__
 from synapse_desktop.models.anomalies import ROUTING_ALERTS, Alert
+from synapse_desktop.models.attention import STATISTICS as HEAD_STATISTICS
 from synapse_desktop.models.ranks import MERGED
 from synapse_desktop.models.session import Session
 from synapse_desktop.net.endpoint import Endpoint, format_endpoints
@@ -75,6 +76,9 @@ class MainWindow(QMainWindow):
         )
         self.splitDockWidget(self.inspector_dock, self.overview_dock, Qt.Orientation.Horizontal)
         self.attention_panel = AttentionPanel(self.session)
+        statistic = self.settings.value("attention/statistic")
+        if statistic in HEAD_STATISTICS:
+            self.attention_panel.choice.show(str(statistic))
         self.attention_dock = self._dock(
             "Attention", self.attention_panel, Qt.DockWidgetArea.BottomDockWidgetArea
         )
@@ -331,6 +335,7 @@ class MainWindow(QMainWindow):
         self._inspector_timer.stop()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("attention/statistic", self.attention_panel.choice.statistic)
         save_view(self.settings, self.session.view)
         self.settings.sync()
         super().closeEvent(event)

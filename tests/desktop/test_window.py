@@ -20,12 +20,17 @@ def test_panel_writes_the_model_and_settings_persist(window, qtbot, settings_pat
     assert not window.session.view.values.glow
     window.session.view.set(theme="light")  # model -> widget, without looping back
     assert window.panel.theme.currentText() == "light"
+    statistic = window.attention_panel.statistic
+    statistic.setCurrentIndex(statistic.findData("max_logit"))
+    assert window.attention_panel.choice.statistic == "max_logit"
     window.close()
     again = MainWindow(QSettings(str(settings_path), QSettings.Format.IniFormat))
     qtbot.addWidget(again)
     values = again.session.view.values
     assert (values.colormap, values.glow, values.theme) == ("viridis", False, "light")
     assert again.panel.colormap.currentText() == "viridis"
+    assert again.attention_panel.choice.statistic == "max_logit"
+    assert again.attention_panel.statistic.currentData() == "max_logit"
     again.close()
 
 
