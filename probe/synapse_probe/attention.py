@@ -34,7 +34,6 @@ from torch.utils.hooks import RemovableHandle
 from synapse_native.protocol import (
     MAX_ATTENTION_PAIRS,
     MAX_HEADS,
-    MAX_SAMPLED_TOKENS,
     AttentionPattern,
     HeadStats,
     Message,
@@ -95,7 +94,8 @@ class _DeviceBuffers:
 
 
 class AttentionLens:
-    """Hooks the attention of ``layers`` (and every block, for residual norms)."""
+    """Hooks the attention of ``layers`` (and every block, for residual norms); ``sample_tokens``
+    is within 1..MAX_SAMPLED_TOKENS (the probe checks it before building any lens)."""
 
     def __init__(
         self,
@@ -110,10 +110,6 @@ class AttentionLens:
     ) -> None:
         if not layers:
             raise ValueError("AttentionLens needs at least one attention layer")
-        if not 1 <= sample_tokens <= MAX_SAMPLED_TOKENS:
-            raise ValueError(
-                f"sample_tokens must be in 1..{MAX_SAMPLED_TOKENS}, got {sample_tokens}"
-            )
         self.layers = list(layers)
         self.sample_tokens = sample_tokens
         self.namer = TokenNamer(tokenizer)

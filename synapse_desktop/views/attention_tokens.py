@@ -32,7 +32,7 @@ from synapse_desktop.models.ranks import MERGED
 from synapse_desktop.models.session import Session
 from synapse_desktop.models.signal import Signal
 from synapse_desktop.views.colors import THEMES, map_values
-from synapse_desktop.views.head_heatmap import CHOSEN_COLOR, qcolor, rgba_image
+from synapse_desktop.views.head_heatmap import CHOSEN_COLOR, qcolor, rgba_image, themed_painter
 
 FLOOR = 0.05  # weights under this are not drawn as arcs (uniform attention would be a blur)
 MAX_ARCS = 2000  # the strongest ones, at most
@@ -67,25 +67,16 @@ def describe_query(pattern: Pattern, query: int) -> str:
     return f"'{shown_token(pattern.tokens[query])}' ({query}) attends to {keys}"
 
 
-class TokenArcsView(QWidget):
-    """Tokens left to right along a baseline, labels below it, arcs above: from each query to
-    every earlier key (or itself) with weight at least ``FLOOR``, opacity and width by weight."""
+class _ChosenHeadView(QWidget):
+    """A view of the chosen head's pattern: marked dirty when the patterns, the rank or the
+    choice change, repainted when the pointer moves to another query."""
 
-    def __init__(self, session: Session, choice: HeadChoice, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, choice: HeadChoice, parent: QWidget | None) -> None:
         super().__init__(parent)
         self.session, self.choice = session, choice
         self.setMouseTracking(True)
-        self.setMinimumHeight(120)
-        self.setToolTip(
-            f"The chosen head over the sampled tokens: an arc from each query to every earlier "
-            f"key it gives at least {FLOOR:g} of its attention. Hover a token to see what it "
-            "attends to; click to pin it"
-        )
         self.hovered = Signal()  # (text)
         self.pattern: Pattern | None = None
-        self.labels: list[str] = []
-        self.arcs = np.zeros((0, 3), np.float64)  # (query, key, weight), weakest first
-        self._base: QPixmap | None = None  # every arc, redrawn only when data or size change
         self._dirty = True
         session.attention.changed.connect(self._on_data)
         session.ranks.changed.connect(self._on_data)
@@ -93,11 +84,31 @@ class TokenArcsView(QWidget):
         choice.changed.connect(self._on_data)
         choice.hovered_changed.connect(self.update)
 
-    def sizeHint(self) -> QSize:
-        return QSize(640, 260)
-
     def _on_data(self) -> None:
         self._dirty = True
+
+    def _on_view(self, name: str, value: object) -> None:
+        """A view setting changed (each view repaints what it depends on)."""
+
+
+class TokenArcsView(_ChosenHeadView):
+    """Tokens left to right along a baseline, labels below it, arcs above: from each query to
+    every earlier key (or itself) with weight at least ``FLOOR``, opacity and width by weight."""
+
+    def __init__(self, session: Session, choice: HeadChoice, parent: QWidget | None = None) -> None:
+        super().__init__(session, choice, parent)
+        self.setMinimumHeight(120)
+        self.setToolTip(
+            f"The chosen head over the sampled tokens: an arc from each query to every earlier "
+            f"key it gives at least {FLOOR:g} of its attention. Hover a token to see what it "
+            "attends to; click to pin it"
+        )
+        self.labels: list[str] = []
+        self.arcs = np.zeros((0, 3), np.float64)  # (query, key, weight), weakest first
+        self._base: QPixmap | None = None  # every arc, redrawn only when data or size change
+
+    def sizeHint(self) -> QSize:
+        return QSize(640, 260)
 
     def _on_view(self, name: str, value: object) -> None:
         del value
@@ -309,35 +320,22 @@ def _strong_arcs(pattern: Pattern | None) -> np.ndarray:
     return np.column_stack([queries[order], keys[order], values[order]]).astype(np.float64)
 
 
-class PatternView(QWidget):
+class PatternView(_ChosenHeadView):
     """The chosen head's weights, queries down and keys across, colour by the square root of
     the weight (0..1: weak attention still shows); the highlighted query's row is outlined."""
 
     def __init__(self, session: Session, choice: HeadChoice, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.session, self.choice = session, choice
-        self.setMouseTracking(True)
+        super().__init__(session, choice, parent)
         self.setMinimumSize(120, 120)
         self.setToolTip(
             "The chosen head's attention weights: a row per query, a column per key, colour by "
             "the square root of the weight (0 to 1). Click a row to pin that query"
         )
-        self.hovered = Signal()  # (text)
-        self.pattern: Pattern | None = None
         self.image: QImage | None = None
         self._colormap = ""  # the one the image was made with
-        self._dirty = True
-        session.attention.changed.connect(self._on_data)
-        session.ranks.changed.connect(self._on_data)
-        session.view.changed.connect(self._on_view)
-        choice.changed.connect(self._on_data)
-        choice.hovered_changed.connect(self.update)
 
     def sizeHint(self) -> QSize:
         return QSize(280, 280)
-
-    def _on_data(self) -> None:
-        self._dirty = True
 
     def _on_view(self, name: str, value: object) -> None:
         del value
@@ -415,13 +413,7 @@ class PatternView(QWidget):
     def paintEvent(self, event: QPaintEvent) -> None:
         del event
         theme = THEMES[self.session.view.values.theme]
-        painter = QPainter(self)
-        painter.fillRect(self.rect(), QColor(theme.background))
-        text = qcolor(theme.text)
-        painter.setPen(text)
-        font = QFont(self.font())
-        font.setPixelSize(11)
-        painter.setFont(font)
+        painter, text = themed_painter(self, theme)
         if self.pattern is None or self.image is None:
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "no pattern")
             painter.end()

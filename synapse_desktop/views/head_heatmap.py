@@ -20,7 +20,7 @@ from synapse_desktop.models.attention import STATISTIC_LABELS, HeadChoice, HeadS
 from synapse_desktop.models.ranks import MERGED
 from synapse_desktop.models.session import Session
 from synapse_desktop.models.signal import Signal
-from synapse_desktop.views.colors import THEMES, map_values
+from synapse_desktop.views.colors import THEMES, Theme, map_values
 
 CHOSEN_COLOR = "#ff9e64"  # the chosen head, here and in the token view
 NONFINITE_COLOR = (1.0, 0.3, 0.35, 1.0)  # a head whose statistic came as NaN or infinite
@@ -41,6 +41,19 @@ def qcolor(rgba: tuple[float, ...] | str, alpha: float | None = None) -> QColor:
     if alpha is not None:
         color.setAlphaF(max(0.0, min(1.0, alpha)))
     return color
+
+
+def themed_painter(widget: QWidget, theme: Theme) -> tuple[QPainter, QColor]:
+    """A painter on ``widget``: the theme's background filled, its text colour as the pen, an
+    11 px font. Returns the painter and the text colour."""
+    painter = QPainter(widget)
+    painter.fillRect(widget.rect(), QColor(theme.background))
+    text = qcolor(theme.text)
+    painter.setPen(text)
+    font = QFont(widget.font())
+    font.setPixelSize(11)
+    painter.setFont(font)
+    return painter, text
 
 
 def rgba_image(rgba: npt.NDArray[np.float32]) -> QImage:
@@ -242,13 +255,7 @@ class HeadHeatmapView(QWidget):
     def paintEvent(self, event: QPaintEvent) -> None:
         del event
         theme = THEMES[self.session.view.values.theme]
-        painter = QPainter(self)
-        painter.fillRect(self.rect(), QColor(theme.background))
-        text = qcolor(theme.text)
-        painter.setPen(text)
-        font = QFont(self.font())
-        font.setPixelSize(11)
-        painter.setFont(font)
+        painter, text = themed_painter(self, theme)
         frame = self.frame
         if frame is None or self.image is None:
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "no head statistics yet")
