@@ -5,4 +5,4 @@ Everything else about the distribution lives in pyproject.toml.
 
 from setuptools import setup
 
-setup(cffi_modules=["native/_cffi_build.py:ffibuilder", "native/_cffi_stats_build.py:ffibuilder"])
+setup(cffi_modules=["native/_cffi_build.py:native_builder", "native/_cffi_build.py:stats_builder"])

@@ -1,6 +1,6 @@
 /* The socket pumps: C threads that move frames between rings and sockets without the GIL.
  *
- * Declaration-only (read into ffi.cdef). Error codes are those of ring.h; frame constants are in
+ * Declaration-only (read into ffi.cdef). Error codes are those of errors.h; frame constants are in
  * frame.h. Both pumps take ownership of a file descriptor only when they return SYN_OK.
  *
  * Sender (trainer side): one producer thread pushes frames with broadcast/send_to (never

@@ -5,7 +5,8 @@
  * and the memory-ordering story live in src/ring_impl.h.
  *
  * A record is a byte string of 0..syn_ring_max_record() bytes. One thread may push, one other
- * thread may pop; every function below states which side it belongs to.
+ * thread may pop; every function below states which side it belongs to. Entry points that only
+ * the C tests use are declared in src/ring_test.h.
  */
 #ifndef SYN_RING_H
 #define SYN_RING_H
@@ -13,17 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Error codes shared by the whole native core (always negative). */
-#define SYN_OK        0
-#define SYN_EFULL     -1 /* no room for the record now; nothing was written */
-#define SYN_EEMPTY    -2 /* no record to read */
-#define SYN_ETOOBIG   -3 /* the record can never fit (longer than the maximum record) */
-#define SYN_ETOOSMALL -4 /* the caller's buffer cannot hold the next record; nothing consumed */
-#define SYN_EINVAL    -5 /* an argument is out of range */
-#define SYN_ENOMEM    -6 /* an allocation failed */
-#define SYN_ESYS      -7 /* a system call failed; errno tells which */
-#define SYN_ECLOSED   -8 /* the pump or stream is closed */
-#define SYN_ENOCLIENT -9 /* no client has that id */
+#include "errors.h"
 
 /* Capacity bounds (bytes, powers of two). Each record costs 4 bytes of length prefix plus
  * padding to a multiple of 8, so the longest record is capacity - 8 bytes. */
@@ -63,9 +54,8 @@ int syn_ring_push2(syn_ring *ring, const void *a, size_t alen, const void *b, si
 int64_t syn_ring_push_packed(syn_ring *ring, const void *data, size_t data_len,
                              const uint32_t *lengths, size_t count);
 
-/* Consumer. pop copies the oldest record out and returns its length (or SYN_EEMPTY or
- * SYN_ETOOSMALL). peek_len returns the length of the oldest record without consuming it. */
-int64_t syn_ring_pop(syn_ring *ring, void *out, size_t cap);
+/* Consumer. peek_len returns the length of the oldest record without consuming it (or
+ * SYN_EEMPTY). */
 int64_t syn_ring_peek_len(syn_ring *ring);
 
 /* Consumer. Copies up to max_records whole records into out as [u32 little-endian length][bytes]
@@ -83,11 +73,5 @@ int64_t syn_ring_peek_batch(syn_ring *ring, uint64_t *out, size_t max_records);
 int syn_ring_consume(syn_ring *ring, size_t count);
 /* The ring's storage (capacity bytes), for reading records that peek_batch described. */
 const void *syn_ring_storage(const syn_ring *ring);
-
-/* Consumer, zero-copy. front fills spans[0..1] with the oldest record's bytes (spans[1] is empty
- * unless the record wraps) and returns its length or SYN_EEMPTY; the bytes stay valid until
- * discard, which consumes that record. */
-int64_t syn_ring_front(syn_ring *ring, syn_span *spans);
-int syn_ring_discard(syn_ring *ring);
 
 #endif

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Return codes (the values match the shared SYN_E* codes of ring.h). */
+/* Return codes (the values match the shared SYN_E* codes of errors.h). */
 #define SYN_STATS_OK        0
 #define SYN_STATS_ETOOSMALL -4 /* the scratch buffer cannot hold even one share of the rows */
 #define SYN_STATS_EINVAL    -5 /* bad dtype, NULL pointer with data, or rows * cols overflows */

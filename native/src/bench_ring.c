@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ring.h"
+#include "ring_test.h"
 #include "thread.h"
 
 typedef struct {

@@ -3,7 +3,7 @@
 
 #include <stdio.h>
 
-#include "ring.h" /* error codes */
+#include "errors.h"
 
 static uint32_t read_le32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;

@@ -4,8 +4,8 @@
 #include <float.h>
 #include <string.h>
 
+#include "errors.h"
 #include "frame.h"
-#include "ring.h" /* error codes */
 
 #if defined(__SSE2__)
 #include <emmintrin.h>

@@ -1,10 +1,8 @@
 /* The receiver pump's public API: lifecycle, send, drain/wait, stats. The thread is in
  * receiver_loop.c. */
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "receiver_impl.h"
 #include "sockio.h"
@@ -140,12 +138,6 @@ int64_t syn_receiver_peek_len(syn_receiver *r) {
     return syn_ring_peek_len(r->in);
 }
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* 1 when a frame waits, SYN_ECLOSED when closed and drained, else 0. */
 static int data_state(syn_receiver *r) {
     if (syn_ring_peek_len(r->in) >= 0) {
@@ -158,24 +150,12 @@ static int data_state(syn_receiver *r) {
     return 0;
 }
 
+static int data_state_of(void *receiver) {
+    return data_state(receiver);
+}
+
 int syn_receiver_wait(syn_receiver *r, int timeout_ms) {
-    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-    for (;;) {
-        int state = data_state(r);
-        if (state != 0) {
-            return state;
-        }
-        int64_t left = deadline < 0 ? -1 : deadline - now_ms();
-        if (deadline >= 0 && left <= 0) {
-            return 0;
-        }
-        syn_waiter_prepare(&r->data_waiter);
-        if (data_state(r) == 0) {
-            struct pollfd pfd = {.fd = r->data_waiter.fd, .events = POLLIN};
-            poll(&pfd, 1, left < 0 ? -1 : (int)left);
-        }
-        syn_waiter_finish(&r->data_waiter);
-    }
+    return syn_waiter_wait(&r->data_waiter, timeout_ms, data_state_of, r);
 }
 
 static uint64_t load(_Atomic uint64_t *counter) {

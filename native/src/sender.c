@@ -3,7 +3,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "sender_impl.h"
 #include "sockio.h"
@@ -269,12 +268,6 @@ int64_t syn_sender_pop_event(syn_sender *s, syn_event *event, void *buf, size_t 
     return (int64_t)payload_len;
 }
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* 1 when an event waits, SYN_ECLOSED when the pump is gone and none waits, else 0. */
 static int event_state(syn_sender *s) {
     if (syn_ring_peek_len(s->events) >= 0) {
@@ -287,25 +280,12 @@ static int event_state(syn_sender *s) {
     return 0;
 }
 
+static int event_state_of(void *sender) {
+    return event_state(sender);
+}
+
 int syn_sender_wait_event(syn_sender *s, int timeout_ms) {
-    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-    for (;;) {
-        int state = event_state(s);
-        if (state != 0) {
-            return state;
-        }
-        int64_t left = deadline < 0 ? -1 : deadline - now_ms();
-        if (deadline >= 0 && left <= 0) {
-            return 0;
-        }
-        syn_waiter_prepare(&s->event_waiter);
-        state = event_state(s);
-        if (state == 0) {
-            struct pollfd pfd = {.fd = s->event_waiter.fd, .events = POLLIN};
-            poll(&pfd, 1, left < 0 ? -1 : (int)left);
-        }
-        syn_waiter_finish(&s->event_waiter);
-    }
+    return syn_waiter_wait(&s->event_waiter, timeout_ms, event_state_of, s);
 }
 
 /* ---- stats ------------------------------------------------------------------------------- */

@@ -33,4 +33,9 @@ void syn_waiter_notify(syn_waiter *waiter);
 /* Waker: unconditional wake-up, for rare events such as shutdown. */
 void syn_waiter_kick(syn_waiter *waiter);
 
+/* Sleeper, the whole loop: returns state(ctx) as soon as it is non-zero, or 0 once timeout_ms
+ * has passed (timeout_ms < 0 waits forever). state is re-checked after every wake-up and after
+ * announcing the sleep, so a notify between the check and the poll is never lost. */
+int syn_waiter_wait(syn_waiter *waiter, int timeout_ms, int (*state)(void *ctx), void *ctx);
+
 #endif

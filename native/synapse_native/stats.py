@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._stats import ffi, lib
+from ._lib import stats_ffi as ffi
+from ._lib import stats_lib as lib
 
 RECORD_BYTES: int = lib.SYN_STATS_RECORD_BYTES
 HIST_BINS: int = lib.SYN_STATS_HIST_BINS
