@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 FORBIDDEN = {
     "synapse_desktop": ["torch"],
+    "synapse_desktop.models": ["PySide6", "vispy"],
+    "synapse_desktop.scene": ["PySide6", "vispy"],
     "synapse_probe": ["PySide6", "vispy", "synapse_desktop"],
     "synapse_native": ["torch", "PySide6", "vispy", "synapse_desktop", "synapse_probe"],
 }
@@ -57,5 +59,5 @@ def test_importing_every_module_loads_nothing_forbidden(package: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     loaded = set(json.loads(result.stdout))
-    assert package in loaded
+    assert package.split(".")[0] in loaded
     assert loaded.isdisjoint(FORBIDDEN[package]), loaded & set(FORBIDDEN[package])

@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
 from synapse_desktop.models.attention import STATISTIC_LABELS, STATISTICS, HeadChoice
 from synapse_desktop.models.session import Session
 from synapse_desktop.models.signal import Signal
-from synapse_desktop.views.attention_tokens import PatternView, TokenArcsView, chosen_pattern
-from synapse_desktop.views.head_heatmap import HeadHeatmapView
+from synapse_desktop.qt.attention_tokens import PatternView, TokenArcsView, chosen_pattern
+from synapse_desktop.qt.head_heatmap import HeadHeatmapView
 
 WAITING = "waiting for attention frames (the trainer sends them with attention=True)"
 

@@ -230,7 +230,7 @@ def test_the_layer_selected_in_the_app_is_marked_in_the_heatmap(panel) -> None: 
 def test_hovering_a_token_highlights_what_it_attends_to_and_a_click_pins_it(panel, qtbot) -> None:  # type: ignore[no-untyped-def]
     from PySide6.QtCore import QPoint, Qt
 
-    from synapse_desktop.views.head_heatmap import CHOSEN_COLOR
+    from synapse_desktop.qt.head_heatmap import CHOSEN_COLOR
 
     feed(panel.session)
     panel.choice.choose(1, 2)

@@ -31,8 +31,8 @@ from synapse_desktop.models.attention import HeadChoice, Pattern
 from synapse_desktop.models.ranks import MERGED
 from synapse_desktop.models.session import Session
 from synapse_desktop.models.signal import Signal
+from synapse_desktop.qt.head_heatmap import CHOSEN_COLOR, qcolor, rgba_image, themed_painter
 from synapse_desktop.views.colors import THEMES, map_values
-from synapse_desktop.views.head_heatmap import CHOSEN_COLOR, qcolor, rgba_image, themed_painter
 
 FLOOR = 0.05  # weights under this are not drawn as arcs (uniform attention would be a blur)
 MAX_ARCS = 2000  # the strongest ones, at most
