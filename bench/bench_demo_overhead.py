@@ -7,14 +7,20 @@ rotates every round, after a warm-up), so that machine noise hits every variant 
 - stats: ``attach(model, attention=False, routing=False)``: activation statistics only;
 - lenses: ``attach(model)``: plus head statistics every measured step, attention patterns and
   per-token residual norms at ``pattern_hz``, and MoE routing with ``--moe``;
-- all: ``attach(model, grads=True)`` (what the demo runs): plus gradients.
+- all: ``attach(model, grads=True)`` (what the demo runs): plus gradients;
+- every: ``all`` without a budget (``budget=None``): every step measured, the cost the governor
+  spreads out.
 
-Every probe variant also calls ``log_metrics`` each step.
+The probe variants other than ``every`` run at the default budget (1 % of the step: the
+governor chooses which steps are measured and how often the lenses run). Every probe variant
+also calls ``log_metrics`` each step.
 
 Each probe streams to a reader process that decodes every frame, as the app would. A step is
 timed from its start to the end of its optimizer step; on CUDA with a synchronize at both ends
 (the bench's only host syncs; the trainer itself has none). Prints each variant's median step
-time and its ratio to plain: the median of per-round ratios (paired) and the ratio of medians.
+time and its ratio to plain: the median of per-round ratios (paired), the ratio of medians and
+the ratio of total times (which counts a governed probe's rare measured steps); then each
+probe's own count of its cost.
 
 Run: ``python bench/bench_demo_overhead.py [--device cuda --preset 1b] [--seconds 60]``.
 """
@@ -25,23 +31,24 @@ import argparse
 import copy
 import math
 import multiprocessing
-import statistics
 import time
 from typing import Any
 
 import torch
-from _reader import read_frames  # bench/ is on the path of a script run from it
+from _overhead import report  # bench/ is on the path of a script run from it
+from _reader import read_frames
 
 import synapse_probe
 from synapse_probe.demo.data import Windows, load_corpus, split
 from synapse_probe.demo.model import PRESETS, DemoForCausalLM, preset
 from synapse_probe.demo.train import DEFAULT_LR, Trainer, pick_device
 
-VARIANTS = ("plain", "stats", "lenses", "all")
-OPTIONS: dict[str, dict[str, bool]] = {
+VARIANTS = ("plain", "stats", "lenses", "all", "every")
+OPTIONS: dict[str, dict[str, Any]] = {
     "stats": {"grads": False, "attention": False, "routing": False},
     "lenses": {"grads": False},
     "all": {"grads": True},
+    "every": {"grads": True, "budget": None},
 }
 
 
@@ -52,9 +59,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--moe", type=int, default=0)
     parser.add_argument("--seconds", type=float, default=60.0, help="time for measured rounds")
-    parser.add_argument("--warmup", type=int, default=3, help="rounds not measured")
+    parser.add_argument("--warmup", type=int, default=20, help="past the calibration (16 steps)")
     parser.add_argument("--min-rounds", type=int, default=8)
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
+    parser.add_argument("--variants", default="plain,stats,all,every", help="comma-separated")
     args = parser.parse_args()
     device = pick_device(args.device)
     variants = [name for name in args.variants.split(",") if name]
@@ -116,9 +123,8 @@ def main() -> None:
             losses[name] = loss
         r += 1
 
-    counters = {name: probe.stats() for name, probe in probes.items()}
     for probe in probes.values():
-        probe.close()
+        probe.flush()
     stop.set()
     for reader, _ in readers:
         reader.join(10)
@@ -130,33 +136,14 @@ def main() -> None:
         f"{device.type}"
         + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
     )
-    report(times, counters)
+    report(times, probes)
+    for probe in probes.values():
+        probe.close()
     print(
         f"rounds={len(times['plain'])} warmup={args.warmup} threads={torch.get_num_threads()} "
         f"frames read={frames} loss after {r} steps: "
         + ", ".join(f"{name} {float(loss):.3f}" for name, loss in losses.items())
     )
-
-
-def report(times: dict[str, list[float]], counters: dict[str, Any]) -> None:
-    """Median step times and ratios to plain (paired median, and ratio of medians)."""
-    plain = times["plain"]
-    print(f"{'variant':<12} {'median step':>12} {'paired ratio':>13} {'ratio of medians':>17}")
-    for name, steps in times.items():
-        paired = statistics.median(a / b for a, b in zip(steps, plain, strict=True))
-        median = statistics.median(steps)
-        print(
-            f"{name:<12} {median * 1e3:>10.1f}ms {paired:>13.3f}"
-            f" {median / statistics.median(plain):>17.3f}"
-        )
-    for name, stats in counters.items():
-        per_step = stats.probe_ns / max(stats.steps_seen, 1)
-        print(
-            f"{name}: {stats.steps_sampled}/{stats.steps_seen} steps measured, "
-            f"{per_step / 1e6:.2f} ms/step on the training thread "
-            f"({per_step / 1e9 / statistics.median(plain):.1%} of a plain step), "
-            f"{stats.snapshots_dropped} dropped, {stats.steps_skipped} skipped"
-        )
 
 
 if __name__ == "__main__":

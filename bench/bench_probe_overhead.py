@@ -5,16 +5,20 @@ each in turn (the order rotates every round, after a warm-up), so that machine n
 variant alike:
 
 - plain: no instrumentation;
-- synapse: the probe (every step measured: at this step time the 10 Hz default samples them all)
-  streaming to a client (another process) that reads and decodes every frame;
-- item(): forward hooks that read mean / std / min / max with ``.item()`` (what wandb.watch
-  does), on the same sites as the probe;
-- tensorboard: ``SummaryWriter.add_histogram`` on the same sites, every step (skipped when the
+- synapse: the probe with every feature on (``grads=True``) at its default budget (1 % of the
+  step: its governor chooses which steps to measure), streaming to a client (another process)
+  that reads and decodes every frame;
+- every-step: the same probe without a budget (``budget=None``): every step measured, the cost
+  the governor spreads out;
+- with ``--compare``: item(): forward hooks that read mean / std / min / max with ``.item()``
+  (what wandb.watch does), on the same sites as the probe; tensorboard:
+  ``SummaryWriter.add_histogram`` on the same sites, every step (skipped when the
   ``tensorboard`` package is not installed).
 
 Prints the median step time of each and its ratio to plain: the median of per-round ratios
-(paired, robust to load drifting on a shared machine) and the ratio of medians. Measured rounds
-run for about ``--seconds`` (75 s by default, so that the whole run stays near two minutes).
+(paired, robust to load drifting on a shared machine), the ratio of medians, and the ratio of
+total times (which counts the rare measured steps of a governed probe); then the probe's own
+count of its cost. Measured rounds run for about ``--seconds`` (120 s by default).
 Run: ``python bench/bench_probe_overhead.py``.
 """
 
@@ -25,17 +29,19 @@ import copy
 import importlib.util
 import math
 import multiprocessing
-import statistics
+import os
 import tempfile
 import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from _reader import read_frames  # bench/ is on the path of a script run from it
+from _overhead import report  # bench/ is on the path of a script run from it
+from _reader import read_frames
 from torch import nn
 
 import synapse_probe
+from synapse_probe.governor import DEFAULT_BUDGET
 
 D, BLOCKS, HEADS, T, BATCH, VOCAB = 256, 6, 4, 128, 8, 512
 
@@ -126,31 +132,49 @@ def tensorboard_hooks(model: GPT, logdir: str) -> Callable[[], None]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=75.0, help="time for measured rounds")
+    parser.add_argument("--seconds", type=float, default=120.0, help="time for measured rounds")
     parser.add_argument("--min-rounds", type=int, default=8)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=20, help="past the calibration (16 steps)")
     parser.add_argument("--per-block", default="attn+mlp+residual", help="the probe's sites")
+    parser.add_argument("--compare", action="store_true", help="add item() and tensorboard")
+    parser.add_argument(
+        "--record", action="store_true", help="add both probes again, recording (attach(record=))"
+    )
     args = parser.parse_args()
-    variants = ["plain", "synapse", "item()"]
-    if importlib.util.find_spec("tensorboard") is not None:
-        variants.append("tensorboard")
-    else:
-        print("tensorboard is not installed: its variant is skipped (pip install tensorboard)")
+    variants = ["plain", "synapse", "every-step"]
+    if args.record:
+        variants += ["synapse+record", "every-step+record"]
+    recordings = tempfile.TemporaryDirectory(prefix="synapse-bench-rec-")
+    if args.compare:
+        variants.append("item()")
+        if importlib.util.find_spec("tensorboard") is not None:
+            variants.append("tensorboard")
+        else:
+            print("tensorboard is not installed: its variant is skipped (pip install tensorboard)")
     torch.manual_seed(0)
     base = GPT()
     models = {name: copy.deepcopy(base) for name in variants}
     optimizers = {name: torch.optim.AdamW(m.parameters(), lr=3e-4) for name, m in models.items()}
 
-    probe = synapse_probe.attach(
-        models["synapse"], port=0, name="bench-gpt", per_block=args.per_block
-    )
-    address = probe.address
-    assert address is not None
     spawn = multiprocessing.get_context("spawn")
     stop, frames = spawn.Event(), spawn.Value("q", 0)
-    reader = spawn.Process(target=read_frames, args=(*address, stop, frames), daemon=True)
-    reader.start()
-    item_hooks(models["item()"])
+    probes = {}
+    readers = []
+    for name in [v for v in variants if v.startswith(("synapse", "every-step"))]:
+        budget = DEFAULT_BUDGET if name.startswith("synapse") else None
+        record = f"{recordings.name}/{name}.mcap" if name.endswith("+record") else None
+        probe = synapse_probe.attach(
+            models[name], port=0, name="bench-gpt", per_block=args.per_block, grads=True,
+            budget=budget, record=record,
+        )  # fmt: skip
+        address = probe.address
+        assert address is not None
+        reader = spawn.Process(target=read_frames, args=(*address, stop, frames), daemon=True)
+        reader.start()
+        probes[name] = probe
+        readers.append(reader)
+    if "item()" in models:
+        item_hooks(models["item()"])
     logdir = tempfile.TemporaryDirectory(prefix="synapse-bench-tb-")
     closers = []
     if "tensorboard" in models:
@@ -178,35 +202,25 @@ def main() -> None:
                 times[name].append(time.perf_counter() - start)
         r += 1
 
-    stats = probe.stats()
-    probe.close()
+    print(f"small GPT d={D} blocks={BLOCKS} T={T} batch={BATCH}, AdamW, CPU, grads=True")
+    report(times, probes)
+    for probe in probes.values():
+        probe.close()
     stop.set()
-    reader.join(5)
+    for reader in readers:
+        reader.join(5)
     for close in closers:
         close()
     logdir.cleanup()
-    report(times, stats.probe_ns / max(stats.steps_seen, 1), stats.steps_sampled, frames.value)
+    for name in variants:
+        if name.endswith("+record"):
+            path = f"{recordings.name}/{name}.mcap"
+            print(f"{name}: recorded {os.path.getsize(path) / 1e6:.1f} MB")
+    recordings.cleanup()
     rounds = len(times["plain"])
-    print(f"rounds={rounds} warmup={args.warmup} threads={torch.get_num_threads()}")
-
-
-def report(times: dict[str, list[float]], probe_ns: float, sampled: int, frames: int) -> None:
-    """Median step times; ratios to plain as the median of per-round ratios (paired, so that
-    load drifting on a shared machine cancels) and as the ratio of medians."""
-    plain = times["plain"]
-    print(f"small GPT d={D} blocks={BLOCKS} T={T} batch={BATCH}, AdamW, CPU")
-    print(f"{'variant':<12} {'median step':>12} {'paired ratio':>13} {'ratio of medians':>17}")
-    for name, steps in times.items():
-        paired = statistics.median(a / b for a, b in zip(steps, plain, strict=True))
-        median = statistics.median(steps)
-        print(
-            f"{name:<12} {median * 1e3:>10.1f}ms {paired:>13.3f}"
-            f" {median / statistics.median(plain):>17.3f}"
-        )
     print(
-        f"probe: {sampled} steps measured, {probe_ns / 1e6:.2f} ms/step on the training thread "
-        f"(its own count, {probe_ns / 1e9 / statistics.median(plain):.1%} of a plain step); "
-        f"{frames} frames read by the client"
+        f"rounds={rounds} warmup={args.warmup} threads={torch.get_num_threads()} "
+        f"frames read={frames.value}"
     )
 
 

@@ -13,11 +13,18 @@ from collections.abc import Sequence
 
 # name -> (module under synapse_desktop.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "info": ("info", "print versions and what this installation can do"),
+    "info": ("info", "what this machine gives Synapse: OpenGL, Qt, the C core, torch/CUDA"),
     "sim": ("sim", "stream a simulated Llama-3-8B training run (no torch needed)"),
     "tail": ("tail", "print the frames a probe sends, one line each"),
+    "record": ("record", "record probes to an MCAP file, headless (Ctrl-C closes it)"),
+    "export": ("export", "export a recording to Parquet or CSV tables for analysis"),
     "app": ("app", "open the desktop app (optionally --connect HOST:PORT)"),
     "demo": ("demo", "train a small Llama-style model with the probe and watch it in the app"),
+    "watch": ("watch", "run the alert detectors on a live stream, headless; post alerts on"),
+    "install-desktop": (
+        "install_desktop",
+        "add the app to the desktop's menu and open recordings with it (--uninstall)",
+    ),
 }
 
 

@@ -393,8 +393,22 @@ static void expect_closed_with(syn_sender *s, const uint8_t *bytes, size_t len, 
         fprintf(stderr, "reason: '%s', expected '%s'\n", text, reason);
         CHECK(0);
     }
-    uint8_t byte;
-    CHECK_EQ(read_exact(fd, &byte, 1, TIMEOUT_MS), 0); /* the pump hung up */
+    /* A header that failed the checks is answered with ERROR MALFORMED naming the reason; then
+     * (and otherwise at once) the pump hangs up. */
+    uint8_t head[SYN_FRAME_HEADER_SIZE];
+    int64_t n = read_exact(fd, head, 1, TIMEOUT_MS);
+    if (n == 1) {
+        CHECK_EQ(read_exact(fd, head + 1, sizeof head - 1, TIMEOUT_MS), (int64_t)sizeof head - 1);
+        CHECK_EQ(head[6], 8); /* ERROR */
+        uint32_t payload = (uint32_t)head[8] | (uint32_t)head[9] << 8;
+        uint8_t body[8 + SYN_REASON_MAX + 8];
+        CHECK(payload <= sizeof body);
+        CHECK_EQ(read_exact(fd, body, payload, TIMEOUT_MS), (int64_t)payload);
+        CHECK_EQ(body[0], 3); /* MALFORMED */
+        CHECK(memcmp(body + 8, reason, strlen(reason)) == 0);
+        n = read_exact(fd, head, 1, TIMEOUT_MS);
+    }
+    CHECK_EQ(n, 0); /* the pump hung up */
     close(fd);
 }
 

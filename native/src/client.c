@@ -162,12 +162,51 @@ int syn_client_enqueue(syn_client *client, const syn_span *frame, size_t len) {
     return 1;
 }
 
+#define ERROR_MSG_TYPE  8 /* ERROR (docs/PROTOCOL.md, 5.8) */
+#define ERROR_MALFORMED 3
+#define ERROR_FIXED     8 /* code, text_len, reserved */
+
+static void put_le16(uint8_t *p, uint16_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_le32(uint8_t *p, uint32_t v) {
+    put_le16(p, (uint16_t)v);
+    put_le16(p + 2, (uint16_t)(v >> 16));
+}
+
+/* Best effort, never blocking: tell a client whose frame header failed the checks why, with an
+ * ERROR MALFORMED frame (docs/PROTOCOL.md, section 7), before it is closed. Only when nothing
+ * is queued ahead of it (after one flush), so that the ERROR never lands inside another frame. */
+static void send_malformed(syn_client *client, const char *reason) {
+    syn_client_flush(client);
+    if (client->closed || syn_ring_used_bytes(client->queue) != 0) {
+        return;
+    }
+    uint8_t frame[SYN_FRAME_HEADER_SIZE + ERROR_FIXED + SYN_REASON_MAX + 8] = {0};
+    size_t text_len = strlen(reason); /* ASCII, shorter than SYN_REASON_MAX */
+    size_t payload = ERROR_FIXED + ((text_len + 7) & ~(size_t)7);
+    put_le32(frame, SYN_FRAME_MAGIC);
+    put_le16(frame + 4, SYN_PROTOCOL_VERSION);
+    put_le16(frame + 6, ERROR_MSG_TYPE);
+    put_le32(frame + SYN_FRAME_LENGTH_OFFSET, (uint32_t)payload);
+    put_le32(frame + SYN_FRAME_HEADER_SIZE, ERROR_MALFORMED);
+    put_le16(frame + SYN_FRAME_HEADER_SIZE + 4, (uint16_t)text_len);
+    memcpy(frame + SYN_FRAME_HEADER_SIZE + ERROR_FIXED, reason, text_len);
+    ssize_t n;
+    do {
+        n = send(client->fd, frame, SYN_FRAME_HEADER_SIZE + payload, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+}
+
 /* Called once the 32-byte header is in: check it and make room for the whole frame. */
 static int accept_header(syn_client *client, uint32_t max_payload) {
     uint32_t payload_len;
     char reason[SYN_REASON_MAX];
     if (syn_frame_check_header(client->frame, max_payload, &payload_len, reason, sizeof reason) !=
         SYN_OK) {
+        send_malformed(client, reason);
         syn_client_close(client, "%s", reason);
         return 0;
     }

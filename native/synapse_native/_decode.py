@@ -11,9 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from ._job_wire import decode_job_status, decode_rank_skew
 from ._layout import (
     ACK_FIXED,
     ATTENTION_FIXED,
+    CONTROL_BUDGET,
     CONTROL_FIXED,
     COUNT_DTYPE,
     ERROR_FIXED,
@@ -27,8 +29,10 @@ from ._layout import (
     METRICS_FIXED,
     MOE_FIXED,
     NORM_DTYPE,
+    OPTIMIZER_FIXED,
     PAIR_DTYPE,
     PROBE_CLIENT_DTYPE,
+    PROBE_COST_FIXED,
     PROBE_STATS_FIXED,
     RESIDUAL_FIXED,
     SITE_DTYPE,
@@ -54,6 +58,8 @@ from ._messages import (
     Message,
     ModelMeta,
     MoeRouting,
+    OptimizerStats,
+    ProbeCost,
     ProbeStats,
     ResidualTokens,
     SiteInfo,
@@ -86,6 +92,7 @@ from ._wire import (
     ProtocolError,
     Role,
     SiteKind,
+    ThresholdMode,
     peek_header,
 )
 
@@ -96,8 +103,9 @@ P = HEADER_SIZE  # payload offset inside the frame
 _ROLES = {int(r): r for r in Role}
 _AUTH_MODES = {int(a): a for a in AuthMode}
 _SITE_KINDS = {int(k): k for k in SiteKind}
+_THRESHOLD_MODES = {int(m): m for m in ThresholdMode}
 _ERROR_CODES = {int(c): c for c in ErrorCode}
-_HAS_THRESHOLD, _HAS_RATE, _HAS_SITE_KINDS, _HAS_PAUSED, _HAS_TOP_K = (
+_HAS_THRESHOLD, _HAS_RATE, _HAS_SITE_KINDS, _HAS_PAUSED, _HAS_TOP_K, _HAS_MODE, _HAS_BUDGET = (
     int(f)
     for f in (
         ControlField.THRESHOLD,
@@ -105,6 +113,8 @@ _HAS_THRESHOLD, _HAS_RATE, _HAS_SITE_KINDS, _HAS_PAUSED, _HAS_TOP_K = (
         ControlField.SITE_KINDS,
         ControlField.PAUSED,
         ControlField.TOP_K,
+        ControlField.THRESHOLD_MODE,
+        ControlField.BUDGET,
     )
 )
 
@@ -184,6 +194,11 @@ def _paused(name: str, raw: int) -> bool:
     if raw > 1:
         raise ProtocolError(f"{name} paused is {raw}, 0 or 1 expected")
     return raw == 1
+
+
+def _threshold_mode(raw: int) -> int:
+    """A ``ThresholdMode``; an unknown number is kept (the trainer rejects it by name)."""
+    return _THRESHOLD_MODES.get(raw, raw)
 
 
 def _hello(frame: memoryview, size: int) -> Hello:
@@ -281,11 +296,16 @@ def _sparse(frame: memoryview, size: int) -> SparseActivations:
 
 
 def _control(frame: memoryview, size: int) -> Control:
-    if size != CONTROL_FIXED.size:
-        raise _fail_size("CONTROL", size, "32")
-    request_id, fields, threshold, rate_hz, site_kinds, paused, top_k, _ = (
+    if size not in (CONTROL_FIXED.size, CONTROL_FIXED.size + CONTROL_BUDGET.size):
+        raise _fail_size("CONTROL", size, "32 or 40")
+    request_id, fields, threshold, rate_hz, site_kinds, paused, top_k, mode = (
         CONTROL_FIXED.unpack_from(frame, P)
     )
+    budget = None
+    if fields & _HAS_BUDGET:
+        if size == CONTROL_FIXED.size:
+            raise ProtocolError("CONTROL sets BUDGET but has no budget field (32 bytes, not 40)")
+        budget, _ = CONTROL_BUDGET.unpack_from(frame, P + CONTROL_FIXED.size)
     return Control(
         request_id=request_id,
         threshold=threshold if fields & _HAS_THRESHOLD else None,
@@ -294,12 +314,14 @@ def _control(frame: memoryview, size: int) -> Control:
         paused=_paused("CONTROL", paused) if fields & _HAS_PAUSED else None,
         top_k=top_k if fields & _HAS_TOP_K else None,
         unknown_fields=fields & ~KNOWN_CONTROL_FIELDS,
+        threshold_mode=_threshold_mode(mode) if fields & _HAS_MODE else None,
+        budget=budget,
     )
 
 
 def _control_ack(frame: memoryview, size: int) -> ControlAck:
     _check_fixed("CONTROL_ACK", size, ACK_FIXED.size)
-    request_id, status, threshold, rate_hz, site_kinds, paused, top_k, error_len, _ = (
+    request_id, status, threshold, rate_hz, site_kinds, paused, top_k, error_len, mode = (
         ACK_FIXED.unpack_from(frame, P)
     )
     _check_text_len("CONTROL_ACK error", error_len, MAX_TEXT)
@@ -307,7 +329,8 @@ def _control_ack(frame: memoryview, size: int) -> ControlAck:
         raise _fail_size("CONTROL_ACK", size, f"32 + {padded(error_len)}")
     if status > AckStatus.REJECTED:
         raise ProtocolError(f"CONTROL_ACK status {status} unknown (0 APPLIED or 1 REJECTED)")
-    state = ControlState(threshold, rate_hz, site_kinds, _paused("CONTROL_ACK", paused), top_k)
+    paused_flag = _paused("CONTROL_ACK", paused)
+    state = ControlState(threshold, rate_hz, site_kinds, paused_flag, top_k, _threshold_mode(mode))
     error = _text(frame, P + ACK_FIXED.size, error_len, "CONTROL_ACK error")
     return ControlAck(request_id, status == AckStatus.APPLIED, state, error)
 
@@ -321,6 +344,12 @@ def _probe_stats(frame: memoryview, size: int) -> ProbeStats:
         raise _fail_size("PROBE_STATS", size, f"64 + {n_clients} x 32")
     clients = np.frombuffer(frame, PROBE_CLIENT_DTYPE, n_clients, P + PROBE_STATS_FIXED.size)
     return ProbeStats(encoded, dropped, queued, capacity, probe_ns, sampled, seen, clients)
+
+
+def _probe_cost(frame: memoryview, size: int) -> ProbeCost:
+    if size != PROBE_COST_FIXED.size:
+        raise _fail_size("PROBE_COST", size, "40")
+    return ProbeCost(*PROBE_COST_FIXED.unpack_from(frame, P))
 
 
 def _error(frame: memoryview, size: int) -> ErrorReport:
@@ -475,6 +504,21 @@ def _moe_routing(frame: memoryview, size: int) -> MoeRouting:
     return MoeRouting(layers, tokens, probs, dropped, top_k)
 
 
+def _optimizer_stats(frame: memoryview, size: int) -> OptimizerStats:
+    _check_fixed("OPTIMIZER_STATS", size, OPTIMIZER_FIXED.size)
+    n_layers, _, _ = OPTIMIZER_FIXED.unpack_from(frame, P)
+    _check_count("OPTIMIZER_STATS layer_count", n_layers, 1, MAX_LAYERS - 1)
+    if size != 8 + padded(2 * n_layers) + padded(12 * n_layers):
+        raise _fail_size(
+            "OPTIMIZER_STATS", size, f"8 + {padded(2 * n_layers)} + {padded(12 * n_layers)}"
+        )
+    layers, at = _layer_table(frame, n_layers)
+    ratio, norm, below = (
+        np.frombuffer(frame, STAT_DTYPE, n_layers, at + 4 * n_layers * i) for i in range(3)
+    )
+    return OptimizerStats(layers, ratio, norm, below)
+
+
 _DECODERS: dict[int, Callable[[memoryview, int], Message]] = {
     MsgType.HELLO: _hello,
     MsgType.MODEL_META: _model_meta,
@@ -483,6 +527,7 @@ _DECODERS: dict[int, Callable[[memoryview, int], Message]] = {
     MsgType.CONTROL: _control,
     MsgType.CONTROL_ACK: _control_ack,
     MsgType.PROBE_STATS: _probe_stats,
+    MsgType.PROBE_COST: _probe_cost,
     MsgType.ERROR: _error,
     MsgType.BLOCK_GRAD_NORMS: _block_grad_norms,
     MsgType.TRAINING_METRICS: _training_metrics,
@@ -490,4 +535,7 @@ _DECODERS: dict[int, Callable[[memoryview, int], Message]] = {
     MsgType.HEAD_STATS: _head_stats,
     MsgType.RESIDUAL: _residual,
     MsgType.MOE_ROUTING: _moe_routing,
+    MsgType.OPTIMIZER_STATS: _optimizer_stats,
+    MsgType.RANK_SKEW: decode_rank_skew,
+    MsgType.JOB_STATUS: decode_job_status,
 }

@@ -14,12 +14,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ._job_wire import JobStatus, RankSkew, encode_job_status, encode_rank_skew
 from ._layout import (
     ACK_FIELDS,
     ACK_FIXED,
     ATTENTION_FIELDS,
     ATTENTION_FIXED,
     AUTH_DATA_SIZE,
+    CONTROL_BUDGET,
     CONTROL_FIELDS,
     CONTROL_FIXED,
     COUNT_DTYPE,
@@ -37,8 +39,11 @@ from ._layout import (
     METRICS_FIXED,
     MOE_FIXED,
     NORM_DTYPE,
+    OPTIMIZER_FIXED,
     PAIR_DTYPE,
     PROBE_CLIENT_DTYPE,
+    PROBE_COST_FIELDS,
+    PROBE_COST_FIXED,
     PROBE_STATS_FIELDS,
     PROBE_STATS_FIXED,
     RESIDUAL_FIXED,
@@ -66,6 +71,8 @@ from ._messages import (
     Message,
     ModelMeta,
     MoeRouting,
+    OptimizerStats,
+    ProbeCost,
     ProbeStats,
     ResidualTokens,
     SparseActivations,
@@ -101,7 +108,7 @@ from ._wire import (
 Part = bytes | memoryview
 Payload = tuple[int, list[Part]]  # size in bytes, pieces to join
 
-_KNOWN_HEADER_FLAGS = int(HeaderFlag.END_OF_STEP)
+_KNOWN_HEADER_FLAGS = int(HeaderFlag.END_OF_STEP | HeaderFlag.BACKLOG | HeaderFlag.JOB)
 _CODE_NAMES = {"B": "u8", "H": "u16", "I": "u32", "Q": "u64", "f": "f32", "s": "bytes"}
 _U32_MAX = 0xFFFF_FFFF
 _U16_MAX = 0xFFFF
@@ -313,10 +320,13 @@ def _control(m: Control) -> Payload:
         0 if m.site_kinds is None else m.site_kinds,
         int(bool(m.paused)),
         0 if m.top_k is None else m.top_k,
-        0,
+        0 if m.threshold_mode is None else m.threshold_mode,
     )
     fixed = _pack(CONTROL_FIXED, "CONTROL", CONTROL_FIELDS, fixed_values)
-    return CONTROL_FIXED.size, [fixed]
+    if m.budget is None:
+        return CONTROL_FIXED.size, [fixed]
+    budget = _pack(CONTROL_BUDGET, "CONTROL", ("budget", "reserved"), (m.budget, 0))
+    return CONTROL_FIXED.size + CONTROL_BUDGET.size, [fixed, budget]
 
 
 def _control_ack(m: ControlAck) -> Payload:
@@ -325,7 +335,7 @@ def _control_ack(m: ControlAck) -> Payload:
     s = m.state
     fixed_values = (
         *(m.request_id, status, s.threshold, s.rate_hz, s.site_kinds, int(bool(s.paused))),
-        *(s.top_k, len(error), 0),
+        *(s.top_k, len(error), s.threshold_mode),
     )
     fixed = _pack(ACK_FIXED, "CONTROL_ACK", ACK_FIELDS, fixed_values)
     return ACK_FIXED.size + padded(len(error)), [fixed, _zero_padded(error)]
@@ -339,6 +349,13 @@ def _probe_stats(m: ProbeStats) -> Payload:
     )
     fixed = _pack(PROBE_STATS_FIXED, "PROBE_STATS", PROBE_STATS_FIELDS, fixed_values)
     return PROBE_STATS_FIXED.size + clients.nbytes, [fixed, clients.data]
+
+
+def _probe_cost(m: ProbeCost) -> Payload:
+    fixed_values = (m.budget, m.cost, m.interval, m.lens_interval, m.step_ns, m.stats_ns, m.lens_ns)
+    return PROBE_COST_FIXED.size, [
+        _pack(PROBE_COST_FIXED, "PROBE_COST", PROBE_COST_FIELDS, fixed_values)
+    ]
 
 
 def _error(m: ErrorReport) -> Payload:
@@ -473,6 +490,24 @@ def _moe_routing(m: MoeRouting) -> Payload:
     return size + padded(dropped.nbytes), parts
 
 
+def _optimizer_stats(m: OptimizerStats) -> Payload:
+    layers = _layer_ids(m.layers, "OPTIMIZER_STATS layers")
+    shape = (len(layers),)
+    columns = [
+        _array(getattr(m, name), STAT_DTYPE, shape, f"OPTIMIZER_STATS {name}")
+        for name in ("update_ratio", "grad_norm", "v_below_g2")
+    ]
+    fixed = OPTIMIZER_FIXED.pack(len(layers), 0, 0)
+    values = 12 * len(layers)
+    parts: list[Part] = [
+        fixed,
+        _zero_padded(layers.tobytes()),
+        *(column.data for column in columns),
+        _pad_to_8(values),
+    ]
+    return OPTIMIZER_FIXED.size + padded(layers.nbytes) + padded(values), parts
+
+
 _ENCODERS: dict[type, Callable[[Any], Payload]] = {
     Hello: _hello,
     ModelMeta: _model_meta,
@@ -481,6 +516,7 @@ _ENCODERS: dict[type, Callable[[Any], Payload]] = {
     Control: _control,
     ControlAck: _control_ack,
     ProbeStats: _probe_stats,
+    ProbeCost: _probe_cost,
     ErrorReport: _error,
     BlockGradNorms: _block_grad_norms,
     TrainingMetrics: _training_metrics,
@@ -488,4 +524,7 @@ _ENCODERS: dict[type, Callable[[Any], Payload]] = {
     HeadStats: _head_stats,
     ResidualTokens: _residual,
     MoeRouting: _moe_routing,
+    OptimizerStats: _optimizer_stats,
+    RankSkew: encode_rank_skew,
+    JobStatus: encode_job_status,
 }

@@ -87,7 +87,7 @@ CONTROL_FIELDS = (
     "site_kinds",
     "paused",
     "top_k",
-    "reserved",
+    "threshold_mode",
 )
 
 ACK_FIXED = struct.Struct("<IIffIIIHH")  # then the error text
@@ -100,7 +100,7 @@ ACK_FIELDS = (
     "paused",
     "top_k",
     "error_len",
-    "reserved",
+    "threshold_mode",
 )
 
 PROBE_STATS_FIXED = struct.Struct("<IIQQQQQQQ")  # then the client records
@@ -124,6 +124,20 @@ PROBE_CLIENT_DTYPE = np.dtype(
         ("bytes_sent", "<u8"),
     ],
     align=True,
+)
+
+# CONTROL with BUDGET: 8 more bytes after the 32 (budget f32, reserved u32).
+CONTROL_BUDGET = struct.Struct("<fI")
+
+PROBE_COST_FIXED = struct.Struct("<ffIIQQQ")
+PROBE_COST_FIELDS = (
+    "budget",
+    "cost",
+    "interval",
+    "lens_interval",
+    "step_ns",
+    "stats_ns",
+    "lens_ns",
 )
 
 ERROR_FIXED = struct.Struct("<IHH")  # then the text
@@ -157,6 +171,10 @@ RESIDUAL_FIELDS = ("layer_count", "token_count", "reserved")
 MOE_FIXED = struct.Struct("<HHHH")
 MOE_FIELDS = ("layer_count", "expert_count", "top_k", "reserved")
 
+# OPTIMIZER_STATS: layers[L] u16, pad; update_ratio[L], grad_norm[L], v_below_g2[L] f32, pad.
+OPTIMIZER_FIXED = struct.Struct("<HHI")
+OPTIMIZER_FIELDS = ("layer_count", "reserved", "reserved")
+
 LAYER_ID_DTYPE = np.dtype("<u2")
 STAT_DTYPE = np.dtype("<f4")
 COUNT_DTYPE = np.dtype("<u4")
@@ -182,6 +200,8 @@ for _fixed, _names in (
     (HEAD_STATS_FIXED, HEAD_STATS_FIELDS),
     (RESIDUAL_FIXED, RESIDUAL_FIELDS),
     (MOE_FIXED, MOE_FIELDS),
+    (OPTIMIZER_FIXED, OPTIMIZER_FIELDS),
+    (PROBE_COST_FIXED, PROBE_COST_FIELDS),
 ):
     assert len(field_codes(_fixed)) == len(_names)
 del _fixed, _names
@@ -191,10 +211,11 @@ assert SUMMARY_FIXED.size == 16 and SUMMARY_DTYPE.itemsize == 336
 assert SUMMARY_DTYPE.fields is not None and SUMMARY_DTYPE.fields["hist"][1] == 80
 assert SPARSE_FIXED.size == 16 and CONTROL_FIXED.size == 32 and ACK_FIXED.size == 32
 assert PROBE_STATS_FIXED.size == 64 and PROBE_CLIENT_DTYPE.itemsize == 32
+assert CONTROL_BUDGET.size == 8 and PROBE_COST_FIXED.size == 40
 assert ERROR_FIXED.size == 8 and GRAD_NORMS_FIXED.size == 8
 assert METRICS_FIXED.size == 8 and METRIC_DTYPE.itemsize == 32
 assert ATTENTION_FIXED.size == HEAD_STATS_FIXED.size == 8 and PAIR_DTYPE.itemsize == 4
-assert RESIDUAL_FIXED.size == MOE_FIXED.size == 8
+assert RESIDUAL_FIXED.size == MOE_FIXED.size == OPTIMIZER_FIXED.size == 8
 
 
 def padded(n: int) -> int:

@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from ._job_wire import JobStatus, RankSkew
 from ._layout import AUTH_DATA_SIZE, PROBE_CLIENT_DTYPE, SUMMARY_DTYPE
 from ._wire import (
     VERSION,
@@ -101,6 +102,7 @@ class ControlState:
     site_kinds: int
     paused: bool
     top_k: int
+    threshold_mode: int = 0  # ``ThresholdMode``: what ``threshold`` means
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,8 @@ class Control:
     paused: bool | None = None
     top_k: int | None = None
     unknown_fields: int = 0
+    threshold_mode: int | None = None  # ``ThresholdMode``; sent only to THRESHOLD_MODES trainers
+    budget: float | None = None  # the probe's share of the step time; only to GOVERNOR trainers
 
     @property
     def fields(self) -> ControlField:
@@ -141,6 +145,7 @@ _CONTROL_BITS = (
     ("site_kinds", int(ControlField.SITE_KINDS)),
     ("paused", int(ControlField.PAUSED)),
     ("top_k", int(ControlField.TOP_K)),
+    ("threshold_mode", int(ControlField.THRESHOLD_MODE)),
 )
 
 
@@ -150,6 +155,8 @@ def control_bits(control: Control) -> int:
     for name, bit in _CONTROL_BITS:
         if getattr(control, name) is not None:
             bits |= bit
+    if control.budget is not None:  # not part of ControlState: the governor keeps it
+        bits |= int(ControlField.BUDGET)
     return bits
 
 
@@ -183,6 +190,21 @@ class ProbeStats:
     steps_sampled: int
     steps_seen: int
     clients: npt.NDArray[np.void] = field(default_factory=_no_clients)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeCost:
+    """PROBE_COST: what the probe costs the training step, as its overhead governor sees it."""
+
+    TYPE: ClassVar[MsgType] = MsgType.PROBE_COST
+
+    budget: float  # share of the step time allowed (0: governor off)
+    cost: float  # estimated share of the step time the probe spends at its current plan
+    interval: int  # statistics measured every ``interval`` steps
+    lens_interval: int  # lenses every ``lens_interval`` steps (0: no lens)
+    step_ns: int  # step time without the probe
+    stats_ns: int  # cost of one measured step (training thread, encoder, GPU)
+    lens_ns: int  # cost of the lenses on a step they run
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +303,24 @@ class MoeRouting:
     top_k: int
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class OptimizerStats:
+    """OPTIMIZER_STATS: what one optimizer step did to each block, ``[L]`` each.
+
+    ``update_ratio[i]``: L2 norm of the step's parameter update over the L2 norm of the
+    parameters before it, in block ``layers[i]``; ``grad_norm[i]``: L2 norm of the gradients the
+    optimizer used; ``v_below_g2[i]``: for Adam-family optimizers, the fraction of parameters
+    whose second-moment estimate (before the step) is below the squared gradient, NaN otherwise.
+    """
+
+    TYPE: ClassVar[MsgType] = MsgType.OPTIMIZER_STATS
+
+    layers: npt.NDArray[np.uint16]
+    update_ratio: npt.NDArray[np.float32]
+    grad_norm: npt.NDArray[np.float32]
+    v_below_g2: npt.NDArray[np.float32]
+
+
 Message = (
     Hello
     | ModelMeta
@@ -289,6 +329,7 @@ Message = (
     | Control
     | ControlAck
     | ProbeStats
+    | ProbeCost
     | ErrorReport
     | BlockGradNorms
     | TrainingMetrics
@@ -296,6 +337,9 @@ Message = (
     | HeadStats
     | ResidualTokens
     | MoeRouting
+    | OptimizerStats
+    | RankSkew
+    | JobStatus
 )
 
 

@@ -61,7 +61,11 @@ class MsgType(IntEnum):
     RESIDUAL = 17
     MOE_ROUTING = 18
     HEAD_STATS = 19
+    PROBE_COST = 20
+    OPTIMIZER_STATS = 28
     TRAINING_METRICS = 32
+    RANK_SKEW = 36
+    JOB_STATUS = 37
 
 
 # Types named for later versions that this build skips by length (none at present).
@@ -72,6 +76,10 @@ class HeaderFlag(IntFlag):
     """Header flag bits (offset 30). Other bits are reserved: senders write 0, receivers ignore."""
 
     END_OF_STEP = 1
+    # A frame replayed from the trainer's backlog on connect (sent before this client joined).
+    BACKLOG = 2
+    # The payload is merged over every rank of a job (the header's rank is the serving rank).
+    JOB = 4
 
 
 class SiteKind(IntEnum):
@@ -119,12 +127,24 @@ class Capability(IntFlag):
     METRICS = 256
     # v1: a trainer that sends BLOCK_GRAD_NORMS.
     GRAD_NORMS = 512
+    # v1: a trainer that replays its backlog (frames flagged BACKLOG) to a viewer on connect.
+    BACKLOG = 1024
+    # v1: a trainer whose overhead governor sends PROBE_COST and acts on CONTROL's BUDGET.
+    GOVERNOR = 2048
+    # v1: a trainer that acts on CONTROL's THRESHOLD_MODE.
+    THRESHOLD_MODES = 4096
+    # v1: a trainer that sends OPTIMIZER_STATS.
+    OPTIMIZER = 8192
+    # v1: a job's serving rank: merged summaries (header flag JOB), RANK_SKEW, JOB_STATUS.
+    JOB = 16384
 
 
 class SummaryFlag(IntFlag):
     """Per-record flags of LAYER_SUMMARY_BATCH."""
 
     GRADIENT = 1
+    # statistics of a fixed strided sample of the tokens (NaN/Inf still counted on all)
+    SAMPLED = 2
 
 
 class ControlField(IntFlag):
@@ -135,6 +155,8 @@ class ControlField(IntFlag):
     SITE_KINDS = 4
     PAUSED = 8
     TOP_K = 16
+    THRESHOLD_MODE = 32
+    BUDGET = 64
 
 
 KNOWN_CONTROL_FIELDS = int(
@@ -143,7 +165,21 @@ KNOWN_CONTROL_FIELDS = int(
     | ControlField.SITE_KINDS
     | ControlField.PAUSED
     | ControlField.TOP_K
+    | ControlField.THRESHOLD_MODE
+    | ControlField.BUDGET
 )
+
+
+class ThresholdMode(IntEnum):
+    """How the CONTROL threshold selects a site's neurons (the value means a different thing
+    in each mode). Decoders keep unknown numbers as plain ints; the trainer rejects them."""
+
+    # neurons whose mean |x| is above the value
+    ABSOLUTE = 0
+    # neurons whose mean |x| is above the site's neuron mean + value x their standard deviation
+    SIGMA = 1
+    # the value (a fraction, 0..1) of the site's neurons with the largest mean |x|
+    TOP_FRACTION = 2
 
 
 class AckStatus(IntEnum):

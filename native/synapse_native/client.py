@@ -8,7 +8,6 @@ decoded on the caller's thread. The desktop app has its own connection code; thi
 from __future__ import annotations
 
 import socket
-import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from .protocol import (
     decode_frame,
     encode,
     hello_mac,
+    peek_header,
 )
 from .pumps import ReceiverPump
 
@@ -36,12 +36,19 @@ __all__ = ["ConnectionClosed", "PeerError", "StreamClient"]
 
 _RING_BYTES = 1 << 25
 _DRAIN_BATCH = 256
+_RAW_BATCH = 4096
 _MAX_HELLO_PAYLOAD = 1024
 _WAIT_SLICE_S = 1.0
+_CLEAN_END = "peer closed the connection"  # the receiver pump's reason for EOF between frames
 
 
 class ConnectionClosed(ConnectionError):
-    """The stream ended; ``reason`` says why when known."""
+    """The stream ended; the message says why when known. ``clean``: the probe closed it
+    between frames (the end of a run), not a fault (a bad frame, a reset, a cut-off frame)."""
+
+    def __init__(self, reason: str, *, clean: bool = False) -> None:
+        super().__init__(reason)
+        self.clean = clean
 
 
 class PeerError(ConnectionError):
@@ -56,8 +63,9 @@ class PeerError(ConnectionError):
 class StreamClient(ClosesOnExit):
     """One connection to a probe. Use ``connect``; iterate ``frames``; ``close`` when done."""
 
-    def __init__(self, pump: ReceiverPump, hello: Frame) -> None:
+    def __init__(self, pump: ReceiverPump, hello: Frame, hello_bytes: bytes = b"") -> None:
         self.hello = hello  # the trainer's HELLO frame
+        self.hello_bytes = hello_bytes  # the same, as received
         self._pump = pump
         self._ready: deque[Frame] = deque()
         self._closed = False
@@ -77,7 +85,7 @@ class StreamClient(ClosesOnExit):
         sock = socket.create_connection((host, port), timeout=timeout)
         try:
             deadline = time.monotonic() + timeout
-            hello = _read_hello(sock, deadline)
+            hello, hello_bytes = _read_hello(sock, deadline)
             trainer = hello.message
             assert isinstance(trainer, Hello)
             if trainer.auth == AuthMode.HMAC_SHA256 and token is None:
@@ -93,7 +101,7 @@ class StreamClient(ClosesOnExit):
             pump = ReceiverPump(sock, ring_capacity=_RING_BYTES, max_payload=MAX_PAYLOAD)
         finally:
             sock.close()  # the pump keeps its own descriptor
-        return cls(pump, hello)
+        return cls(pump, hello, hello_bytes)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -113,7 +121,8 @@ class StreamClient(ClosesOnExit):
             if self._pump.closed:
                 self._fill()  # frames that arrived just before the end
                 if not self._ready:
-                    raise ConnectionClosed(self._pump.close_reason or "connection closed")
+                    reason = self._pump.close_reason or "connection closed"
+                    raise ConnectionClosed(reason, clean=reason == _CLEAN_END)
                 break
             remaining = _WAIT_SLICE_S if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
@@ -126,6 +135,15 @@ class StreamClient(ClosesOnExit):
             frame = decode_frame(raw)
             if frame is not None:
                 self._ready.append(frame)
+
+    def raw_frames(self, timeout: float, max_frames: int = _RAW_BATCH) -> list[bytes]:
+        """Up to ``max_frames`` whole frames as received (not decoded: a recorder's path),
+        waiting up to ``timeout`` for the first; [] on timeout or once the stream has ended
+        (then ``closed`` is True). Do not mix with ``next_frame``."""
+        frames = self._pump.drain(max_frames)
+        if not frames and not self._pump.closed and self._pump.wait(timeout):
+            frames = self._pump.drain(max_frames)
+        return frames
 
     def frames(self, timeout: float | None = None) -> Iterator[Frame]:
         """Frames as they come; stops when none arrives within ``timeout`` or the stream ends."""
@@ -177,18 +195,19 @@ class StreamClient(ClosesOnExit):
             self._pump.close()
 
 
-def _read_hello(sock: socket.socket, deadline: float) -> Frame:
+def _read_hello(sock: socket.socket, deadline: float) -> tuple[Frame, bytes]:
     """Read exactly the first frame, which must be the trainer's HELLO (or an ERROR)."""
     head = _read_exactly(sock, HEADER_SIZE, deadline)
-    (length,) = struct.unpack_from("<I", head, 8)
+    length = peek_header(head).payload_length  # magic and version first: is it a probe at all?
     if length > _MAX_HELLO_PAYLOAD:
         raise ProtocolError(f"first frame announces {length} payload bytes; expected a HELLO")
-    frame = decode_frame(head + _read_exactly(sock, length, deadline))
+    raw = head + _read_exactly(sock, length, deadline)
+    frame = decode_frame(raw)
     if frame is not None and isinstance(frame.message, ErrorReport):
         raise PeerError(int(frame.message.code), frame.message.text)
     if frame is None or not isinstance(frame.message, Hello):
         raise ProtocolError("the probe's first frame is not a HELLO")
-    return frame
+    return frame, raw
 
 
 def _read_exactly(sock: socket.socket, n: int, deadline: float) -> bytes:

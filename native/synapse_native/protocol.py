@@ -20,6 +20,15 @@ from __future__ import annotations
 from ._decode import Frame, decode_frame
 from ._encode import encode
 from ._handshake import AUTH_CONTEXT, check_hello_mac, hello_mac, negotiate_version, new_challenge
+from ._job_wire import (
+    NO_RANK,
+    SKEW_DTYPE,
+    JobState,
+    JobStatus,
+    RankSkew,
+    SkewStatistic,
+    skew_records,
+)
 from ._layout import METRIC_DTYPE, PROBE_CLIENT_DTYPE, SITE_DTYPE, SUMMARY_DTYPE
 from ._messages import (
     AttentionPattern,
@@ -34,6 +43,8 @@ from ._messages import (
     Message,
     ModelMeta,
     MoeRouting,
+    OptimizerStats,
+    ProbeCost,
     ProbeStats,
     ResidualTokens,
     SiteInfo,
@@ -75,6 +86,7 @@ from ._wire import (
     Role,
     SiteKind,
     SummaryFlag,
+    ThresholdMode,
     peek_header,
 )
 
@@ -97,9 +109,11 @@ __all__ = [
     "MAX_TOKEN_BYTES",
     "METRIC_DTYPE",
     "METRIC_NAME_SIZE",
+    "NO_RANK",
     "PROBE_CLIENT_DTYPE",
     "RESERVED_TYPES",
     "SITE_DTYPE",
+    "SKEW_DTYPE",
     "SUMMARY_DTYPE",
     "VERSION",
     "AckStatus",
@@ -119,19 +133,26 @@ __all__ = [
     "Header",
     "HeaderFlag",
     "Hello",
+    "JobState",
+    "JobStatus",
     "LayerSummaryBatch",
     "Message",
     "ModelMeta",
     "MoeRouting",
     "MsgType",
+    "OptimizerStats",
+    "ProbeCost",
     "ProbeStats",
     "ProtocolError",
+    "RankSkew",
     "ResidualTokens",
     "Role",
     "SiteInfo",
     "SiteKind",
+    "SkewStatistic",
     "SparseActivations",
     "SummaryFlag",
+    "ThresholdMode",
     "TrainingMetrics",
     "check_hello_mac",
     "decode_frame",
@@ -142,5 +163,6 @@ __all__ = [
     "new_challenge",
     "peek_header",
     "probe_client_records",
+    "skew_records",
     "summary_records",
 ]

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import torch
 
+from synapse_native.protocol import SummaryFlag
+
 from .cpu_kernel import CpuKernel
 from .cuda_kernel import CudaKernel
 from .grads import BlockGradNorms
 from .reductions import summarize_into
-from .slots import SlotBuffer
+from .selection import relative
+from .slots import ALL_INF, ALL_NAN, SlotBuffer
 from .snapshot import DeviceRow, HostBuffer, HostPool, NativeRow, Snapshot
 
 POOL_SIZE = 3  # host buffers: one being filled, up to two waiting for or inside the encoder
@@ -41,21 +44,24 @@ class StepCollector:
         self._snapshot: Snapshot | None = None
         self.top_k = 0
         self.threshold = 0.0
+        self.mode = 0  # ThresholdMode
         self.max_width = 0  # widest site seen: no slot needs room for more top-k entries
+        self.sample_fraction = 1.0  # below 1: statistics of every n-th token (``sampled``)
 
-    def begin(self, step: int, threshold: float, top_k: int) -> bool:
+    def begin(self, step: int, threshold: float, top_k: int, mode: int = 0) -> bool:
         """Start measuring ``step``; False when every host buffer is still in use (skip it)."""
         buffer = self.pool.acquire()
         if buffer is None:
             return False
         self._buffer = buffer
         self.threshold = threshold
+        self.mode = mode
         self.top_k = top_k
         if self._slots is not None:
             if self._slots.top_k != self._capacity() or self._slots.n_sites < self.n_sites:
                 self._slots = self._new_slots(self._slots.device)
             self._slots.clear()
-        self._snapshot = Snapshot(step, buffer, self.pool, threshold)
+        self._snapshot = Snapshot(step, buffer, self.pool, threshold, mode)
         return True
 
     def record(self, site_id: int, tensor: torch.Tensor, gradient: bool) -> None:
@@ -63,15 +69,22 @@ class StepCollector:
         snapshot = self._snapshot
         if snapshot is None or tensor.numel() == 0:
             return
+        whole, tensor = tensor, sampled(tensor, self.sample_fraction)
+        total = whole.numel() if tensor is not whole else 0
         kernel = self.cpu_kernel
         if kernel is not None and tensor.device.type == "cpu" and kernel.accepts(tensor):
             assert self._buffer is not None
             index = len(snapshot.native_rows)
             cols = tensor.shape[-1] if tensor.dim() else 1
-            neurons = None if gradient else self._buffer.neuron_means((site_id, gradient), cols)
-            kernel.summarize(
-                tensor, self.threshold, site_id, gradient, self._buffer.record(index), neurons
-            )
+            keep = not gradient or relative(self.mode)  # the means of a relative selection
+            neurons = self._buffer.neuron_means((site_id, gradient), cols) if keep else None
+            record = self._buffer.record(index)
+            kernel.summarize(tensor, self.threshold, site_id, gradient, record, neurons)
+            if total:  # the whole tensor's counts; the statistics stay the sample's
+                record["count"] = total
+                record["nan_count"] = int(torch.isnan(whole).sum())
+                record["inf_count"] = int(torch.isinf(whole).sum())
+                record["flags"] |= int(SummaryFlag.SAMPLED)
             top_k = 0 if gradient else self.top_k
             snapshot.native_rows.append(NativeRow(site_id, gradient, index, top_k))
             return
@@ -80,10 +93,14 @@ class StepCollector:
         top_k = 0 if gradient else slots.top_k
         fused = self.cuda_kernel
         if fused is not None and fused.accepts(tensor):
-            k = fused.summarize_into(tensor, row, self.threshold, top_k)
+            k = fused.summarize_into(tensor, row, self.threshold, top_k, self.mode)
         else:
-            k = summarize_into(tensor, row, self.threshold, top_k)
-        snapshot.device_rows.append(DeviceRow(site_id, gradient, tensor.numel(), k))
+            k = summarize_into(tensor, row, self.threshold, top_k, self.mode)
+        if total:  # NaN and inf of every element, counted on the device (no sync)
+            nan = torch.isnan(whole).sum()
+            row[ALL_NAN : ALL_INF + 1].copy_(torch.stack((nan, torch.isinf(whole).sum())))
+        cols = tensor.shape[-1] if tensor.dim() else 1
+        snapshot.device_rows.append(DeviceRow(site_id, gradient, tensor.numel(), k, cols, total))
 
     def record_block_norms(self) -> None:
         """Measure the per-block parameter-gradient norms (call after backward)."""
@@ -135,6 +152,18 @@ class StepCollector:
     def _capacity(self) -> int:
         """Top-k entries per activation slot."""
         return min(self.top_k, self.max_width) if self.max_width else self.top_k
+
+
+def sampled(tensor: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Every ``round(1 / fraction)``-th token (row of ``[tokens, neurons]``) of ``tensor``, the
+    first included; ``tensor`` itself when nothing would be left out."""
+    if fraction >= 1.0 or tensor.dim() < 2:
+        return tensor
+    stride = max(1, round(1.0 / fraction))
+    tokens = tensor.numel() // tensor.shape[-1]
+    if stride == 1 or tokens < 2 * stride:
+        return tensor
+    return tensor.reshape(tokens, tensor.shape[-1])[::stride]
 
 
 def _first_grad_device(norms: BlockGradNorms) -> torch.device | None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 
-from synapse_native.protocol import Control, ControlState, SiteKind
+from synapse_native.protocol import Control, ControlState, SiteKind, ThresholdMode
+
+from .governor import budget_errors
 
 THRESHOLD_MAX = 3.0e38  # finite float32
 RATE_MAX_HZ = 1000.0
@@ -24,9 +26,36 @@ def kind_bit(kind: SiteKind | int) -> int:
 KNOWN_KINDS = sum(kind_bit(kind) for kind in SiteKind)
 ALL_KINDS = kind_bit(SiteKind.ATTN) | kind_bit(SiteKind.MLP) | kind_bit(SiteKind.RESIDUAL)
 
+# Each mode's default: about 1 % of a site's neurons lit in the relative modes; a mean |x|
+# above 1 in the absolute one (a unit-variance activation has a mean |x| of about 0.8).
+DEFAULT_THRESHOLDS = {
+    ThresholdMode.ABSOLUTE: 1.0,
+    ThresholdMode.SIGMA: 2.5,
+    ThresholdMode.TOP_FRACTION: 0.01,
+}
+MODE_NAMES = {
+    "absolute": ThresholdMode.ABSOLUTE,
+    "sigma": ThresholdMode.SIGMA,
+    "top": ThresholdMode.TOP_FRACTION,
+}
+
 DEFAULT_STATE = ControlState(
-    threshold=0.5, rate_hz=10.0, site_kinds=ALL_KINDS, paused=False, top_k=512
+    threshold=DEFAULT_THRESHOLDS[ThresholdMode.SIGMA],
+    rate_hz=10.0,
+    site_kinds=ALL_KINDS,
+    paused=False,
+    top_k=512,
+    threshold_mode=ThresholdMode.SIGMA,
 )
+
+
+def parse_mode(mode: str | int) -> ThresholdMode:
+    """A ``ThresholdMode`` from its number or name (absolute, sigma, top); ValueError else."""
+    if isinstance(mode, str):
+        if mode not in MODE_NAMES:
+            raise ValueError(f"threshold mode must be one of {', '.join(MODE_NAMES)}, got {mode!r}")
+        return MODE_NAMES[mode]
+    return ThresholdMode(mode)
 
 
 def request_errors(request: Control) -> list[str]:
@@ -44,6 +73,10 @@ def request_errors(request: Control) -> list[str]:
         errors.append(f"paused must be true or false, got {request.paused!r}")
     if request.top_k is not None:
         errors += _top_k_errors(request.top_k)
+    if request.threshold_mode is not None and request.threshold_mode not in list(ThresholdMode):
+        errors.append(f"threshold_mode {request.threshold_mode!r} unknown (0, 1 or 2)")
+    if request.budget is not None:
+        errors += budget_errors(request.budget)
     return errors
 
 
@@ -56,16 +89,26 @@ def state_errors(state: ControlState) -> list[str]:
         site_kinds=state.site_kinds,
         paused=state.paused,
         top_k=state.top_k,
+        threshold_mode=state.threshold_mode,
     )
-    return request_errors(request)
+    return request_errors(request) or _fraction_errors(state)
 
 
 def apply(state: ControlState, request: Control) -> ControlState:
     """``state`` with the request's present fields replaced; ValueError if the request is bad."""
     errors = request_errors(request)
+    new = request.applied_to(state)
+    errors = errors or _fraction_errors(new)
     if errors:
         raise ValueError("; ".join(errors))
-    return request.applied_to(state)
+    return new
+
+
+def _fraction_errors(state: ControlState) -> list[str]:
+    """A TOP_FRACTION threshold is a fraction of the neurons."""
+    if state.threshold_mode == ThresholdMode.TOP_FRACTION and not 0 <= state.threshold <= 1:
+        return [f"a top-fraction threshold must be in [0, 1], got {state.threshold!r}"]
+    return []
 
 
 def kinds_enabled(state: ControlState, kind: SiteKind | int) -> bool:

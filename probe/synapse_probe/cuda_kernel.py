@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from .reductions import write_top_k
+from .reductions import write_selection, write_top_k
+from .selection import relative
 from .slots import HIST, N_SCALARS
 
 TILE = 8192  # elements per program (with TILE_WARPS, the fastest of a sweep on an H100)
@@ -42,10 +43,10 @@ class CudaKernel:
         return tensor.is_cuda and tensor.dtype in (torch.float32, torch.bfloat16, torch.float16)
 
     def summarize_into(
-        self, x: torch.Tensor, row: torch.Tensor, threshold: float, top_k: int
+        self, x: torch.Tensor, row: torch.Tensor, threshold: float, top_k: int, mode: int = 0
     ) -> int:
         """Write the raw accumulators of ``x`` into the float64 slot ``row``; return the k used."""
-        return summarize_with(self._kernels, x, row, threshold, top_k)
+        return summarize_with(self._kernels, x, row, threshold, top_k, mode)
 
 
 def load() -> CudaKernel | None:
@@ -60,7 +61,7 @@ def load() -> CudaKernel | None:
 
 
 def summarize_with(
-    kernels: Any, x: torch.Tensor, row: torch.Tensor, threshold: float, top_k: int
+    kernels: Any, x: torch.Tensor, row: torch.Tensor, threshold: float, top_k: int, mode: int = 0
 ) -> int:
     """``summarize_into`` with the Triton kernels of ``kernels`` (also run by the interpreter in
     tests, on CPU tensors)."""
@@ -85,6 +86,8 @@ def summarize_with(
         partials, n_parts, hist, neuron_means, cols, float(rows), float(threshold),
         row, N_SCALARS, HIST, BLOCK=MERGE_BLOCK,
     )  # fmt: skip
+    if relative(mode):  # the kernels counted against the threshold itself: count again
+        write_selection(neuron_means, row, mode, threshold)
     return write_top_k(neuron_means, row, top_k)
 
 

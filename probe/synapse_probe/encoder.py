@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -23,14 +24,18 @@ from synapse_native.protocol import (
     BlockGradNorms,
     LayerSummaryBatch,
     Message,
+    ProbeCost,
     SparseActivations,
+    SummaryFlag,
 )
 
 from .cpu_kernel import CpuKernel
+from .governor import CostReport
 from .metrics import MetricsSlot
 from .records import sparse_message, summary_records
-from .slots import TOP
-from .snapshot import Snapshot
+from .selection import host_cut, relative
+from .slots import ALL_INF, ALL_NAN, TOP
+from .snapshot import DeviceRow, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +55,15 @@ class Broadcaster(Protocol):
 class Encoder:
     """Owns the encoder thread. ``submit`` drops (and counts) when the queue is full."""
 
-    def __init__(self, server: Broadcaster, cpu_kernel: CpuKernel | None) -> None:
+    def __init__(
+        self,
+        server: Broadcaster,
+        cpu_kernel: CpuKernel | None,
+        on_cost: Callable[[int, int], None] | None = None,
+    ) -> None:
         self._server = server
         self._cpu_kernel = cpu_kernel
+        self._on_cost = on_cost  # (step, CPU ns this thread spent encoding it)
         self._queue: queue.Queue[Snapshot | MetricsSlot | None] = queue.Queue()
         self._waiting = 0  # snapshots in the queue, at most QUEUE_SIZE
         self._waiting_lock = threading.Lock()
@@ -60,6 +71,8 @@ class Encoder:
         self.encoded = 0  # snapshots turned into messages
         self._grad_norms: tuple[int, npt.NDArray[np.float64]] | None = None
         self._on_step: Callable[[int], None] | None = None
+        # Runs on this thread after each item (the probe's recording drains its frames here).
+        self.after_item: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._run, name="synapse-encoder", daemon=True)
         self._thread.start()
 
@@ -116,13 +129,24 @@ class Encoder:
                 else:
                     with self._waiting_lock:
                         self._waiting -= 1
+                    start = time.thread_time_ns()
                     self._encode(item)
+                    if self._on_cost is not None:
+                        self._on_cost(item.step, time.thread_time_ns() - start)
             except Exception:  # one bad step must not end the stream
                 log.exception("synapse encoder failed on a step")
             finally:
                 if item is not None:
                     item.release()
+                self._after_item()
                 self._queue.task_done()
+
+    def _after_item(self) -> None:
+        if self.after_item is not None:
+            try:
+                self.after_item()
+            except Exception:
+                log.exception("synapse encoder failed after a step")
 
     def _send_metrics(self, slot: MetricsSlot) -> None:
         slot.wait()
@@ -135,6 +159,8 @@ class Encoder:
         if norms is not None:
             with np.errstate(over="ignore"):  # beyond the f32 range: +inf, as on the wire
                 messages.append(BlockGradNorms(norms.astype(np.float32)))
+        if snapshot.cost is not None:
+            messages.append(_cost_message(snapshot.cost))
         messages.extend(self._sparse(snapshot))
         messages.extend(self._lens_messages(snapshot))
         self._server.broadcast_step(messages, step=snapshot.step)
@@ -157,7 +183,10 @@ class Encoder:
     def _records(self, snapshot: Snapshot) -> npt.NDArray[np.void]:
         parts = []
         if snapshot.native_rows:
-            parts.append(snapshot.buffer.records[[row.record for row in snapshot.native_rows]])
+            native = snapshot.buffer.records[[row.record for row in snapshot.native_rows]]
+            if relative(snapshot.mode):
+                self._select_native(snapshot, native)
+            parts.append(native)
         if snapshot.device_rows:
             rows = snapshot.device_rows
             activations = snapshot.activation_slots()[:, :TOP]
@@ -170,9 +199,23 @@ class Encoder:
                     [r.count for r in rows],
                     [r.gradient for r in rows],
                     snapshot.threshold,
+                    snapshot.mode,
+                    [r.neurons for r in rows],
                 )
             )
+            _mark_sampled(parts[-1], rows, slots)
         return np.concatenate(parts) if parts else np.zeros(0, SUMMARY_DTYPE)
+
+    @staticmethod
+    def _select_native(snapshot: Snapshot, records: npt.NDArray[np.void]) -> None:
+        """A relative threshold mode on the native kernel's records: ``frac_above`` becomes the
+        fraction of each site's neurons above its cut (the kernel counted elements against the
+        threshold itself)."""
+        for i, row in enumerate(snapshot.native_rows):
+            means = snapshot.buffer.neurons[(row.site_id, row.gradient)]
+            cut = host_cut(means, snapshot.mode, snapshot.threshold)
+            if np.isfinite(records["mean"][i]):
+                records["frac_above"][i] = np.count_nonzero(means > cut) / max(means.size, 1)
 
     def _sparse(self, snapshot: Snapshot) -> list[SparseActivations]:
         messages = []
@@ -181,11 +224,39 @@ class Encoder:
             for row in snapshot.device_rows:
                 if not row.gradient:
                     slot = activations[row.site_id]
-                    messages.append(sparse_message(slot, row.site_id, row.k, snapshot.threshold))
+                    messages.append(
+                        sparse_message(slot, row.site_id, row.k, snapshot.threshold, snapshot.mode)
+                    )
         kernel = self._cpu_kernel
         for native in snapshot.native_rows:
             if native.gradient or kernel is None:
                 continue
             means = snapshot.buffer.neurons[(native.site_id, False)]
-            messages.append(kernel.select(means, native.site_id, snapshot.threshold, native.top_k))
+            cut = host_cut(means, snapshot.mode, snapshot.threshold)
+            messages.append(kernel.select(means, native.site_id, cut, native.top_k))
         return messages
+
+
+def _cost_message(cost: CostReport) -> ProbeCost:
+    return ProbeCost(
+        budget=cost.budget,
+        cost=cost.cost,
+        interval=cost.interval,
+        lens_interval=cost.lens_interval,
+        step_ns=cost.step_ns,
+        stats_ns=cost.stats_ns,
+        lens_ns=cost.lens_ns,
+    )
+
+
+def _mark_sampled(
+    records: npt.NDArray[np.void], rows: Sequence[DeviceRow], slots: npt.NDArray[np.float64]
+) -> None:
+    """Token-sampled rows: the whole tensor's element, NaN and inf counts, and SAMPLED."""
+    sampled = np.array([r.total > 0 for r in rows])
+    if not sampled.any():
+        return
+    records["count"][sampled] = [r.total for r in rows if r.total > 0]
+    records["nan_count"][sampled] = slots[sampled, ALL_NAN]
+    records["inf_count"][sampled] = slots[sampled, ALL_INF]
+    records["flags"][sampled] |= int(SummaryFlag.SAMPLED)

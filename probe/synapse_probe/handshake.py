@@ -14,6 +14,7 @@ import time
 
 from synapse_native.protocol import (
     HEADER_SIZE,
+    MAGIC,
     MAX_HELLO_NAME,
     MAX_TEXT,
     VERSION,
@@ -35,12 +36,14 @@ _LINGER_S = 0.5  # how long a refused peer gets to read its ERROR before the soc
 
 
 class Refused(Exception):
-    """The connection must end with ERROR(code, text)."""
+    """The connection must end with ERROR(code, text); ``linger`` False: close at once after
+    it (a peer that does not speak the protocol will not read it)."""
 
-    def __init__(self, code: ErrorCode, text: str) -> None:
+    def __init__(self, code: ErrorCode, text: str, *, linger: bool = True) -> None:
         super().__init__(text)
         self.code = code
         self.text = text
+        self.linger = linger
 
 
 def viewer_hello_problem(
@@ -64,9 +67,9 @@ def viewer_hello_problem(
 
 def read_hello(sock: socket.socket, deadline: float) -> Hello:
     """Read exactly one frame, which must be a HELLO, before ``deadline`` (time.monotonic)."""
-    head = _read_exactly(sock, HEADER_SIZE, deadline)
+    head = _read_header(sock, deadline)
     version, msg_type, length = struct.unpack_from("<HHI", head, 4)
-    if head[:4] == b"SYNP" and version != VERSION:
+    if version != VERSION:
         raise Refused(
             ErrorCode.VERSION,
             f"peer speaks protocol version {version}, this probe speaks {VERSION}",
@@ -88,6 +91,8 @@ def refuse(sock: socket.socket, refusal: Refused, *, rank: int = 0) -> None:
     try:
         sock.settimeout(_LINGER_S)
         sock.sendall(encode(ErrorReport(refusal.code, clip_text(refusal.text)), rank=rank))
+        if not refusal.linger:
+            return
         sock.shutdown(socket.SHUT_WR)
         deadline = time.monotonic() + _LINGER_S
         # Reading until EOF avoids a reset that could discard the ERROR before the peer reads it.
@@ -104,18 +109,36 @@ def clip_text(text: str) -> str:
     return text.encode("utf-8")[:MAX_TEXT].decode("utf-8", "ignore")
 
 
+def _read_header(sock: socket.socket, deadline: float) -> bytes:
+    """The first 32 bytes; refused as soon as the bytes in cannot begin with the magic."""
+    head = bytearray()
+    while len(head) < HEADER_SIZE:
+        head += _recv_some(sock, HEADER_SIZE - len(head), deadline)
+        if not MAGIC.startswith(bytes(head[: len(MAGIC)])):
+            raise Refused(
+                ErrorCode.MALFORMED,
+                f"bad magic {bytes(head[: len(MAGIC)])!r}: not a Synapse viewer",
+                linger=False,
+            )
+    return bytes(head)
+
+
 def _read_exactly(sock: socket.socket, n: int, deadline: float) -> bytes:
     chunks = bytearray()
     while len(chunks) < n:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise Refused(ErrorCode.AUTH, "no HELLO answering the challenge in time")
-        sock.settimeout(remaining)
-        try:
-            data = sock.recv(n - len(chunks))
-        except TimeoutError:
-            raise Refused(ErrorCode.AUTH, "no HELLO answering the challenge in time") from None
-        if not data:
-            raise ConnectionError("the peer closed the connection during the handshake")
-        chunks += data
+        chunks += _recv_some(sock, n - len(chunks), deadline)
     return bytes(chunks)
+
+
+def _recv_some(sock: socket.socket, most: int, deadline: float) -> bytes:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise Refused(ErrorCode.AUTH, "no HELLO answering the challenge in time")
+    sock.settimeout(remaining)
+    try:
+        data = sock.recv(most)
+    except TimeoutError:
+        raise Refused(ErrorCode.AUTH, "no HELLO answering the challenge in time") from None
+    if not data:
+        raise ConnectionError("the peer closed the connection during the handshake")
+    return data

@@ -27,10 +27,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+MIN_TOKEN_BYTES = 16
+MAKE_TOKEN = 'python -c "import secrets; print(secrets.token_urlsafe())"'
+
+
 def check_exposure(host: str, token: str | None) -> None:
-    """Refuse to listen beyond loopback without a token (DESIGN.md, "Safe by default")."""
-    if token is not None and not token:
-        raise ValueError("token must be a non-empty string (or None on a loopback server)")
+    """Refuse to listen beyond loopback without a token (DESIGN.md, "Safe by default"), and
+    refuse tokens too short to resist guessing."""
+    if token is not None and len(token.encode("utf-8")) < MIN_TOKEN_BYTES:
+        raise ValueError(
+            f"a token must be at least {MIN_TOKEN_BYTES} bytes (this one is "
+            f"{len(token.encode('utf-8'))}); make one with: {MAKE_TOKEN}"
+        )
     if not is_loopback(host) and token is None:
         raise ValueError(
             f"listening on {host!r} exposes the probe beyond this machine and requires a token "

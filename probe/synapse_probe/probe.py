@@ -8,6 +8,7 @@ step that is not measured, a hook checks one flag and returns.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,31 +18,44 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from synapse_native.protocol import MAX_SAMPLED_TOKENS, Capability, ControlState, ModelMeta
+from synapse_native.protocol import (
+    MAX_SAMPLED_TOKENS,
+    Capability,
+    ControlState,
+    ModelMeta,
+    ThresholdMode,
+)
 
 from . import cpu_kernel, cuda_kernel, distributed
 from .attention import AttentionLens
 from .collector import StepCollector
-from .control import KNOWN_KINDS
+from .control import DEFAULT_THRESHOLDS, KNOWN_KINDS, parse_mode
 from .discovery import find_blocks, find_sites, guess_width, unwrap
 from .distributed import Ports
 from .encoder import Encoder
+from .governor import DEFAULT_BUDGET, CostReport, Governor, Plan, budget_errors
+from .gpu_timer import GpuTimer
 from .grads import BlockGradNorms
+from .job import DEFAULT_TIMEOUT as DEFAULT_JOB_TIMEOUT
+from .job import Job
 from .lens import Lens, LensCapture, outside_graphs
 from .metrics import MetricsRing, MetricValue
 from .metrics import check as check_metrics
 from .metrics import stage as stage_metrics
+from .optimizer_lens import OptimizerLens
+from .recorder import FrameRecorder
 from .routing import MoeRoutingLens
-from .sampling import Sampler
 from .sites import Site, SiteTable, first_tensor
 
 log = logging.getLogger(__name__)
 
-DEFAULT_THRESHOLD = 1.0  # mean |x| of a unit-variance activation is about 0.8
+DEFAULT_THRESHOLD_MODE = "sigma"  # each site by its own scale (docs/PROTOCOL.md 5.5)
+DEFAULT_THRESHOLD = DEFAULT_THRESHOLDS[ThresholdMode.SIGMA]
 DEFAULT_TOP_K = 512
 DEFAULT_RATE_HZ = 10.0
 DEFAULT_PATTERN_HZ = 1.0
 DEFAULT_SAMPLE_TOKENS = 128
+DEFAULT_BACKLOG_MB = 64.0  # MiB of the latest frames replayed to a viewer that connects
 
 _default: Probe | None = None
 
@@ -85,7 +99,8 @@ def attach(
     per_block: str = "attn+mlp+residual",
     layers: str | nn.ModuleList | Sequence[nn.Module] | None = None,
     rate_hz: float = DEFAULT_RATE_HZ,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
+    threshold_mode: str | int = DEFAULT_THRESHOLD_MODE,
     top_k: int = DEFAULT_TOP_K,
     grads: bool = False,
     attention: bool = True,
@@ -93,8 +108,19 @@ def attach(
     sample_tokens: int = DEFAULT_SAMPLE_TOKENS,
     tokenizer: Any = None,
     routing: bool = True,
+    optimizer: torch.optim.Optimizer | None = None,
+    budget: float | None = DEFAULT_BUDGET,
+    sample_fraction: float = 1.0,
     name: str | None = None,
     server: ServerLike | None = None,
+    record: str | os.PathLike[str] | None = None,
+    record_max_mb: float | None = None,
+    record_sparse_hz: float | None = None,
+    record_pattern_hz: float | None = None,
+    backlog_mb: float = DEFAULT_BACKLOG_MB,
+    job: bool | None = None,
+    serve_rank: int = 0,
+    job_timeout: float = DEFAULT_JOB_TIMEOUT,
 ) -> Probe:
     """Hook ``model``'s transformer blocks and stream their statistics on ``host:port``.
 
@@ -113,6 +139,7 @@ def attach(
         layers=layers,
         rate_hz=rate_hz,
         threshold=threshold,
+        threshold_mode=threshold_mode,
         top_k=top_k,
         grads=grads,
         attention=attention,
@@ -120,8 +147,19 @@ def attach(
         sample_tokens=sample_tokens,
         tokenizer=tokenizer,
         routing=routing,
+        optimizer=optimizer,
+        budget=budget,
+        sample_fraction=sample_fraction,
         name=name,
         server=server,
+        record=record,
+        record_max_mb=record_max_mb,
+        record_sparse_hz=record_sparse_hz,
+        record_pattern_hz=record_pattern_hz,
+        backlog_mb=backlog_mb,
+        job=job,
+        serve_rank=serve_rank,
+        job_timeout=job_timeout,
     )
 
 
@@ -154,7 +192,8 @@ class Probe:
         per_block: str = "attn+mlp+residual",
         layers: str | nn.ModuleList | Sequence[nn.Module] | None = None,
         rate_hz: float = DEFAULT_RATE_HZ,
-        threshold: float = DEFAULT_THRESHOLD,
+        threshold: float | None = None,
+        threshold_mode: str | int = DEFAULT_THRESHOLD_MODE,
         top_k: int = DEFAULT_TOP_K,
         grads: bool = False,
         attention: bool = True,
@@ -162,12 +201,39 @@ class Probe:
         sample_tokens: int = DEFAULT_SAMPLE_TOKENS,
         tokenizer: Any = None,
         routing: bool = True,
+        optimizer: torch.optim.Optimizer | None = None,
+        budget: float | None = DEFAULT_BUDGET,
+        sample_fraction: float = 1.0,
         name: str | None = None,
         server: ServerLike | None = None,
+        record: str | os.PathLike[str] | None = None,
+        record_max_mb: float | None = None,
+        record_sparse_hz: float | None = None,
+        record_pattern_hz: float | None = None,
+        backlog_mb: float = DEFAULT_BACKLOG_MB,
+        job: bool | None = None,
+        serve_rank: int = 0,
+        job_timeout: float = DEFAULT_JOB_TIMEOUT,
     ) -> None:
         global _default
         root = unwrap(model)
         self.model_name = name or type(root).__name__
+        if record is not None and server is not None and not hasattr(server, "add_tap"):
+            raise ValueError("record= needs a server that takes taps (the probe's own server)")
+        if backlog_mb < 0:
+            raise ValueError(f"backlog_mb must be >= 0, got {backlog_mb}")
+        self._backlog_bytes = int(backlog_mb * (1 << 20))
+        self._recorder = (
+            FrameRecorder(
+                record,
+                model=self.model_name,
+                max_mb=record_max_mb,
+                sparse_hz=record_sparse_hz,
+                pattern_hz=record_pattern_hz,
+            )
+            if record is not None
+            else None
+        )
         self.grads = grads
         blocks = find_blocks(model, layers)
         self._block_names = [block_name for block_name, _ in blocks]
@@ -177,19 +243,40 @@ class Probe:
             self._table.add(spec.layer, spec.kind, spec.name, guess_width(spec.module))
             for spec in specs
         ]
-        self._control = ControlState(threshold, rate_hz, KNOWN_KINDS, False, top_k)
-        self._sampler = Sampler(rate_hz)
+        mode = parse_mode(threshold_mode)
+        if threshold is None:
+            threshold = DEFAULT_THRESHOLDS[mode]
+        self._control = ControlState(threshold, rate_hz, KNOWN_KINDS, False, top_k, mode)
         self._kinds = KNOWN_KINDS
         kernel = cpu_kernel.load()
         norms = BlockGradNorms([block for _, block in blocks]) if grads else None
         fused = cuda_kernel.load() if torch.cuda.is_available() else None
         self._collector = StepCollector(len(self._table), norms, kernel, fused)
         self._collector.max_width = max((s.neurons for s in sites), default=0)
+        if not 0 < sample_fraction <= 1:
+            raise ValueError(f"sample_fraction must be in (0, 1], got {sample_fraction!r}")
+        self._collector.sample_fraction = float(sample_fraction)
         self.probe_ns = 0
+        self._lens_ns = 0  # of probe_ns, the lenses' share
+        self._marks = (0, 0)  # probe_ns and _lens_ns when the step being run began
+        self._gpu_timer = GpuTimer() if torch.cuda.is_available() else None
+        self._on_gpu = False  # a site's tensor was on a GPU: the lenses' captures are timed too
         self._lenses: list[Lens] = self._make_lenses(
             root, blocks, attention, pattern_hz, sample_tokens, tokenizer, routing
         )
+        if optimizer is not None:
+            try:
+                self._lenses.append(OptimizerLens(optimizer, blocks, on_time=self._add_probe_ns))
+            except BaseException:
+                for lens in self._lenses:
+                    lens.close()
+                raise
+        self._job: Job | None = None
         try:
+            if server is None and _job_wanted(job):
+                server = self._job = self._start_job(
+                    host, port, token, port_fallback, serve_rank, job_timeout
+                )
             self._server = (
                 server
                 if server is not None
@@ -198,12 +285,18 @@ class Probe:
         except BaseException:
             for lens in self._lenses:
                 lens.close()
+            if self._recorder is not None:
+                self._recorder.close()
             raise
-        self._owns_server = server is None
+        self._owns_server = server is None or server is self._job
         if server is not None:
             server.set_meta(self._table.meta(self.model_name))
         self._table.changed = False
-        self._encoder = Encoder(self._server, kernel)
+        self._governor = Governor(budget, rate_hz=rate_hz, has_lenses=bool(self._lenses))
+        self._encoder = Encoder(self._server, kernel, on_cost=self._governor.add_cost)
+        if self._recorder is not None:
+            self._encoder.after_item = self._recorder.drain
+            self._server.add_tap(self._recorder.tap)  # type: ignore[attr-defined]
         self._metrics = MetricsRing()
 
         self._measuring = False  # the one flag every hook checks first
@@ -248,6 +341,12 @@ class Probe:
         return address if isinstance(address, tuple) else None
 
     @property
+    def job(self) -> Job | None:
+        """This rank's part of the job stream (None outside one): ``state``, ``status``,
+        ``serving``, ``off``."""
+        return self._job
+
+    @property
     def client_count(self) -> int:
         """Viewers connected now (0 for a server that does not count them)."""
         count = getattr(self._server, "client_count", 0)
@@ -264,6 +363,22 @@ class Probe:
             probe_ns=self.probe_ns,
             metrics_dropped=self._metrics.dropped,
         )
+
+    @property
+    def budget(self) -> float | None:
+        """The probe's allowed share of the step time (None: the governor is off)."""
+        return self._governor.budget
+
+    @budget.setter
+    def budget(self, value: float | None) -> None:
+        if value is not None and budget_errors(value):
+            raise ValueError(budget_errors(value)[0])
+        self._governor.budget = value
+
+    def cost(self) -> CostReport:
+        """What the probe costs the step, as its governor measures it (also sent as
+        PROBE_COST with each measured step)."""
+        return self._governor.report()
 
     def latest_block_grad_norms(self) -> tuple[int, Any] | None:
         """(step, per-block parameter-gradient L2 norms) of the last step that measured them."""
@@ -311,8 +426,8 @@ class Probe:
     def set_control(self, state: ControlState) -> None:
         """Apply streaming settings locally (the app's CONTROL requests do the same)."""
         self._control = state
-        self._sampler.rate_hz = state.rate_hz
-        self._sampler.paused = state.paused
+        self._governor.rate_hz = state.rate_hz
+        self._governor.paused = state.paused
         self._kinds = state.site_kinds
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -332,6 +447,9 @@ class Probe:
         for lens in self._lenses:
             lens.close()
         self._encoder.close()
+        if self._recorder is not None:
+            self._server.remove_tap(self._recorder.tap)  # type: ignore[attr-defined]
+            self._recorder.close()
         if self._owns_server:
             self._server.close()
         if _default is self:
@@ -349,25 +467,51 @@ class Probe:
         """Close the step that ran, apply pending control, decide whether ``step`` is measured."""
         start = time.perf_counter_ns()
         self._finish_step()
+        self._collect_costs()
         state = self._server.poll_control()
         if state is not None:
             self.set_control(state)
+        take_budget = getattr(self._server, "take_budget", None)
+        budget = take_budget() if take_budget is not None else None
+        if budget is not None:
+            self._governor.budget = budget
         if self._table.changed:
             self._table.changed = False
             self._server.set_meta(self._table.meta(self.model_name))
+        ended = time.perf_counter_ns()
+        self.probe_ns += ended - start
+        probe_mark, lens_mark = self._marks
+        self._governor.step_ended(self.probe_ns - probe_mark, self._lens_ns - lens_mark, ended)
+        self._marks = (self.probe_ns, self._lens_ns)
         self._step = step
         self._epoch += 1
         self._steps_seen += 1
-        if not self._closed and self._sampler.due():
+        plan = self._governor.plan(step)
+        if self._job is not None:
+            plan = self._job_plan(step)
+        if not self._closed and plan.measure:
             control = self._control
-            self._measuring = self._collector.begin(step, control.threshold, control.top_k)
+            self._measuring = self._collector.begin(
+                step, control.threshold, control.top_k, control.threshold_mode
+            )
             if self._measuring:
                 self._steps_sampled += 1
             else:
                 self._steps_skipped += 1
+                if self._job is not None:
+                    self._job.no_data(step)
+        lenses_start = time.perf_counter_ns()
         for lens in self._lenses:
-            lens.begin(step, self._measuring)
-        self.probe_ns += time.perf_counter_ns() - start
+            lens.begin(step, self._measuring and plan.lenses)
+        done = time.perf_counter_ns()
+        self._lens_ns += done - lenses_start
+        self.probe_ns += done - ended
+
+    def _collect_costs(self) -> None:
+        """Hand the GPU time of earlier steps' launches, as it completes, to the governor."""
+        if self._gpu_timer is not None:
+            for step, lens, ns in self._gpu_timer.collect():
+                self._governor.add_cost(step, ns, lens=lens)
 
     def _finish_step(self) -> None:
         if not self._measuring:
@@ -375,11 +519,19 @@ class Probe:
         self._measuring = False
         snapshot = self._collector.finish()
         captures: list[LensCapture] = []
+        start = time.perf_counter_ns()
+        timer = self._gpu_timer if self._on_gpu else None
+        gpu_start = timer.start() if timer is not None else None
         for lens in self._lenses:
             capture = lens.finish()
             if capture is not None:
                 captures.append(capture)
+        if timer is not None:
+            timer.stop(gpu_start, self._step, lens=True)
+        self._lens_ns += time.perf_counter_ns() - start
         if snapshot is None:
+            if self._job is not None:
+                self._job.no_data(self._step)
             for capture in captures:
                 capture.release()
             return
@@ -387,7 +539,9 @@ class Probe:
         snapshot.probe_ns = self.probe_ns
         snapshot.steps_sampled = self._steps_sampled
         snapshot.steps_seen = self._steps_seen
-        self._encoder.submit(snapshot)
+        snapshot.cost = self._governor.report()
+        if not self._encoder.submit(snapshot) and self._job is not None:
+            self._job.no_data(snapshot.step)
 
     # -- hooks ----------------------------------------------------------------------------------
 
@@ -425,7 +579,7 @@ class Probe:
             if width != site.neurons:
                 self._table.set_width(site, width)
                 self._collector.max_width = max(self._collector.max_width, width)
-            self._collector.record(site.site_id, tensor, gradient=False)
+            self._record(site.site_id, tensor, gradient=False)
         if wants_grad and tensor.requires_grad:
             site.grad_step = epoch
             register_hook: Any = tensor.register_hook
@@ -437,13 +591,24 @@ class Probe:
             if not self._measuring or self._epoch != epoch:
                 return
             start = time.perf_counter_ns()
-            self._collector.record(site.site_id, grad, gradient=True)
+            self._record(site.site_id, grad, gradient=True)
             if self._norms_epoch != epoch:
                 self._norms_epoch = epoch
                 torch.autograd.Variable._execution_engine.queue_callback(self._after_backward)
             self.probe_ns += time.perf_counter_ns() - start
 
         return on_gradient
+
+    def _record(self, site_id: int, tensor: torch.Tensor, gradient: bool) -> None:
+        """Summarize ``tensor``; on a GPU, between the events that time the launches."""
+        timer = self._gpu_timer
+        if timer is None or not tensor.is_cuda:
+            self._collector.record(site_id, tensor, gradient)
+            return
+        self._on_gpu = True
+        start = timer.start()
+        self._collector.record(site_id, tensor, gradient)
+        timer.stop(start, self._step)
 
     def _after_backward(self) -> None:
         """End of a measured step's backward: every parameter gradient is in place."""
@@ -492,6 +657,7 @@ class Probe:
     def _add_probe_ns(self, ns: int) -> None:
         """Time a lens's hook spent on the training thread."""
         self.probe_ns += ns
+        self._lens_ns += ns
 
     def _lens_capabilities(self) -> Capability:
         capabilities = Capability(0)
@@ -500,6 +666,8 @@ class Probe:
                 capabilities |= Capability.ATTENTION | Capability.RESIDUAL
             elif isinstance(lens, MoeRoutingLens):
                 capabilities |= Capability.MOE
+            elif isinstance(lens, OptimizerLens):
+                capabilities |= Capability.OPTIMIZER
         return capabilities
 
     def _add_site(self, layer: int, kind: str, tensor: torch.Tensor) -> Site:
@@ -512,14 +680,53 @@ class Probe:
         self._collector.max_width = max(self._collector.max_width, width)
         return site
 
+    def _start_job(
+        self,
+        host: str,
+        port: Ports,
+        token: str | None,
+        port_fallback: bool,
+        serve_rank: int,
+        timeout: float,
+    ) -> Job:
+        """This rank's part of the job stream; the serving rank also starts the server."""
+        base = port if isinstance(port, int) else distributed.rank_port(port, 0)
+        return Job(
+            meta=self._table.meta(self.model_name),
+            control=self._control,
+            grads=self.grads,
+            serve_rank=serve_rank,
+            timeout=timeout,
+            start_server=lambda: self._start_server(host, base, token, port_fallback, job=True),
+            interval_source=self._governed_interval,
+        )
+
+    def _governed_interval(self) -> int:
+        """The governor's interval once it has decided one (0: not yet, or no budget)."""
+        governor = self._governor
+        return 0 if governor.budget is None or governor.calibrating else governor.interval
+
+    def _job_plan(self, step: int) -> Plan:
+        """The job's choice for ``step`` (the same on every rank); lenses on the serving
+        rank only, at the governor's lens interval."""
+        assert self._job is not None
+        measure = self._job.due(step)
+        lens_every = max(1, self._governor.lens_interval)
+        return Plan(measure, measure and self._job.serving and step % lens_every == 0)
+
     def _start_server(
-        self, host: str, port: Ports, token: str | None, port_fallback: bool
+        self, host: str, port: Ports, token: str | None, port_fallback: bool, *, job: bool = False
     ) -> ServerLike:
         from .server import DEFAULT_CAPABILITIES, Server
 
         rank, world_size = _rank_and_world_size()
         local_rank, local_size = distributed.local_rank_and_size(rank, world_size)
-        capabilities = DEFAULT_CAPABILITIES | Capability.METRICS | self._lens_capabilities()
+        if job:  # the job's one server listens on ``port`` itself
+            local_rank, local_size = 0, 1
+        capabilities = DEFAULT_CAPABILITIES | Capability.METRICS | Capability.GOVERNOR
+        if job:
+            capabilities |= Capability.JOB
+        capabilities |= self._lens_capabilities()
         if self.grads:
             capabilities |= Capability.GRADIENTS | Capability.GRAD_NORMS
         server = Server(
@@ -533,11 +740,23 @@ class Probe:
             control=self._control,
             name=self.model_name,
             capabilities=capabilities,
+            backlog_bytes=self._backlog_bytes,
         )
         server.start()
         if local_rank == 0:
             distributed.announce(host, port, local_size)
         return server
+
+
+def _job_wanted(job: bool | None) -> bool:
+    """Whether the probe joins a job stream: asked for, or by default under an initialised
+    torch.distributed group of several ranks."""
+    if job is False:
+        return False
+    _, world_size = _rank_and_world_size()
+    if job and not torch.distributed.is_initialized():
+        raise RuntimeError("job=True needs torch.distributed initialised (init_process_group)")
+    return world_size > 1
 
 
 def _rank_and_world_size() -> tuple[int, int]:

@@ -44,6 +44,9 @@ class Publisher:
         self._seq = 1  # seq 0 marks frames outside the broadcast sequence
         self._closed = False
         self._warned_too_large = False
+        # Called with every broadcast frame, under ``lock`` (the backlog, a recording): each
+        # must only queue the frames, never wait.
+        self.taps: list[Callable[[Sequence[bytes]], None]] = []
 
     def broadcast(self, message: Message, *, step: int | None = None, flags: int = 0) -> bool:
         """Send to every client; False when the frame was dropped (counted) or the sink closed."""
@@ -55,6 +58,8 @@ class Publisher:
             frame = encode(message, seq=self._seq, step=self.step, rank=self.rank, flags=flags)
             self._seq += 1
             self.frames_encoded += 1
+            for tap in self.taps:
+                tap((frame,))
             if self._push(self._sink.broadcast, frame):
                 return True
             self.frames_dropped += 1
@@ -89,6 +94,8 @@ class Publisher:
             ]
             self._seq += len(frames)
             self.frames_encoded += len(frames)
+            for tap in self.taps:
+                tap(frames)
             queued = self._push_many(frames)
             self.frames_dropped += len(frames) - queued
             return queued
@@ -99,6 +106,13 @@ class Publisher:
             if self._closed:
                 return False
             return self._push(partial(self._sink.send_to, client_id), self.frame(message))
+
+    def send_frame_to(self, client_id: int, frame: bytes) -> bool:
+        """Send an already encoded frame to one client (a replayed backlog frame)."""
+        with self.lock:
+            if self._closed:
+                return False
+            return self._push(partial(self._sink.send_to, client_id), frame)
 
     def frame(self, message: Message) -> bytes:
         """One frame for a single peer (seq 0, the latest step), e.g. for its handshake."""

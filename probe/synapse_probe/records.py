@@ -9,8 +9,10 @@ import numpy.typing as npt
 
 from synapse_native.protocol import SUMMARY_DTYPE, SparseActivations, SummaryFlag
 
+from .selection import relative
 from .slots import (
     ABOVE,
+    CUT,
     HIST,
     HIST_BINS,
     INF,
@@ -36,11 +38,14 @@ def summary_records(
     counts: Sequence[int],
     gradient: Sequence[bool],
     threshold: float,
+    mode: int = 0,
+    neurons: Sequence[int] = (),
 ) -> npt.NDArray[np.void]:
     """``SUMMARY_DTYPE`` records from slots (one row each; element counts known on the host).
 
     Every statistic, fractions included, is over the finite elements and NaN when there is none
-    (as the native kernel's records); the histogram holds fractions of the finite elements.
+    (as the native kernel's records); the histogram holds fractions of the finite elements. In a
+    relative threshold ``mode``, ``frac_above`` is the fraction of the ``neurons`` selected.
     """
     n = len(site_ids)
     out = np.zeros(n, SUMMARY_DTYPE)
@@ -70,21 +75,28 @@ def summary_records(
         out["kurtosis"][np.isnan(some)] = np.nan
         out["frac_zero"] = rows[:, ZEROS] / some
         out["frac_above"] = rows[:, ABOVE] / some
+        if relative(mode):
+            selected = rows[:, NEURONS_ABOVE] / np.asarray(neurons, np.float64)
+            out["frac_above"] = np.where(finite > 0, selected, np.nan)
         out["hist"] = rows[:, HIST : HIST + HIST_BINS] / np.maximum(finite, 1.0)[:, None]
     out["threshold"] = threshold
     return out
 
 
-def sparse_message(row: Rows, site_id: int, k: int, threshold: float) -> SparseActivations:
-    """The neurons of a slot's top-k whose mean |x| is above ``threshold``, by ascending index."""
+def sparse_message(
+    row: Rows, site_id: int, k: int, threshold: float, mode: int = 0
+) -> SparseActivations:
+    """The neurons of a slot's top-k whose mean |x| is above the cut (``threshold``, or the
+    slot's cut in a relative ``mode``), by ascending index."""
+    cut = float(row[CUT]) if relative(mode) else threshold
     capacity = (row.shape[0] - TOP) // 2
     values = row[TOP : TOP + k]
     indices = row[TOP + capacity : TOP + capacity + k]
-    keep = values > threshold
+    keep = values > cut
     order = np.argsort(indices[keep], kind="stable")
     return SparseActivations(
         site_id=site_id,
-        threshold=threshold,
+        threshold=cut,
         n_above=int(row[NEURONS_ABOVE]),
         indices=indices[keep][order].astype(np.uint32),
         values=values[keep][order].astype(np.float32),

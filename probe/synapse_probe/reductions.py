@@ -7,9 +7,14 @@ for CUDA tensors, and for CPU tensors when the native kernel is not available.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from .slots import HIST, N_SCALARS, TOP, TRASH_BIN
+from synapse_native.protocol import ThresholdMode
+
+from .selection import relative, top_count
+from .slots import CUT, HIST, N_SCALARS, NEURONS_ABOVE, TOP, TRASH_BIN
 
 # Symmetric-log2 histogram: |x| = m * 2**e (1 <= m < 2) falls in magnitude bin
 # j = clamp(e + 16, 0, 31) (so j = 0 for |x| < 2**-15, zero and subnormals included); the bin
@@ -18,11 +23,14 @@ _EXPONENT_OFFSET = 127 - 16
 _MAX_GROUPS = 256  # private histograms per tensor on CUDA, to spread the atomic adds
 
 
-def summarize_into(x: torch.Tensor, row: torch.Tensor, threshold: float, top_k: int) -> int:
+def summarize_into(
+    x: torch.Tensor, row: torch.Tensor, threshold: float, top_k: int, mode: int = 0
+) -> int:
     """Write the raw accumulators of ``x`` into ``row`` (see ``slots``); return the k used.
 
     The last dimension of ``x`` is the neuron axis: its per-neuron mean |x| over every other
-    dimension feeds the top-k. ``row`` must be a float64 slot on ``x``'s device.
+    dimension feeds the top-k and the threshold ``mode``'s selection. ``row`` must be a float64
+    slot on ``x``'s device.
     """
     values = x.detach().reshape(-1)
     if values.dtype != torch.float32:
@@ -55,6 +63,8 @@ def summarize_into(x: torch.Tensor, row: torch.Tensor, threshold: float, top_k: 
     neuron_means = magnitude.view(-1, neurons).mean(dim=0)
     scalars.append((neuron_means > threshold).sum())
     row[:N_SCALARS].copy_(torch.stack(scalars))
+    if relative(mode):
+        write_selection(neuron_means, row, mode, threshold)
     _histogram_into(values, finite, row[HIST : TRASH_BIN + 1])
     return write_top_k(neuron_means, row, top_k)
 
@@ -69,6 +79,27 @@ def write_top_k(neuron_means: torch.Tensor, row: torch.Tensor, top_k: int) -> in
         start = TOP + (row.numel() - TOP) // 2
         row[start : start + k].copy_(top.indices)
     return k
+
+
+def device_cut(means: torch.Tensor, mode: int, value: float) -> torch.Tensor:
+    """``selection.host_cut`` on the device: the cut of a relative ``mode`` on the float32
+    neuron means, as a 0-d tensor."""
+    if mode == ThresholdMode.SIGMA:
+        std, mean = torch.std_mean(means, correction=0)
+        return mean + value * std
+    k = top_count(value, means.numel())
+    if k == 0:
+        return torch.full((), math.inf, dtype=means.dtype, device=means.device)
+    kth = torch.topk(means, k, sorted=False).values.min()
+    return torch.nextafter(kth, torch.full_like(kth, -math.inf))
+
+
+def write_selection(means: torch.Tensor, row: torch.Tensor, mode: int, value: float) -> None:
+    """In a relative ``mode``: write the site's cut and how many neurons are above it into the
+    float64 slot ``row`` (device ops only)."""
+    cut = device_cut(means, mode, value)
+    row[CUT].copy_(cut)
+    row[NEURONS_ABOVE].copy_((means > cut).sum())
 
 
 def histogram_bins(values: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:

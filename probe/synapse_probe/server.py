@@ -38,9 +38,11 @@ from synapse_native.protocol import (
     new_challenge,
     probe_client_records,
 )
-from synapse_native.pumps import SenderPump
+from synapse_native.pumps import SenderPump, SenderStats
 
 from . import __version__, handshake, listener
+from .auth_throttle import AuthThrottle
+from .backlog import DEFAULT_BACKLOG_BYTES, Backlog, flagged
 from .control import DEFAULT_STATE, request_errors, state_errors
 from .handshake import Refused, clip_text
 from .listener import DEFAULT_HOST, DEFAULT_PORT, PortInUseError
@@ -51,7 +53,11 @@ __all__ = ["PortInUseError", "Server"]
 log = logging.getLogger(__name__)
 
 DEFAULT_CAPABILITIES = (
-    Capability.SUMMARIES | Capability.SPARSE | Capability.CONTROL | Capability.PROBE_STATS
+    Capability.SUMMARIES
+    | Capability.SPARSE
+    | Capability.CONTROL
+    | Capability.PROBE_STATS
+    | Capability.THRESHOLD_MODES
 )
 _RING_BYTES = 1 << 25  # frames waiting for the pump thread
 CLIENT_QUEUE_BYTES = 1 << 23  # per client, and the longest frame: a client this far behind
@@ -61,6 +67,8 @@ _EVENT_WAIT_S = 0.1
 _ERROR_FLUSH_S = 1.0  # how long a client being closed has to read its ERROR
 _JOIN_S = 5.0
 _MAX_GREETERS = 64  # connections being greeted at once; beyond, new ones are closed at once
+BACKLOG_SEND_S = 30.0  # a viewer slower than this to read the backlog gets the rest left out
+_BACKLOG_BATCH = 1 << 20  # backlog bytes per sendall
 _MAX_PENDING = 256  # CONTROL requests waiting for a step boundary; beyond, they are rejected
 
 
@@ -88,6 +96,7 @@ class Server:
         auth_timeout: float = 5.0,
         announce: bool = True,
         client_queue_bytes: int = CLIENT_QUEUE_BYTES,
+        backlog_bytes: int = DEFAULT_BACKLOG_BYTES,
     ) -> None:
         listener.check_exposure(host, token)
         errors = state_errors(control)
@@ -101,10 +110,12 @@ class Server:
         self.world_size = world_size
         self.max_clients = max_clients
         self.name = name
-        self.capabilities = capabilities
+        self.capabilities = capabilities | (Capability.BACKLOG if backlog_bytes > 0 else 0)
+        self._backlog = Backlog(backlog_bytes) if backlog_bytes > 0 else None
         self.auth_timeout = auth_timeout
         self.client_queue_bytes = client_queue_bytes
         self._token = token
+        self._throttle = AuthThrottle()
         self._port_fallback = port_fallback
         self._announce = announce
         self._meta = meta
@@ -112,6 +123,7 @@ class Server:
         self._state = control
         self._state_version = 0
         self._pending: collections.deque[Control] = collections.deque()
+        self._budget: float | None = None  # set by a CONTROL, taken by the probe
         self._lock = threading.Lock()  # guards the client bookkeeping below
         self._clients: dict[int, _Client] = {}
         self._greeting: set[socket.socket] = set()
@@ -142,6 +154,8 @@ class Server:
             self._listener.close()
             raise
         self._publisher = Publisher(self._pump, rank=self.rank)
+        if self._backlog is not None:
+            self.add_tap(self._backlog.tap)
         self._wake_r, self._wake_w = socket.socketpair()
         self._accept_thread = self._spawn(self._accept_loop, "synapse-accept")
         self._event_thread = self._spawn(self._event_loop, "synapse-events")
@@ -221,6 +235,26 @@ class Server:
             self._meta_version += 1
             publisher.broadcast(meta)
 
+    def add_tap(self, tap: Callable[[Sequence[bytes]], None]) -> None:
+        """Hand ``tap`` every frame broadcast from now on, led by the HELLO, MODEL_META and
+        CONTROL_ACK a new client would get. It runs under the publisher's lock on whichever
+        thread broadcasts (the training thread included): it must only queue the frames."""
+        publisher = self._publisher
+        if publisher is None:
+            raise RuntimeError("server not started")
+        with publisher.lock:
+            hello, meta = publisher.frame(self._hello(None)), publisher.frame(self._meta)
+            tap([hello, meta, publisher.frame(ControlAck(0, True, self._state))])
+            publisher.taps.append(tap)
+
+    def remove_tap(self, tap: Callable[[Sequence[bytes]], None]) -> None:
+        """Stop handing frames to ``tap`` (no-op if it has none)."""
+        publisher = self._publisher
+        if publisher is not None:
+            with publisher.lock:
+                if tap in publisher.taps:
+                    publisher.taps.remove(tap)
+
     @property
     def control(self) -> ControlState:
         """The control state in force."""
@@ -240,9 +274,16 @@ class Server:
             while self._pending:
                 request = self._pending.popleft()
                 self._state = request.applied_to(self._state)
+                if request.budget is not None:
+                    self._budget = request.budget
                 self._state_version += 1
                 publisher.broadcast(ControlAck(request.request_id, True, self._state))
             return self._state
+
+    def take_budget(self) -> float | None:
+        """The overhead budget of the last applied CONTROL that set one, once; else None."""
+        budget, self._budget = self._budget, None
+        return budget
 
     def report_stats(self, probe_ns: int, steps_sampled: int, steps_seen: int) -> bool:
         """Broadcast PROBE_STATS: frames encoded and dropped, queue fill, per-client counters."""
@@ -278,6 +319,27 @@ class Server:
         with self._lock:
             return len(self._clients)
 
+    def sender_stats(self) -> SenderStats | None:
+        """The pump's counters (per client: frames sent and dropped); None when not running."""
+        pump = self._pump
+        if pump is None or self._closed:
+            return None
+        try:
+            return pump.stats()
+        except NativeError:  # closed meanwhile
+            return None
+
+    @property
+    def auth_failures(self) -> int:
+        """Failed token proofs, plus attempts refused while their peer had to wait."""
+        return self._throttle.failures + self._throttle.refused
+
+    @property
+    def frames_dropped_at_source(self) -> int:
+        """Frames dropped before any client saw them (the pump's ring was full)."""
+        publisher = self._publisher
+        return 0 if publisher is None else publisher.frames_dropped
+
     # -- accepting and greeting -----------------------------------------------------------------
 
     def _spawn(self, target: Callable[..., None], name: str, *args: object) -> threading.Thread:
@@ -304,9 +366,21 @@ class Server:
                     sock, peer = self._listener.accept()
                 except OSError:
                     continue
-                self._admit(sock, peer)
+                try:
+                    self._admit(sock, peer)
+                except Exception:  # a fault here must not stop the server taking viewers
+                    log.exception("failed to admit a connection from %s", peer)
+                    with self._lock:
+                        self._greeting.discard(sock)
+                    sock.close()
 
     def _admit(self, sock: socket.socket, peer: object) -> None:
+        host = _host_of(peer)
+        wait = self._throttle.wait_left(host) if self._token is not None else 0.0
+        if wait > 0:  # backing off: refused here, no thread, no greeting slot, no challenge
+            text = f"too many failed token attempts from {host}; retry in {wait:.1f} s"
+            handshake.refuse(sock, Refused(ErrorCode.AUTH, text, linger=False), rank=self.rank)
+            return
         with self._lock:
             busy = len(self._clients) + len(self._greeting)
             if len(self._greeting) >= _MAX_GREETERS or self._stop.is_set():
@@ -319,7 +393,7 @@ class Server:
             )
             self._spawn_worker(self._refuse, "synapse-refuse", sock, refusal)
         else:
-            self._spawn_worker(self._greet, f"synapse-greet-{peer}", sock)
+            self._spawn_worker(self._greet, f"synapse-greet-{peer}", sock, host)
 
     def _refuse(self, sock: socket.socket, refusal: Refused) -> None:
         try:
@@ -328,7 +402,7 @@ class Server:
             with self._lock:
                 self._greeting.discard(sock)
 
-    def _greet(self, sock: socket.socket) -> None:
+    def _greet(self, sock: socket.socket, peer: str) -> None:
         """Say HELLO, check the answer when a token is set, send META and the control state,
         then hand the socket to the pump."""
         publisher = self._publisher
@@ -346,14 +420,20 @@ class Server:
                     hello, token=self._token, challenge=challenge
                 )
                 if problem is not None:
+                    if problem.code == ErrorCode.AUTH:
+                        self._throttle.failed(peer)
                     raise problem
+                self._throttle.succeeded(peer)
                 hello_seen = True
+            mark = self._send_backlog(sock)
             meta, meta_version = self._meta, self._meta_version
             state, state_version = self._state, self._state_version
             sock.sendall(publisher.frame(meta) + publisher.frame(ControlAck(0, True, state)))
-            added = self._register(sock, hello_seen, meta_version, state_version)
+            added = self._register(sock, hello_seen, meta_version, state_version, mark)
         except Refused as refusal:
-            log.info("refused a viewer: %s", refusal.text)
+            # Token failures are summed by the throttle, once a minute: a flood logs nothing more.
+            quiet = refusal.code == ErrorCode.AUTH
+            log.log(logging.DEBUG if quiet else logging.INFO, "refused a viewer: %s", refusal.text)
             handshake.refuse(sock, refusal, rank=self.rank)
         except (OSError, NativeError) as exc:
             log.debug("greeting failed: %s", exc)
@@ -375,10 +455,38 @@ class Server:
             auth_data=challenge if challenge is not None else bytes(32),
         )
 
+    def _send_backlog(self, sock: socket.socket) -> int | None:
+        """Replay the backlog to a client being greeted (this worker's thread, never the
+        owner's); returns the backlog's mark for ``_register``, None without a backlog."""
+        backlog, publisher = self._backlog, self._publisher
+        if backlog is None or publisher is None:
+            return None
+        with publisher.lock:
+            frames, mark = backlog.snapshot()
+        deadline = time.monotonic() + BACKLOG_SEND_S
+        batch: list[bytes] = []
+        size = 0
+        for i, frame in enumerate(frames):
+            batch.append(flagged(frame))
+            size += len(frame)
+            if size >= _BACKLOG_BATCH or i == len(frames) - 1:
+                if time.monotonic() > deadline:
+                    log.info("backlog cut short for a slow viewer: %d frames left", len(frames) - i)
+                    break
+                sock.sendall(b"".join(batch))
+                batch, size = [], 0
+        return mark
+
     def _register(
-        self, sock: socket.socket, hello_seen: bool, meta_version: int, state_version: int
+        self,
+        sock: socket.socket,
+        hello_seen: bool,
+        meta_version: int,
+        state_version: int,
+        backlog_mark: int | None = None,
     ) -> bool:
-        """Give the socket to the pump; resend META or state if they changed meanwhile."""
+        """Give the socket to the pump; resend META or state if they changed meanwhile, and
+        the backlog's frames broadcast since it was replayed."""
         pump, publisher = self._pump, self._publisher
         assert pump is not None and publisher is not None
         if self._stop.is_set():
@@ -388,6 +496,9 @@ class Server:
                 client_id = pump.add_client(sock)
                 self._clients[client_id] = _Client(hello_seen)
                 self._greeting.discard(sock)  # counted once towards max_clients, never twice
+            if self._backlog is not None and backlog_mark is not None:
+                for frame in self._backlog.since(backlog_mark):
+                    publisher.send_frame_to(client_id, flagged(frame))
             if self._meta_version != meta_version:
                 publisher.send_to(client_id, self._meta)
             if self._state_version != state_version:
@@ -401,18 +512,26 @@ class Server:
         pump = self._pump
         assert pump is not None
         while not self._stop.is_set():
-            wait = 0.02 if self._closing else _EVENT_WAIT_S
-            event = pump.next_event(wait)
-            if event is not None and event.frame is None:
-                self._on_closed(event.client_id, event.closed_reason or "")
-            elif event is not None and event.frame is not None:
-                try:
-                    self._on_frame(event.client_id, event.frame)
-                except Exception:  # a bug here must not end the thread: drop the one client
-                    log.exception("failed to handle a frame from client %d", event.client_id)
-                    self._drop(event.client_id, ErrorCode.INTERNAL, "internal error in the probe")
-            if self._closing:
-                self._finish_closing()
+            try:
+                self._event_step(pump)
+            except Exception:  # a fault here must not end the thread (nor touch training)
+                log.exception("the probe's event thread failed; carrying on")
+                self._stop.wait(_EVENT_WAIT_S)
+
+    def _event_step(self, pump: SenderPump) -> None:
+        """Handle one event from the pump (or none within the wait), then finish closings."""
+        wait = 0.02 if self._closing else _EVENT_WAIT_S
+        event = pump.next_event(wait)
+        if event is not None and event.frame is None:
+            self._on_closed(event.client_id, event.closed_reason or "")
+        elif event is not None and event.frame is not None:
+            try:
+                self._on_frame(event.client_id, event.frame)
+            except Exception:  # a bug here must not end the thread: drop the one client
+                log.exception("failed to handle a frame from client %d", event.client_id)
+                self._drop(event.client_id, ErrorCode.INTERNAL, "internal error in the probe")
+        if self._closing:
+            self._finish_closing()
 
     def _on_closed(self, client_id: int, reason: str) -> None:
         log.debug("client %d closed: %s", client_id, reason)
@@ -508,6 +627,11 @@ class _Client:
 
     def __init__(self, hello_seen: bool) -> None:
         self.hello_seen = hello_seen
+
+
+def _host_of(peer: object) -> str:
+    """The address part of an ``accept`` peer (what failed proofs are counted against)."""
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
 
 
 def _quietly(call: Callable[..., object], *args: object) -> None:

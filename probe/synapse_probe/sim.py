@@ -23,6 +23,7 @@ from synapse_native.protocol import (
     LayerSummaryBatch,
     Message,
     ModelMeta,
+    ProbeCost,
     SiteInfo,
     SiteKind,
     SparseActivations,
@@ -30,12 +31,15 @@ from synapse_native.protocol import (
     grid_shape,
 )
 
-from .control import ALL_KINDS, kind_bit
+from .control import ALL_KINDS, DEFAULT_THRESHOLDS, kind_bit, parse_mode
+from .governor import DEFAULT_BUDGET
+from .selection import host_cut, relative
 from .server import DEFAULT_CAPABILITIES, Server
 from .sim_attention import SimAttention
+from .sim_job import SimJob
 from .sim_model import HEAD_DIM, N_HEADS, SimModel, SimSite
 from .sim_routing import SimRouter
-from .sim_stats import summarize
+from .sim_stats import cover_sparse, summarize
 
 MODEL_NAME = "Llama-3-8B (simulated)"
 TOKENS_PER_STEP = 8 * 1024  # batch x sequence the statistics stand for
@@ -58,7 +62,8 @@ class SimOptions:
     host: str = "127.0.0.1"
     port: int = 9000
     fps: float = 10.0
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the mode's default
+    threshold_mode: str = "sigma"  # absolute, sigma or top (docs/PROTOCOL.md 5.5)
     layers: int = 32
     per_block: str = "attn+mlp+residual"
     token: str | None = None
@@ -70,6 +75,9 @@ class SimOptions:
     rank: int = 0  # the rank its frames carry (several simulators stand for several ranks)
     world_size: int = 1
     moe: int = 0  # experts per block (every block a mixture of experts); 0: a dense model
+    ranks: int = 1  # > 1: the merged stream of a job of that many ranks (``sim_job``)
+    drift_rank: int | None = None  # the rank that drifts away (default: the last but one)
+    drift_step: int = 100  # from this step on
 
 
 def site_info(site: SimSite) -> SiteInfo:
@@ -91,12 +99,14 @@ class Simulator:
     def __init__(self, options: SimOptions = SimOptions()) -> None:
         self.options = options
         self.model = SimModel(options.layers, options.per_block, seed=options.seed)
+        mode = parse_mode(options.threshold_mode)
         self.state = ControlState(
-            threshold=options.threshold,
+            threshold=DEFAULT_THRESHOLDS[mode] if options.threshold is None else options.threshold,
             rate_hz=options.fps,
             site_kinds=ALL_KINDS,
             paused=False,
             top_k=options.top_k,
+            threshold_mode=mode,
         )
         self.attention = SimAttention(options.layers, seed=options.seed)
         self.router = (
@@ -110,9 +120,13 @@ class Simulator:
             | Capability.METRICS
             | Capability.ATTENTION
             | Capability.RESIDUAL
+            | Capability.GOVERNOR
         )
         if self.router is not None:
             capabilities |= Capability.MOE
+        self.job = self._job(options)
+        if self.job is not None:
+            capabilities |= Capability.JOB
         self.server = Server(
             model_meta(self.model, options.moe),
             host=options.host,
@@ -120,7 +134,7 @@ class Simulator:
             token=options.token,
             port_fallback=options.port_fallback,
             rank=options.rank,
-            world_size=options.world_size,
+            world_size=max(options.world_size, options.ranks),
             control=self.state,
             name="synapse-sim",
             announce=options.announce,
@@ -129,6 +143,8 @@ class Simulator:
         self.step = 0  # steps simulated so far
         self.steps_sampled = 0
         self.busy_ns = 0  # time spent producing frames
+        self.budget = DEFAULT_BUDGET  # changed by CONTROL; reported in PROBE_COST
+        self._last_emit_ns = 0
         self._kind_bits = np.array([kind_bit(KIND_CODES[s.kind]) for s in self.model.sites])
         self._counts = np.array([s.neurons * TOKENS_PER_STEP for s in self.model.sites])
 
@@ -174,6 +190,9 @@ class Simulator:
         state = self.server.poll_control()
         if state is not None:
             self.state = state
+        budget = self.server.take_budget()
+        if budget is not None:
+            self.budget = budget
 
     def tick(self) -> int:
         """One simulated step; sends its frames unless paused. Returns the frames sent."""
@@ -186,17 +205,45 @@ class Simulator:
             return 0
         started = time.perf_counter_ns()
         sent = self.emit(step)
-        self.busy_ns += time.perf_counter_ns() - started
+        self._last_emit_ns = time.perf_counter_ns() - started
+        self.busy_ns += self._last_emit_ns
         self.steps_sampled += 1
         return sent
 
     def emit(self, step: int) -> int:
         """Broadcast the frames of ``step`` under the current control state."""
-        messages = self.site_messages(step) + self.attention.messages(step, self.model.spike)
+        summary, norms, *sparse = self.site_messages(step)
+        # The probe's order: summary, block norms, cost, sparse frames, then the lenses' frames.
+        messages = [summary, norms, self.cost(), *sparse]
+        messages += self.attention.messages(step, self.model.spike)
         if self.router is not None:
             messages.append(self.router.routing(step))
+        if self.job is not None:  # merged batch, status and skew first, flagged JOB
+            head, messages = self.job.messages(step, messages)
+            for message, flags in head:
+                self.server.broadcast(message, step=step, flags=flags)
+            self.server.broadcast_step(messages, step=step)
+            return len(head) + len(messages)
         self.server.broadcast_step(messages, step=step)
         return len(messages)
+
+    def _job(self, options: SimOptions) -> SimJob | None:
+        """With ``ranks`` > 1, the job the stream stands for: the MLP three quarters of the
+        way down drifts on ``drift_rank``."""
+        if options.ranks <= 1:
+            return None
+        layer = (3 * options.layers) // 4
+        mlp = [s.index for s in self.model.sites if s.kind == "mlp" and s.layer == layer]
+        site = mlp[0] if mlp else self.model.sites[-1].index
+        rank = options.ranks - 2 if options.drift_rank is None else options.drift_rank
+        return SimJob(
+            options.ranks,
+            len(self.model.sites),
+            site,
+            drift_rank=rank,
+            drift_step=options.drift_step,
+            seed=options.seed,
+        )
 
     def site_messages(self, step: int) -> list[Message]:
         """The summary batch, block gradient norms and sparse frames of the streamed sites."""
@@ -210,16 +257,27 @@ class Simulator:
         peaks = np.array([self.model.massive_peak(site, step) for site in sites])
         records["max"] = np.maximum(records["max"], peaks)  # massive activations, both signs
         records["min"] = np.minimum(records["min"], -peaks)
-        messages: list[Message] = [
-            LayerSummaryBatch(records),
-            BlockGradNorms(self.model.grad_norms(step)),
-        ]
-        for site in sites:
-            indices, values, n_above = self.model.above(site, step, state.threshold, state.top_k)
-            messages.append(
-                SparseActivations(site.index, state.threshold, n_above, indices, values)
-            )
-        return messages
+        sparse = [self._sparse(site, step) for site in sites]
+        cover_sparse(records, sparse)
+        if relative(state.threshold_mode):  # the fraction of each site's neurons selected
+            records["frac_above"] = [
+                f.n_above / site.neurons for f, site in zip(sparse, sites, strict=True)
+            ]
+        return [LayerSummaryBatch(records), BlockGradNorms(self.model.grad_norms(step)), *sparse]
+
+    def _sparse(self, site: SimSite, step: int) -> SparseActivations:
+        """The site's neurons above the cut of the threshold mode in force."""
+        state = self.state
+        magnitudes = self.model.magnitudes(site, step)
+        cut = host_cut(magnitudes, state.threshold_mode, state.threshold)
+        indices, values, n_above = self.model.above(site, step, cut, state.top_k)
+        return SparseActivations(site.index, cut, n_above, indices, values)
+
+    def cost(self) -> ProbeCost:
+        """PROBE_COST: the time the last step's frames took against the simulated step."""
+        step_ns = int(1e9 / self.state.rate_hz)
+        spent = self._last_emit_ns
+        return ProbeCost(self.budget, spent / step_ns, 1, 1, step_ns, spent, 0)
 
     def report_stats(self) -> None:
         """PROBE_STATS: time spent producing frames, steps sampled and seen."""

@@ -8,10 +8,12 @@ bin ``32 + j`` for ``x >= 0`` and ``31 - j`` for ``x < 0``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
-from synapse_native.protocol import HIST_BINS, summary_records
+from synapse_native.protocol import HIST_BINS, SparseActivations, summary_records
 
 _EXPONENT_OFFSET = 127 - 16  # float32 exponent field minus this is e + 16
 _HALF = HIST_BINS // 2
@@ -70,3 +72,22 @@ def summarize(
     counts_per_bin = np.bincount(bins.ravel(), minlength=n_sites * HIST_BINS)
     records["hist"] = counts_per_bin.reshape(n_sites, HIST_BINS) / size
     return records
+
+
+def cover_sparse(records: npt.NDArray[np.void], sparse: Sequence[SparseActivations]) -> None:
+    """Make a step's summaries (``records``, one row per frame of ``sparse``, in order) obey the
+    invariants a real probe's do: a neuron whose mean |x| is ``v`` has an element of |x| >= v, so
+    the site's largest |x| is at least every sparse value; and a neuron above the threshold has
+    an element above it, so ``frac_above >= n_above / count`` (never 0 when ``n_above > 0``).
+
+    The sample behind the summary is too small to see every neuron; these floors repair that.
+    Only sparse frames measured at the summary's threshold raise ``frac_above``.
+    """
+    for row, frame in zip(records, sparse, strict=True):
+        if len(frame.values):
+            peak = float(frame.values.max())
+            if peak > max(abs(float(row["min"])), float(row["max"])):
+                row["max"] = peak
+        same = np.float32(frame.threshold) == row["threshold"]
+        if frame.n_above and same and row["count"]:
+            row["frac_above"] = max(float(row["frac_above"]), frame.n_above / int(row["count"]))

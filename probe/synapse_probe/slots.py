@@ -22,8 +22,11 @@ MAX = 7
 SUM_ABS = 8  # sum of |x| over the finite elements
 ZEROS = 9  # elements equal to zero
 ABOVE = 10  # finite elements with |x| > threshold
-NEURONS_ABOVE = 11  # neurons whose mean |x| is above threshold
+NEURONS_ABOVE = 11  # neurons whose mean |x| is above the cut (the threshold, or its mode's cut)
 N_SCALARS = 12
+CUT = 12  # a relative threshold mode's cut on the neuron means (``selection``); else unused
+ALL_NAN = 13  # a token-sampled row: NaN elements of the whole tensor (NAN counts the sample's)
+ALL_INF = 14  # a token-sampled row: +-inf elements of the whole tensor
 # Histogram: 64 symmetric-log2 bins, then one bin that collects the non-finite elements.
 HIST = 16
 HIST_BINS = 64

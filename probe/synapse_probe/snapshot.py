@@ -16,6 +16,7 @@ import torch
 
 from synapse_native.protocol import SUMMARY_DTYPE
 
+from .governor import CostReport
 from .lens import LensCapture
 from .slots import TOP
 
@@ -98,6 +99,8 @@ class DeviceRow:
     gradient: bool
     count: int  # elements in the tensor
     k: int  # top-k entries written (0 for gradients)
+    neurons: int = 1  # width of the neuron axis
+    total: int = 0  # token-sampled: elements of the whole tensor (``count``: of the sample)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,7 @@ class Snapshot:
     buffer: HostBuffer
     pool: HostPool
     threshold: float
+    mode: int = 0  # the ``ThresholdMode`` in force
     n_sites: int = 0
     width: int = 0
     device_rows: list[DeviceRow] = field(default_factory=list)
@@ -131,6 +135,7 @@ class Snapshot:
     steps_sampled: int = 0
     steps_seen: int = 0
     captures: list[LensCapture] = field(default_factory=list)  # the lenses' share of the step
+    cost: CostReport | None = None  # the governor's estimates, sent as PROBE_COST
 
     def wait(self) -> None:
         """Block (the calling thread only) until the copy off the device has landed."""

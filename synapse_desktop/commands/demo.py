@@ -45,6 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--preset", choices=PRESETS, default="demo", help="model size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--inject",
+        action="append",
+        default=[],
+        metavar="KIND@STEP",
+        help="misbehave on purpose at STEP: lr, nan or logits (repeatable; docs/DEMO.md)",
+    )
 
 
 def trainer_command(
@@ -56,6 +63,8 @@ def trainer_command(
     argv += ["--preset", args.preset, "--seed", str(args.seed)]
     if args.moe_capacity:
         argv += ["--moe-capacity", str(args.moe_capacity)]
+    for fault in getattr(args, "inject", []):
+        argv += ["--inject", fault]
     if parent_pid is not None:
         argv += ["--parent-pid", str(parent_pid)]
     if wait_for_viewer > 0:

@@ -1,11 +1,16 @@
-"""``synapse info``: versions, and which parts of Synapse this installation can run."""
+"""``synapse info``: versions, and what this machine gives each part of Synapse: the OpenGL the
+app will get (and whether it is software rendering), the Qt platform plugin, the C core and its
+SIMD path, torch, CUDA and Triton on the probe side."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import platform
 import sys
+
+from synapse_desktop import environment
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,32 +28,30 @@ def _installed(module: str) -> str:
             return version(dist)
         except PackageNotFoundError:
             continue
-    return "installed"
+    # No distribution metadata (the bundled app): the package's own version attribute.
+    return str(getattr(importlib.import_module(module), "__version__", "installed"))
 
 
 def run(args: argparse.Namespace) -> int:
     del args
     from synapse_desktop import __version__
 
+    gl = environment.gl_info()
+    frozen = " (bundled app)" if getattr(sys, "frozen", False) else ""
     rows = [
-        ("synapse", __version__),
+        ("synapse", __version__ + frozen),
         ("python", f"{platform.python_version()} ({sys.executable})"),
         ("numpy", _installed("numpy")),
-        ("native core", _native_status()),
+        ("native core", environment.native_core()),
         ("PySide6 (app)", _installed("PySide6")),
         ("vispy (app)", _installed("vispy")),
-        ("torch (probe)", _installed("torch")),
+        ("Qt platform", gl.platform if isinstance(gl, environment.GlInfo) else "-"),
+        ("OpenGL", gl.describe() if isinstance(gl, environment.GlInfo) else f"none: {gl}"),
+        *environment.probe_side(),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
+    if isinstance(gl, environment.GlInfo) and gl.software:
+        print(f"\nwarning: {environment.SOFTWARE_HINT}; see docs/INSTALL.md")
     return 0
-
-
-def _native_status() -> str:
-    try:
-        importlib.import_module("synapse_native._native")
-        importlib.import_module("synapse_native._stats")
-    except ImportError as exc:
-        return f"not built ({exc})"
-    return "built"

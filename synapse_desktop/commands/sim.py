@@ -19,10 +19,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fps", type=float, default=10.0, help="sampled steps per second (default: %(default)s)"
     )
     parser.add_argument(
+        "--threshold-mode",
+        choices=("sigma", "top", "absolute"),
+        default="sigma",
+        help="how --threshold selects each site's neurons: k sigma above the site's mean, the "
+        "top fraction of the site, or mean |x| above a value (default: %(default)s)",
+    )
+    parser.add_argument(
         "--threshold",
         type=float,
-        default=0.5,
-        help="sparse-frame threshold on mean |x| (default: %(default)s)",
+        default=None,
+        help="the threshold in its mode's units (default: 2.5 sigma, top 0.01, absolute 1.0)",
     )
     parser.add_argument(
         "--layers", type=int, default=32, help="transformer blocks (default: %(default)s)"
@@ -39,6 +46,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         metavar="N",
         help="make every block a mixture of N experts and stream its routing (default: dense)",
+    )
+    parser.add_argument(
+        "--ranks",
+        type=int,
+        default=1,
+        metavar="N",
+        help="stream what the serving rank of an N-rank job sends: merged statistics, rank "
+        "skew, job status (default: one rank)",
+    )
+    parser.add_argument(
+        "--drift-rank",
+        type=int,
+        default=None,
+        metavar="R",
+        help="with --ranks: the rank whose MLP drifts away (default: N - 2)",
+    )
+    parser.add_argument(
+        "--drift-step",
+        type=int,
+        default=100,
+        metavar="S",
+        help="with --ranks: the step the drift starts (default: %(default)s)",
     )
     parser.add_argument("--token", default=None, help="require viewers to present this token")
     parser.add_argument("--steps", type=int, default=None, help="stop after this many steps")
@@ -57,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         fps=args.fps,
         threshold=args.threshold,
+        threshold_mode=args.threshold_mode,
         layers=args.layers,
         per_block=args.per_block,
         token=args.token,
@@ -64,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         port_fallback=args.port_fallback,
         moe=args.moe,
+        ranks=args.ranks,
+        drift_rank=args.drift_rank,
+        drift_step=args.drift_step,
     )
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():

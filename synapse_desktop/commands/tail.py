@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from synapse_native.protocol import Frame, Message, MoeRouting
+    from synapse_native.protocol import Frame, Message, MoeRouting, RankSkew
 
 DEFAULT_ADDRESS = "127.0.0.1:9000"
 
@@ -143,7 +143,32 @@ def summary(message: Message) -> str:
         return f"{n_layers} layers x {n_tokens} tokens, norm {_span(message.norms, '.3g')}"
     if isinstance(message, p.MoeRouting):
         return _routing_summary(message)
+    if isinstance(message, p.JobStatus):
+        state = _name(message.state)
+        lost = f" rank {message.rank}" if message.rank != p.NO_RANK else ""
+        return (
+            f"job of {message.world_size} ranks: {state}{lost}, "
+            f"{message.ranks_reporting} reporting {message.text}".rstrip()
+        )
+    if isinstance(message, p.RankSkew):
+        return _skew_summary(message)
     return ""
+
+
+def _skew_summary(message: RankSkew) -> str:
+    """The site whose outlier rank is farthest from the others."""
+    from synapse_native.protocol import SkewStatistic
+
+    records = message.records
+    z = np.abs(np.nan_to_num(records["z"].astype(np.float64), nan=-1.0))
+    if not len(records) or z.max() < 0:
+        return f"{len(records)} sites, no outlier"
+    worst = records[int(np.argmax(z))]
+    stat = _name(SkewStatistic(worst["statistic"])).lower()
+    return (
+        f"{len(records)} sites, farthest: rank {worst['rank']} site {worst['site_id']} "
+        f"{stat} z={float(worst['z']):+.1f}"
+    )
 
 
 _METRICS_SHOWN = 8  # metrics printed per TRAINING_METRICS line
@@ -214,6 +239,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     except ConnectionClosed as exc:
+        if not exc.clean:  # a fault, not the end of a run: scripts must see it
+            print(f"synapse tail: the stream broke: {exc}", file=sys.stderr)
+            return 1
         print(f"synapse tail: the probe closed the stream ({exc})", file=sys.stderr)
     except (OSError, PeerError, ValueError) as exc:
         print(f"synapse tail: {exc}", file=sys.stderr)

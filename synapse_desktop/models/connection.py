@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -33,6 +35,7 @@ class ConnectionStatus:
     attempt: int = 0
     peer: str = ""
     rank: int = -1  # the trainer's rank, from its HELLO (-1: not known yet)
+    capabilities: int = 0  # the trainer's HELLO capabilities (with several: those all share)
     links: tuple[ConnectionStatus, ...] = ()  # one per endpoint, when there are several
 
     def describe(self, now: float) -> str:
@@ -106,8 +109,15 @@ class LinkStates:
             attempt=max(s.attempt for s in statuses),
             peer=next((s.peer for s in statuses if s.phase is Phase.LIVE), ""),
             rank=-1,
+            capabilities=_shared_capabilities(statuses),
             links=tuple(statuses),
         )
+
+
+def _shared_capabilities(statuses: Sequence[ConnectionStatus]) -> int:
+    """What every live trainer can do (0 when none is live)."""
+    live = [s.capabilities for s in statuses if s.phase is Phase.LIVE]
+    return functools.reduce(operator.and_, live) if live else 0
 
 
 def _why(status: ConnectionStatus) -> str:

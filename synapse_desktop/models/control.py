@@ -29,9 +29,20 @@ class ControlModel:
         site_kinds: int | None = None,
         paused: bool | None = None,
         top_k: int | None = None,
+        threshold_mode: int | None = None,
+        budget: float | None = None,
     ) -> Control:
         """Ask for new settings; they count only once acknowledged."""
-        control = Control(next(self._ids), threshold, rate_hz, site_kinds, paused, top_k)
+        control = Control(
+            next(self._ids),
+            threshold,
+            rate_hz,
+            site_kinds,
+            paused,
+            top_k,
+            threshold_mode=threshold_mode,
+            budget=budget,
+        )
         self.pending[control.request_id] = control
         self.requested.emit(control)
         return control

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from synapse_desktop.models.signal import Signal
+from synapse_native.protocol import ProbeCost
 
 _WINDOW_S = 1.0
 _LAG_SMOOTHING = 0.2
@@ -22,7 +23,9 @@ class Counters:
         self.trainer_dropped = 0  # as reported in PROBE_STATS for this stream
         self.app_dropped = 0  # frames the app read but discarded to keep up
         self.stale = 0  # duplicates and frames older than what is shown
+        self.steps_skipped = 0  # whole steps left out because a newer one was waiting
         self.lag_ms = float("nan")
+        self.costs: dict[int, ProbeCost] = {}  # per rank, its latest PROBE_COST
         self._samples: deque[tuple[float, int, int]] = deque()
         self._dirty = False
 
@@ -31,6 +34,11 @@ class Counters:
         self.frames += frames
         self.bytes += nbytes
         self._samples.append((now, frames, nbytes))
+        self._dirty = True
+
+    def skipped_steps(self, steps: int) -> None:
+        """Count whole steps the reader left out to show a newer one."""
+        self.steps_skipped += steps
         self._dirty = True
 
     def lag(self, lag_ms: float) -> None:
@@ -48,6 +56,16 @@ class Counters:
         frames = sum(s[1] for s in self._samples)
         nbytes = sum(s[2] for s in self._samples)
         return frames / _WINDOW_S, nbytes / _WINDOW_S
+
+    def cost(self, rank: int, cost: ProbeCost) -> None:
+        """Take a rank's PROBE_COST: what its probe costs its training step."""
+        self.costs[rank] = cost
+        self._dirty = True
+
+    @property
+    def probe_cost(self) -> ProbeCost | None:
+        """The costliest rank's PROBE_COST (None before any arrived)."""
+        return max(self.costs.values(), key=lambda c: c.cost, default=None)
 
     @property
     def dropped_by_trainer(self) -> int:

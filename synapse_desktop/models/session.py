@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from synapse_desktop.models.anomalies import Anomalies
+from synapse_desktop.models.anomalies import AlertKind, Anomalies, Severity
 from synapse_desktop.models.attention import AttentionPatterns, HeadStatsHistory
 from synapse_desktop.models.connection import ConnectionState
 from synapse_desktop.models.control import ControlModel
@@ -15,12 +15,14 @@ from synapse_desktop.models.counters import Counters
 from synapse_desktop.models.grad_norms import GradNorms
 from synapse_desktop.models.history import History
 from synapse_desktop.models.metrics import MetricsHistory
+from synapse_desktop.models.optimizer import OptimizerHistory
 from synapse_desktop.models.ordering import SEQ_MODULUS, SeqGuard, Skipped, Verdict
 from synapse_desktop.models.ranks import Ranks
 from synapse_desktop.models.residual_tokens import ResidualTokensModel
 from synapse_desktop.models.routing import RoutingHistory
 from synapse_desktop.models.selection import Selection
 from synapse_desktop.models.signal import Signal
+from synapse_desktop.models.skew import RankSkewModel, SkewAlert
 from synapse_desktop.models.sparse import LatestSparse, SparsePoints, SparseRun
 from synapse_desktop.models.stats import LatestStats
 from synapse_desktop.models.topology import Topology
@@ -33,10 +35,15 @@ from synapse_native.protocol import (
     Frame,
     HeadStats,
     Hello,
+    JobState,
+    JobStatus,
     LayerSummaryBatch,
     ModelMeta,
     MoeRouting,
+    OptimizerStats,
+    ProbeCost,
     ProbeStats,
+    RankSkew,
     ResidualTokens,
     Role,
     SparseActivations,
@@ -57,6 +64,7 @@ class Session:
         self.stats = LatestStats()
         self.history = History(history_capacity)
         self.grad_norms = GradNorms(history_capacity)
+        self.optimizer = OptimizerHistory(history_capacity)  # OPTIMIZER_STATS per step
         self.metrics = MetricsHistory()
         self.attention = AttentionPatterns()  # the latest pattern per (rank, layer, head)
         self.head_stats = HeadStatsHistory(history_capacity)
@@ -69,6 +77,9 @@ class Session:
         self.connection = ConnectionState()
         self.selection = Selection()
         self.anomalies = Anomalies(self.topology)  # alerts from the activation summaries
+        self.skew = RankSkewModel(self.topology)  # a job stream's rank skew and health
+        self.skew.alerted.connect(self._skew_alert)
+        self.skew.status_changed.connect(self._job_status_alert)
         self.view = ViewSettings()
         self.peer_error = Signal()  # (text): the trainer sent ERROR
         self.flushed = Signal()  # (): the model signals of a batch have all fired
@@ -115,6 +126,7 @@ class Session:
         self.stats.flush()
         self.history.flush()
         self.grad_norms.flush()
+        self.optimizer.flush()
         self.metrics.flush()
         self.attention.flush()
         self.head_stats.flush()
@@ -122,6 +134,7 @@ class Session:
         self.residual_tokens.flush()
         self.sparse.flush()
         self.counters.flush()
+        self.skew.flush()
         self.anomalies.flush()
         self.flushed.emit()
 
@@ -130,6 +143,7 @@ class Session:
         self.stats.clear()
         self.history.clear()
         self.grad_norms.clear()
+        self.optimizer.clear()
         self.metrics.clear()
         self.attention.clear()
         self.head_stats.clear()
@@ -137,9 +151,26 @@ class Session:
         self.residual_tokens.clear()
         self.sparse.clear()
         self.ranks.clear()
+        self.skew.clear()
         self.anomalies.reset()
         self._max_steps.clear()
         self.data_reset.emit()
+
+    def rewind(self) -> None:
+        """Forget the data and the stream's place (sequence numbers, steps, drops) so that
+        frames already seen can be applied again: a seek in a replay (``models.replay``)."""
+        self.reset_data()
+        self._seq = SeqGuard()
+        self._new_streams.clear()
+        self.counters.step = -1
+        self.counters.seq_gaps = self.counters.app_dropped = self.counters.stale = 0
+        self.counters.costs.clear()
+        self.counters.mark()
+
+    def forgive_gaps(self, frames: int) -> None:
+        """``frames`` left out of the stream on purpose (a replay's window) were no drops."""
+        self._seq.gaps = max(0, self._seq.gaps - frames)
+        self.counters.seq_gaps = self._seq.gaps
 
     def choose_rank(self, rank: int) -> None:
         """Show one rank's data, or the mean across ranks (``ranks.MERGED``), and notify."""
@@ -152,6 +183,7 @@ class Session:
         if isinstance(message, Hello):
             if message.role == Role.TRAINER:
                 self._seq.reset(header.rank)
+                self.counters.costs.pop(header.rank, None)  # a new probe: its cost is unknown
                 self.ranks.see(header.rank)
                 self._new_streams.add(header.rank)
             return False
@@ -167,15 +199,31 @@ class Session:
         elif isinstance(message, BlockGradNorms):
             self._check_new_run(header.step, header.rank)
             self.grad_norms.append(header.step, message.norms)
+            self.anomalies.feed_grad_norms(header.rank, header.step, message.norms)
         elif isinstance(message, TrainingMetrics):
             self._check_new_run(header.step, header.rank)
             self.metrics.apply(message, header.step, header.rank)
+            self.anomalies.feed_metrics(header.rank, header.step, message.values)
         elif isinstance(message, AttentionPattern):
             self._check_new_run(header.step, header.rank)
             self.attention.apply(message, header.step, header.rank, header.timestamp_ns)
         elif isinstance(message, HeadStats):
             self._check_new_run(header.step, header.rank)
             self.head_stats.apply(message, header.step, header.rank)
+            self.anomalies.feed_head_stats(
+                header.rank, header.step, message.layers, message.max_logit
+            )
+        elif isinstance(message, OptimizerStats):
+            self._check_new_run(header.step, header.rank)
+            self.optimizer.append(header.rank, header.step, message)
+            self.anomalies.feed_optimizer(
+                header.rank,
+                header.step,
+                message.layers,
+                message.update_ratio,
+                message.grad_norm,
+                message.v_below_g2,
+            )
         elif isinstance(message, MoeRouting):
             self._check_new_run(header.step, header.rank)
             m = message
@@ -203,8 +251,16 @@ class Session:
             self.counters.trainer_dropped = sum(self._trainer_dropped.values())
             self.counters.mark()
             return False
+        elif isinstance(message, ProbeCost):
+            self.counters.cost(header.rank, message)
+            return False
         elif isinstance(message, ErrorReport):
             self.peer_error.emit(message.text)
+            return False
+        elif isinstance(message, RankSkew):
+            self.skew.apply(message, header.step)
+        elif isinstance(message, JobStatus):
+            self.skew.take_status(message)
             return False
         else:
             return False
@@ -317,10 +373,31 @@ class Session:
                 return pattern.tokens
         return None
 
+    def _skew_alert(self, alert: SkewAlert) -> None:
+        self.anomalies.add_job_alert(
+            AlertKind.RANK_SKEW,
+            Severity.WARNING,
+            alert.step,
+            alert.rank,
+            alert.message,
+            alert.site_id,
+            alert.layer,
+            alert.site,
+        )
+
+    def _job_status_alert(self, status: JobStatus) -> None:
+        if status.state != JobState.RUNNING:
+            rank = -1 if status.rank == 0xFFFF else status.rank
+            text = status.text or JobState(status.state).name
+            self.anomalies.add_job_alert(
+                AlertKind.JOB_STOPPED, Severity.ERROR, status.last_step, rank, text
+            )
+
     def _follow_topology(self) -> None:
         old_to_new = self.topology.indices_of(self._site_ids)
         size = len(self.topology)
-        for model in (self.stats, self.history, self.sparse, self.ranks, self.anomalies):
+        models = (self.stats, self.history, self.sparse, self.ranks, self.anomalies, self.skew)
+        for model in models:
             model.remap(old_to_new, size)
         self._site_ids = np.array([s.site_id for s in self.topology.sites], np.int64)
         selected = self.selection.selected

@@ -8,6 +8,7 @@ from typing import Any
 
 from synapse_desktop.models.history import FIELDS
 from synapse_desktop.models.signal import Signal
+from synapse_desktop.models.smoothing import MAX_WEIGHT
 
 STATISTICS = ("rms", "mean_abs", "std", "mean", "max", "frac_above", "frac_zero", "kurtosis")
 HEATMAP_STATISTICS = FIELDS
@@ -30,6 +31,8 @@ class ViewValues:
     rank_spread: bool = False  # colour the planes by the spread of the statistic across ranks
     heatmap_kind: str = "residual"
     overview_metric: str = "loss"  # a TRAINING_METRICS name
+    metric_smoothing: float = 0.6  # EMA weight of the metric plot's smoothed line (0: none)
+    metric_log: bool = False  # the metric plot's y axis in log scale
 
 
 class ViewSettings:
@@ -61,5 +64,7 @@ def _validate(values: ViewValues) -> None:
             raise ValueError(f"{name} must be one of {allowed}, got {getattr(values, name)!r}")
     if not 0.1 <= values.layer_spacing <= 10:
         raise ValueError(f"layer_spacing must be within 0.1..10, got {values.layer_spacing}")
+    if not 0.0 <= values.metric_smoothing <= MAX_WEIGHT:
+        raise ValueError(f"metric_smoothing must be within 0..{MAX_WEIGHT}")
     if not values.overview_metric:
         raise ValueError("overview_metric must name a metric")

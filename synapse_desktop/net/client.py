@@ -29,6 +29,7 @@ from synapse_desktop.net.backoff import Backoff
 from synapse_desktop.net.batch import decode_batch
 from synapse_desktop.net.coalesce import coalesce
 from synapse_desktop.net.endpoint import Endpoint
+from synapse_desktop.net.step_skipper import skip_old_steps
 from synapse_native.protocol import (
     MAX_PAYLOAD,
     AuthMode,
@@ -46,7 +47,8 @@ from synapse_native.protocol import (
 )
 
 TICK_MS = 16  # display rate
-MAX_FRAMES_PER_TICK = 512  # a full batch means we are behind: coalesce it
+MAX_FRAMES_PER_TICK = 16384  # a tick takes what waits, so that old steps can be skipped
+COALESCE_AT = 512  # a batch of this many frames in one step means we are behind: coalesce it
 CONNECT_TIMEOUT_S = 5.0
 RING_BYTES = 64 * 1024 * 1024  # the receiver's inbound ring: the app's memory bound for frames
 _FATAL_CODES = (ErrorCode.AUTH, ErrorCode.VERSION)
@@ -78,11 +80,13 @@ class Client(QObject):
         self.session = session
         self.connection = connection if connection is not None else session.connection
         self.sink: Callable[[Batch], object] = session.apply_frames
+        self.raw_sink: Callable[[list[bytes]], object] | None = None  # whole frames as read
         self._driven = driven
         self.endpoint: Endpoint | None = None
         self.token: str | None = None
         self.backoff = Backoff()
         self.max_frames = MAX_FRAMES_PER_TICK
+        self.skip_steps = True  # apply only the newest of the whole steps waiting
         self._resolving: Future[list[Any]] | None = None
         self._addresses: list[Any] = []
         self._sock: socket.socket | None = None
@@ -117,7 +121,9 @@ class Client(QObject):
         self._timer.stop()
         self._teardown()
         self.endpoint = None
-        self.connection.set(phase=Phase.IDLE, reason="", retry_at=None, peer="", rank=-1)
+        self.connection.set(
+            phase=Phase.IDLE, reason="", retry_at=None, peer="", rank=-1, capabilities=0
+        )
 
     @property
     def live(self) -> bool:
@@ -226,9 +232,15 @@ class Client(QObject):
 
     def _consume(self, raw: list[bytes]) -> None:
         now = time.monotonic()
+        if self.raw_sink is not None:
+            self.raw_sink(raw)
         self.session.counters.received(now, len(raw), sum(map(len, raw)))
         try:
-            if len(raw) >= self.max_frames:
+            skip = skip_old_steps(raw) if self.skip_steps else None
+            if skip is not None:
+                frames = decode_batch(raw, skip.keep, skip.skipped)
+                self.session.counters.skipped_steps(skip.steps)
+            elif len(raw) >= COALESCE_AT:
                 keep, headers = coalesce(raw)
                 frames = decode_batch(raw, keep, headers)
             else:
@@ -263,7 +275,9 @@ class Client(QObject):
         except ProtocolError as exc:
             self._fail(str(exc), fatal=True)
             return False
-        self.connection.set(peer=message.name, rank=frame.header.rank)
+        self.connection.set(
+            peer=message.name, rank=frame.header.rank, capabilities=int(message.capabilities)
+        )
         if message.auth == AuthMode.HMAC_SHA256:
             if not self.token:
                 self._fail("the trainer requires a token (connect with a token)", fatal=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QObject, QTimer
 
@@ -30,6 +30,8 @@ class Links(QObject):
         self.clients: list[Client] = []
         self.states: LinkStates | None = None
         self._batch: list[Frame | Skipped | SparseRun] = []
+        self.sink: Callable[[Batch], object] = session.apply_frames  # where a tick's batch goes
+        self.raw_sink: Callable[[list[bytes]], object] | None = None  # whole frames as read
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(self.tick)
@@ -44,6 +46,7 @@ class Links(QObject):
         for state in self.states.parts:
             client = Client(self.session, self, connection=state, driven=True)
             client.sink = self._collect
+            client.raw_sink = self._raw
             self.clients.append(client)
         for client, endpoint in zip(self.clients, endpoints, strict=True):
             client.open(endpoint, token)
@@ -73,10 +76,14 @@ class Links(QObject):
             client.tick()
         if self._batch:
             batch, self._batch = self._batch, []
-            self.session.apply_frames(batch)
+            self.sink(batch)
 
     def _collect(self, frames: Batch) -> None:
         self._batch.extend(frames)
+
+    def _raw(self, frames: list[bytes]) -> None:
+        if self.raw_sink is not None:
+            self.raw_sink(frames)
 
     def _send_control(self, control: Control) -> None:
         frame = encode(control)

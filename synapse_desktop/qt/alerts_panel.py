@@ -1,5 +1,6 @@
 """The alerts dock's widget: ``session.anomalies`` newest first (severity icon and colour, step,
-layer and site, message), a count and a Clear button. Clicking an alert selects its site."""
+layer and site, message), a count and a Clear button. Clicking an alert selects its site and
+plots its evidence below the list."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from synapse_desktop.models.anomalies import Alert, Severity
 from synapse_desktop.models.session import Session
+from synapse_desktop.qt.evidence_plot import EvidencePlot
 
 SEVERITY_ICONS = {
     Severity.INFO: QStyle.StandardPixmap.SP_MessageBoxInformation,
@@ -59,6 +61,8 @@ class AlertsPanel(QWidget):
         layout.setSpacing(2)
         layout.addLayout(bar)
         layout.addWidget(self.list, 1)
+        self.evidence = EvidencePlot()
+        layout.addWidget(self.evidence)
         self._shown = (0, 0)  # anomalies' (generation, total) when the list was brought up to date
         self.list.itemClicked.connect(self._on_item)
         self.list.itemActivated.connect(self._on_item)
@@ -88,6 +92,7 @@ class AlertsPanel(QWidget):
             fresh = list(anomalies.alerts)[len(anomalies) - new :] if new else []
         else:  # cleared, reset, or more new alerts than kept: start over
             self.list.clear()
+            self.evidence.show_evidence(None)
             fresh = list(anomalies.alerts)
         self._shown = (anomalies.generation, anomalies.total)
         for alert in fresh:
@@ -124,6 +129,7 @@ class AlertsPanel(QWidget):
         alert = item.data(ALERT_ROLE)
         if not isinstance(alert, Alert):
             return
+        self.evidence.show_evidence(alert.evidence)
         index = self.session.topology.index_of(alert.site_id)
         if index >= 0:
             self.session.selection.select(index)

@@ -12,8 +12,8 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QSlider,
@@ -23,9 +23,11 @@ from PySide6.QtWidgets import (
 
 from synapse_desktop.models.ranks import MERGED
 from synapse_desktop.models.session import Session
+from synapse_desktop.models.skew import Z_FULL
+from synapse_desktop.models.thresholds import THRESHOLD_MODES, ThresholdChoice
 from synapse_desktop.models.view_settings import COLORMAPS, STATISTICS, THEMES
 from synapse_desktop.scene.scales import SCALES
-from synapse_native.protocol import SiteKind
+from synapse_native.protocol import Capability, SiteKind, ThresholdMode
 
 KIND_BOXES = (("attn", SiteKind.ATTN), ("mlp", SiteKind.MLP), ("residual", SiteKind.RESIDUAL))
 SEND_DELAY_MS = 350  # spin boxes send once the user pauses
@@ -40,12 +42,22 @@ class ControlPanel(QWidget):
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
+        self.threshold_mode = QComboBox()
+        for mode in THRESHOLD_MODES.values():
+            self.threshold_mode.addItem(mode.label, int(mode.mode))
         self.threshold = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1e6, singleStep=0.05)
-        self.threshold.setToolTip("Neurons whose mean |x| is above this are sent as points")
         self.threshold_ack = QLabel("in force: -")
         self.rate = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=100.0, singleStep=1.0)
         self.rate.setSuffix(" /s")
         self.rate_ack = QLabel("in force: -")
+        self.budget = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=100.0, singleStep=0.5)
+        self.budget.setSuffix(" % of step")
+        self.budget.setValue(1.0)
+        self.budget.setToolTip(
+            "Most of the training step the probe may cost: it measures fewer steps, and runs "
+            "its lenses less often, to stay under it"
+        )
+        self.budget_ack = QLabel("in force: -")
         self.kinds = {name: QCheckBox(name) for name, _ in KIND_BOXES}
         self.pause = QPushButton("Pause")
         self.pause.setCheckable(True)
@@ -70,13 +82,19 @@ class ControlPanel(QWidget):
         self.rank_spread = QCheckBox("Colour by spread across ranks")
         self.rank_spread.setToolTip(
             "Colour each plane by how far apart the ranks' values of the statistic are "
-            "(max - min); the tooltip names the rank farthest from the mean"
+            "(max - min); the tooltip names the rank farthest from the mean. On a job stream: "
+            "by the rank skew, how many spreads of the other ranks the farthest rank is away"
         )
         self._build()
         self._send_timer = QTimer(self, singleShot=True, interval=SEND_DELAY_MS)
         self._send_timer.timeout.connect(self._send_numbers)
+        self._budget_timer = QTimer(self, singleShot=True, interval=SEND_DELAY_MS)
+        self._budget_timer.timeout.connect(self._send_budget)
+        self.budget.valueChanged.connect(self._budget_timer.start)
+        session.counters.changed.connect(self._on_cost)
 
         self.threshold.valueChanged.connect(self._send_timer.start)
+        self.threshold_mode.currentIndexChanged.connect(self._send_mode)
         self.rate.valueChanged.connect(self._send_timer.start)
         for box in self.kinds.values():
             box.toggled.connect(self._send_kinds)
@@ -97,6 +115,7 @@ class ControlPanel(QWidget):
         session.view.changed.connect(self._on_view)
         session.connection.changed.connect(self._on_connection)
         session.ranks.changed.connect(self._on_ranks)
+        session.skew.changed.connect(self._on_skew)
         self._on_ranks()
         self._on_control()
         self._on_view("", None)
@@ -105,13 +124,16 @@ class ControlPanel(QWidget):
     def _build(self) -> None:
         trainer = QGroupBox("Trainer")
         form = QFormLayout(trainer)
+        form.addRow("Light", self.threshold_mode)
         form.addRow("Threshold", self.threshold)
         form.addRow("", self.threshold_ack)
         form.addRow("Summary rate", self.rate)
         form.addRow("", self.rate_ack)
-        kinds = QHBoxLayout()
-        for box in self.kinds.values():
-            kinds.addWidget(box)
+        form.addRow("Probe budget", self.budget)
+        form.addRow("", self.budget_ack)
+        kinds = QGridLayout()  # two columns: fits a narrow dock
+        for i, box in enumerate(self.kinds.values()):
+            kinds.addWidget(box, i // 2, i % 2)
         form.addRow("Sites", kinds)
         form.addRow(self.pause)
         form.addRow(self.control_note)
@@ -136,16 +158,46 @@ class ControlPanel(QWidget):
 
     # -- widgets -> models ----------------------------------------------------------------------
 
+    def _mode(self) -> ThresholdChoice:
+        data = self.threshold_mode.currentData()
+        return THRESHOLD_MODES.get(data, THRESHOLD_MODES[ThresholdMode.ABSOLUTE])
+
+    def _send_mode(self) -> None:
+        """A new mode goes with its default threshold (a value of one mode means nothing in
+        another)."""
+        self._send_timer.stop()
+        mode = self._mode()
+        self._show_mode(mode)
+        with QSignalBlocker(self.threshold):
+            self.threshold.setValue(mode.shown(mode.default))
+        self.session.control.request(threshold=mode.default, threshold_mode=int(mode.mode))
+
+    def _show_mode(self, mode: ThresholdChoice) -> None:
+        self.threshold.setDecimals(mode.decimals)
+        self.threshold.setRange(0.0, mode.shown(mode.maximum))
+        self.threshold.setSingleStep(mode.step)
+        self.threshold.setSuffix(mode.suffix)
+        self.threshold.setToolTip(mode.tip)
+        self.threshold_mode.setToolTip(mode.tip)
+
     def _send_numbers(self) -> None:
         state = self.session.control.state
-        threshold: float | None = self.threshold.value()
+        mode = self._mode()
+        threshold: float | None = mode.wire(self.threshold.value())
         rate: float | None = self.rate.value()
-        if state is not None and abs(self.threshold.value() - state.threshold) <= 5e-4:
+        if state is not None and abs(mode.shown(state.threshold) - self.threshold.value()) <= 5e-4:
             threshold = None
         if state is not None and abs(self.rate.value() - state.rate_hz) <= 0.05:
             rate = None
+        modes = self.session.connection.status.capabilities & Capability.THRESHOLD_MODES
+        threshold_mode = int(mode.mode) if modes and threshold is not None else None
         if threshold is not None or rate is not None:
-            self.session.control.request(threshold=threshold, rate_hz=rate)
+            self.session.control.request(
+                threshold=threshold, rate_hz=rate, threshold_mode=threshold_mode
+            )
+
+    def _send_budget(self) -> None:
+        self.session.control.request(budget=self.budget.value() / 100)
 
     def _send_kinds(self) -> None:
         mask = sum(kind_bit(kind) for name, kind in KIND_BOXES if self.kinds[name].isChecked())
@@ -160,11 +212,19 @@ class ControlPanel(QWidget):
         control = self.session.control
         state = control.state
         if state is not None:
-            self.threshold_ack.setText(f"in force: {state.threshold:.3f}")
+            mode = THRESHOLD_MODES.get(
+                state.threshold_mode, THRESHOLD_MODES[ThresholdMode.ABSOLUTE]
+            )
+            self.threshold_ack.setText(f"in force: {mode.describe(state.threshold)}")
             self.rate_ack.setText(f"in force: {state.rate_hz:.1f} /s")
             if not self._send_timer.isActive() and not control.pending:
                 with QSignalBlocker(self.threshold), QSignalBlocker(self.rate):
-                    self.threshold.setValue(state.threshold)
+                    with QSignalBlocker(self.threshold_mode):
+                        self.threshold_mode.setCurrentIndex(
+                            max(0, self.threshold_mode.findData(int(mode.mode)))
+                        )
+                    self._show_mode(mode)
+                    self.threshold.setValue(mode.shown(state.threshold))
                     self.rate.setValue(state.rate_hz)
             for name, kind in KIND_BOXES:
                 with QSignalBlocker(self.kinds[name]):
@@ -181,6 +241,16 @@ class ControlPanel(QWidget):
             self.control_note.setText("Waiting for the trainer...")
         else:
             self.control_note.setText("")
+
+    def _on_cost(self) -> None:
+        cost = self.session.counters.probe_cost
+        if cost is None or cost.budget <= 0:
+            self.budget_ack.setText("in force: -" if cost is None else "in force: none")
+            return
+        self.budget_ack.setText(f"in force: {100 * cost.budget:.2g} %")
+        if not self._budget_timer.isActive() and not self.budget.hasFocus():
+            with QSignalBlocker(self.budget):
+                self.budget.setValue(100 * cost.budget)
 
     def _on_view(self, name: str, value: object) -> None:
         del name, value
@@ -199,6 +269,10 @@ class ControlPanel(QWidget):
             self.rank_spread.setChecked(v.rank_spread)
         self._describe_scale()
 
+    def _on_skew(self) -> None:
+        if self.session.skew.active != self.rank_spread.isEnabled():  # a job stream began
+            self._on_ranks()
+
     def _on_ranks(self) -> None:
         ranks = self.session.ranks
         with QSignalBlocker(self.rank):
@@ -209,18 +283,27 @@ class ControlPanel(QWidget):
             self.rank.setCurrentIndex(max(0, self.rank.findData(ranks.choice)))
         several = len(ranks) > 1
         self.rank.setEnabled(several)
-        self.rank_spread.setEnabled(several)
+        self.rank_spread.setEnabled(several or self.session.skew.active)
         self._describe_scale()
 
     def _describe_scale(self) -> None:
         v, scale = self.session.view.values, SCALES[self.session.view.values.statistic]
         spread = v.rank_spread and len(self.session.ranks) > 1
-        self.scale_note.setText(scale.describe_spread() if spread else scale.describe())
+        if v.rank_spread and self.session.skew.active:
+            self.scale_note.setText(f"rank skew |z|: 0 .. {Z_FULL:g} sigma")
+        else:
+            self.scale_note.setText(scale.describe_spread() if spread else scale.describe())
 
     def _on_connection(self, status: object) -> None:
         del status
         from synapse_desktop.models.connection import Phase
 
-        live = self.session.connection.status.phase is Phase.LIVE
+        status = self.session.connection.status
+        live = status.phase is Phase.LIVE
         for widget in (self.threshold, self.rate, self.pause, *self.kinds.values()):
             widget.setEnabled(live)
+        self.budget.setEnabled(live and bool(status.capabilities & Capability.GOVERNOR))
+        modes = live and bool(status.capabilities & Capability.THRESHOLD_MODES)
+        self.threshold_mode.setEnabled(modes)
+        if live and not modes:
+            self.threshold_mode.setToolTip("This trainer takes an absolute threshold only")

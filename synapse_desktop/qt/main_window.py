@@ -6,32 +6,44 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QCursor, QIcon, QKeySequence, QShowEvent
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QCursor,
+    QIcon,
+    QKeySequence,
+    QResizeEvent,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QMainWindow,
-    QMessageBox,
     QToolTip,
     QVBoxLayout,
     QWidget,
 )
 
-from synapse_desktop import __version__
 from synapse_desktop.models.anomalies import ROUTING_ALERTS, Alert
 from synapse_desktop.models.attention import STATISTICS as HEAD_STATISTICS
 from synapse_desktop.models.ranks import MERGED
 from synapse_desktop.models.session import Session
 from synapse_desktop.net.endpoint import Endpoint, format_endpoints
 from synapse_desktop.net.links import Links
+from synapse_desktop.qt import layout_policy
+from synapse_desktop.qt.about_dialog import AboutDialog, SoftwareRenderWarning
 from synapse_desktop.qt.alerts_panel import AlertsPanel
 from synapse_desktop.qt.attention_panel import AttentionPanel
 from synapse_desktop.qt.connect_dialog import ConnectDialog
 from synapse_desktop.qt.control_panel import ControlPanel
 from synapse_desktop.qt.depth_panel import DepthPanel
+from synapse_desktop.qt.layout_policy import scrolled
 from synapse_desktop.qt.moe_panel import MoePanel
+from synapse_desktop.qt.notifier import AlertNotifier
 from synapse_desktop.qt.overview_panel import OverviewPanel
+from synapse_desktop.qt.quick_tour import QuickTour
+from synapse_desktop.qt.recording_actions import RecordingActions
 from synapse_desktop.qt.settings_store import (
     load_view,
     open_settings,
@@ -45,6 +57,7 @@ from synapse_desktop.resources import ICON
 from synapse_desktop.scene.scales import SCALES
 from synapse_desktop.views.inspector import InspectorView
 from synapse_desktop.views.layer_grid import FRAME_MS, LayerGrid
+from synapse_native.protocol import SummaryFlag
 
 INSPECTOR_REFRESH_MS = 250
 
@@ -61,7 +74,10 @@ class MainWindow(QMainWindow):
         self.grid = LayerGrid(self.session, spread_ms=FRAME_MS)  # its work a frame after a step's
         self.setCentralWidget(self.grid.native)
         self.panel = ControlPanel(self.session)
-        self.panel_dock = self._dock("Controls", self.panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        layout_policy.let_shrink(self.panel)
+        self.panel_dock = self._dock(
+            "Controls", scrolled(self.panel), Qt.DockWidgetArea.RightDockWidgetArea
+        )
         self.inspector = InspectorView(self.session)
         holder = QWidget()
         box = QVBoxLayout(holder)
@@ -71,6 +87,7 @@ class MainWindow(QMainWindow):
             "Inspector", holder, Qt.DockWidgetArea.BottomDockWidgetArea
         )
         self.overview = OverviewPanel(self.session)
+        layout_policy.let_shrink(self.overview, chars=6)
         self.overview_dock = self._dock(
             "Overview", self.overview, Qt.DockWidgetArea.BottomDockWidgetArea
         )
@@ -93,11 +110,14 @@ class MainWindow(QMainWindow):
         self.alerts.count_changed.connect(self._on_alert_count)
         self.alerts.activated.connect(self._reveal_site)
         self._on_alert_count(self.alerts.count)
+        self.notifier = AlertNotifier(self.session.anomalies, self, self.windowIcon())
         self.attention_dock.toggleViewAction().triggered.connect(self._on_attention_toggled)
         self.status = StatusBar(self.session)
         self.setStatusBar(self.status)
+        self.render_warning = SoftwareRenderWarning(self.grid.canvas, self.status)
         self._token: str | None = None
         self._build_menus()
+        self.recordings = RecordingActions(self)  # timeline bar, File > Open recording/Record
         self._inspector_timer = QTimer(self, interval=INSPECTOR_REFRESH_MS)
         self._inspector_timer.timeout.connect(self.inspector.refresh)
         self._inspector_timer.timeout.connect(self.overview.refresh)
@@ -115,11 +135,8 @@ class MainWindow(QMainWindow):
         self.session.peer_error.connect(lambda text: self.status.showMessage(text, 8000))
         self._apply_theme()
         self._on_selected(-1)
-        geometry = self.settings.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1500, 950)
+        layout_policy.set_minimum_sizes(*self._dock_groups()[:2])
+        self._placed = layout_policy.place_first(self, self.settings.value("window/geometry"))
         self._saved_state: object = self.settings.value("window/state")  # applied on first show
 
     # -- building -------------------------------------------------------------------------------
@@ -153,9 +170,13 @@ class MainWindow(QMainWindow):
         self.theme_action = self._action("Toggle &theme", "Ctrl+T", self._toggle_theme)
         self.glow_action = self._action("Toggle &glow", "G", self._toggle("glow"))
         self.points_action = self._action("Toggle neuron &points", "P", self._toggle("points"))
+        self.reset_layout_action = self._action("Reset &layout", None, self.reset_layout)
+        self.show_all_action = self._action("Show &all blocks", "Esc", self.grid.show_all)
+        self.show_all_action.setToolTip("After a double-click isolated a block in the 3D view")
         view.addActions(
             [self.reset_camera_action, self.theme_action, self.glow_action, self.points_action]
         )
+        view.addActions([self.show_all_action, self.reset_layout_action])
         view.addSeparator()
         for dock, key in (
             (self.panel_dock, "Ctrl+1"),
@@ -170,6 +191,8 @@ class MainWindow(QMainWindow):
             toggle.setShortcut(QKeySequence(key))
             view.addAction(toggle)
         help_menu = bar.addMenu("&Help")
+        self.tour_action = self._action("Quick &tour", "F1", self.show_tour)
+        help_menu.addAction(self.tour_action)
         help_menu.addAction(self._action("&About Synapse", None, self._about))
 
     # -- actions --------------------------------------------------------------------------------
@@ -198,17 +221,16 @@ class MainWindow(QMainWindow):
 
         return toggle
 
+    def show_tour(self) -> None:
+        """Help > Quick tour."""
+        QuickTour(self).exec()
+
     def _toggle_theme(self) -> None:
         theme = "light" if self.session.view.values.theme == "dark" else "dark"
         self.session.view.set(theme=theme)
 
     def _about(self) -> None:
-        QMessageBox.about(
-            self,
-            "About Synapse",
-            f"<b>Synapse {__version__}</b><br>Live activation statistics from a PyTorch "
-            "training loop.<br>Drag to orbit, shift-drag to pan, wheel to zoom, R to reset.",
-        )
+        AboutDialog(self.grid.canvas, self).exec()
 
     # -- model changes --------------------------------------------------------------------------
 
@@ -282,6 +304,7 @@ class MainWindow(QMainWindow):
             lines.append(
                 f"step {stats.steps[index]}: mean {r['mean']:.3g}  rms {r['rms']:.3g}  "
                 f"max {r['max']:.3g}  above {100 * r['frac_above']:.2f}%"
+                + ("  (sampled tokens)" if r["flags"] & SummaryFlag.SAMPLED else "")
             )
         points = self.session.sparse.points[index]
         neuron = self.session.selection.hovered_neuron
@@ -289,7 +312,8 @@ class MainWindow(QMainWindow):
             lines.append(f"{points.n_above} neurons above {points.threshold:.3g}")
         if neuron >= 0:
             lines.append(f"neuron {neuron}")
-        return "\n".join(lines + self._rank_lines(index))
+        skew = self.session.skew.describe(index)
+        return "\n".join(lines + ([skew] if skew else []) + self._rank_lines(index))
 
     def _rank_lines(self, index: int) -> list[str]:
         """With several ranks: each rank's value of the colour statistic, and the spread."""
@@ -317,21 +341,49 @@ class MainWindow(QMainWindow):
         if self._saved_state is not False:
             self._arrange_docks()
 
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self._saved_state is False:  # arranged: Qt may have grown it past the screen
+            QTimer.singleShot(0, lambda: layout_policy.settle_on_screen(self))
+
     def _arrange_docks(self) -> None:
-        """The saved dock layout, else the default one; once, on the first show: tab groups made
-        before the window is laid out leave a stale tab bar on screen (a Qt 6 quirk)."""
+        """The saved dock layout when it fits the screen, else the default one; once, on the
+        first show: tab groups made before the window is laid out leave a stale tab bar on
+        screen (a Qt 6 quirk)."""
         state, self._saved_state = self._saved_state, False
-        if isinstance(state, (QByteArray, bytes)) and self.restoreState(state):
-            return
-        self.tabifyDockWidget(self.overview_dock, self.attention_dock)
-        self.tabifyDockWidget(self.depth_dock, self.moe_dock)
-        self.overview_dock.raise_()
-        self.depth_dock.raise_()
-        self.resizeDocks([self.depth_dock], [380], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.overview_dock], [280], Qt.Orientation.Vertical)  # room for tokens
+        layout_policy.let_status_shrink(self.statusBar())
+        if not (self._placed and layout_policy.restore_state(self, state)):
+            layout_policy.arrange(self, *self._dock_groups())
+            layout_policy.hide_stale_tab_bars(self)
+            QTimer.singleShot(0, self._size_default)  # once Qt has laid out the new docks
+        layout_policy.settle_on_screen(self)
+
+    def _size_default(self) -> None:
+        """The first window's size from the screen (the docks as first added may have widened
+        it), then the default dock sizes."""
+        if not self._placed:
+            layout_policy.place_first(self, None)
+        right, bottom, _ = self._dock_groups()
+        layout_policy.size_docks(self, right, bottom)
+        layout_policy.hide_stale_tab_bars(self)
+
+    def _dock_groups(self) -> tuple[list[QDockWidget], list[QDockWidget], list[QDockWidget]]:
+        """The docks of the default layout: right column, bottom row, left column; the first of
+        each in front."""
+        right = [self.panel_dock, self.depth_dock, self.moe_dock, self.alerts_dock]
+        bottom = [self.overview_dock, self.inspector_dock, self.attention_dock]
+        return right, bottom, []
+
+    def reset_layout(self) -> None:
+        """View > Reset layout: the default arrangement of the docks."""
+        right, bottom, left = self._dock_groups()
+        layout_policy.arrange(self, right, bottom, left)
+        layout_policy.size_docks(self, right, bottom)
+        layout_policy.hide_stale_tab_bars(self)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.links.close()
+        self.recordings.close()
         self._inspector_timer.stop()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -17,7 +19,7 @@ from PySide6.QtWidgets import (
 from synapse_desktop.models.session import Session
 from synapse_desktop.models.view_settings import HEATMAP_KINDS, HEATMAP_STATISTICS
 from synapse_desktop.scene.scales import SCALES
-from synapse_desktop.views.overview import OverviewView
+from synapse_desktop.views.overview import BLOCK_SIGNALS, OverviewView
 
 KIND_LABELS = {"attn": "attention", "mlp": "MLP", "residual": "residual", "mean": "mean of kinds"}
 
@@ -35,8 +37,22 @@ class OverviewPanel(QWidget):
         for name in HEATMAP_KINDS:
             self.kind.addItem(KIND_LABELS[name], name)
         self.kind.setToolTip("Which site of each layer the heatmap shows (and a click selects)")
+        self.blocks = QComboBox()
+        for name, (title, _) in BLOCK_SIGNALS.items():
+            self.blocks.addItem(title, name)
+        self.blocks.setToolTip(
+            "The per-block heatmap: gradient norms, or what the optimizer did to each block "
+            "(the probe's optimizer=)"
+        )
         self.metric_choice = QComboBox()
         self.metric_choice.setToolTip("The training metric plotted above the heatmaps")
+        self.smoothing = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.99, singleStep=0.05)
+        self.smoothing.setToolTip(
+            "Smoothing of the metric: the weight of an exponential moving average, as in "
+            "TensorBoard (0: none). The raw values stay as a faint line"
+        )
+        self.log_scale = QCheckBox("log")
+        self.log_scale.setToolTip("The metric's y axis in log scale")
         self.newest = QPushButton("Newest")
         self.newest.setToolTip(
             "Follow the newest steps again (also: double-click the plots). Drag to pan, "
@@ -48,9 +64,13 @@ class OverviewPanel(QWidget):
             ("Heatmap", self.statistic),
             ("of", self.kind),
             ("Metric", self.metric_choice),
+            ("smooth", self.smoothing),
+            ("Blocks", self.blocks),
         ):
             bar.addWidget(QLabel(text))
             bar.addWidget(widget)
+            if widget is self.smoothing:
+                bar.addWidget(self.log_scale)
         bar.addStretch(1)
         bar.addWidget(self.newest)
         layout = QVBoxLayout(self)
@@ -66,6 +86,11 @@ class OverviewPanel(QWidget):
             lambda: session.view.set(heatmap_kind=self.kind.currentData())
         )
         self.metric_choice.currentTextChanged.connect(self._metric_chosen)
+        self.smoothing.valueChanged.connect(lambda v: session.view.set(metric_smoothing=v))
+        self.log_scale.toggled.connect(lambda v: session.view.set(metric_log=v))
+        self.blocks.currentIndexChanged.connect(
+            lambda: self.view.show_block_signal(self.blocks.currentData())
+        )
         self.newest.clicked.connect(self.view.follow_newest)
         session.view.changed.connect(self._on_view)
         session.metrics.changed.connect(self._on_metrics)
@@ -88,9 +113,13 @@ class OverviewPanel(QWidget):
 
     def _on_view(self, name: str, value: object) -> None:
         del value
-        if name not in ("", "heatmap_statistic", "heatmap_kind", "overview_metric"):
+        watched = ("heatmap_statistic", "heatmap_kind", "overview_metric")
+        if name not in ("", *watched, "metric_smoothing", "metric_log"):
             return
         v = self.session.view.values
+        with QSignalBlocker(self.smoothing), QSignalBlocker(self.log_scale):
+            self.smoothing.setValue(v.metric_smoothing)
+            self.log_scale.setChecked(v.metric_log)
         for combo, data in ((self.statistic, v.heatmap_statistic), (self.kind, v.heatmap_kind)):
             with QSignalBlocker(combo):
                 combo.setCurrentIndex(max(0, combo.findData(data)))

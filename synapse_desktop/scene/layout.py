@@ -17,6 +17,9 @@ from synapse_desktop.models.topology import Site
 
 LAYER_SPACING = 40.0  # world units between cards at spacing factor 1
 SITE_GAP = 10.0  # between planes of one card
+WRAP_ABOVE = 40  # deeper models wrap their cards into rows ...
+ROW_LAYERS = 40  # ... of at most this many layers
+ROW_GAP = 30.0  # between rows of cards
 DEFAULT_GRID = (64, 64)  # for sites known only by id
 
 F32 = npt.NDArray[np.float32]
@@ -30,7 +33,13 @@ class Layout:
     rows: npt.NDArray[np.int64]
     cols: npt.NDArray[np.int64]
     layer_x: dict[int, float]
-    layer_top: float
+    layer_top: float  # the first row's top
+    layer_z: dict[int, float] | None = None  # each layer's card top (rows of a deep model)
+    per_row: int = 0  # layers a row (0: one row)
+
+    def top_of(self, layer: int) -> float:
+        """The top z of ``layer``'s card."""
+        return self.layer_z.get(layer, self.layer_top) if self.layer_z else self.layer_top
 
     U = np.array([0.0, 1.0, 0.0], np.float32)  # one column step
     V = np.array([0.0, 0.0, -1.0], np.float32)  # one row step
@@ -74,15 +83,37 @@ def grid_of(site: Site) -> tuple[int, int]:
     return DEFAULT_GRID
 
 
+def layers_per_row(n_layers: int) -> int:
+    """Cards a row: all of them up to ``WRAP_ABOVE`` layers, else rows as even as can be of at
+    most ``ROW_LAYERS`` (80 layers: 2 rows of 40), so a deep model keeps a screen-like shape."""
+    if n_layers <= WRAP_ABOVE:
+        return max(n_layers, 1)
+    rows = -(-n_layers // ROW_LAYERS)
+    return -(-n_layers // rows)
+
+
 def compute_layout(sites: Sequence[Site], spacing: float = 1.0) -> Layout:
-    """Cards for layers in ascending order along +x, centred on y = 0, tops aligned at z = 0."""
+    """Cards for layers in ascending order along +x, centred on y = 0, tops aligned at z = 0;
+    a deep model's cards wrap into rows going down -z."""
     grids = [grid_of(s) for s in sites]
     layers = sorted({s.layer for s in sites})
-    layer_x = {layer: i * LAYER_SPACING * spacing for i, layer in enumerate(layers)}
+    per_row = layers_per_row(len(layers))
+    layer_x = {layer: (i % per_row) * LAYER_SPACING * spacing for i, layer in enumerate(layers)}
+    height: dict[int, float] = {}  # each card's height
+    for site, (rows, _) in zip(sites, grids, strict=True):
+        height[site.layer] = height.get(site.layer, -SITE_GAP) + rows + SITE_GAP
+    row_of = {layer: i // per_row for i, layer in enumerate(layers)}
+    row_height: dict[int, float] = {}
+    for layer, row in row_of.items():
+        row_height[row] = max(row_height.get(row, 0.0), height[layer])
+    row_top = [0.0]
+    for row in range(1, max(row_of.values(), default=0) + 1):
+        row_top.append(row_top[-1] - row_height[row - 1] - ROW_GAP * spacing - 12.0)
+    layer_z = {layer: row_top[row] for layer, row in row_of.items()}
     corners = np.zeros((len(sites), 3), np.float32)
     z_next: dict[int, float] = {}
     for i, (site, (rows, cols)) in enumerate(zip(sites, grids, strict=True)):
-        z = z_next.get(site.layer, 0.0)
+        z = z_next.get(site.layer, layer_z[site.layer])
         corners[i] = (layer_x[site.layer], -cols / 2.0, z)
         z_next[site.layer] = z - rows - SITE_GAP
     return Layout(
@@ -91,4 +122,6 @@ def compute_layout(sites: Sequence[Site], spacing: float = 1.0) -> Layout:
         cols=np.array([g[1] for g in grids], np.int64),
         layer_x=layer_x,
         layer_top=0.0,
+        layer_z=layer_z,
+        per_row=per_row if len(layers) > per_row else 0,
     )

@@ -34,9 +34,12 @@ class StepAxis:
     width: int
 
     @classmethod
-    def spanning(cls, lo: int, hi: int, width: int) -> StepAxis:
-        """The finest axis of ``width`` columns that holds steps ``lo`` .. ``hi``."""
+    def spanning(cls, lo: int, hi: int, width: int, least: int = 1) -> StepAxis:
+        """The finest axis of ``width`` columns that holds steps ``lo`` .. ``hi``, its stride at
+        least ``least`` (rounded up to a power of two)."""
         stride = 1
+        while stride < least:
+            stride *= 2
         while hi // stride - lo // stride + 1 > width:
             stride *= 2
         return cls(lo // stride * stride, stride, width)
@@ -91,6 +94,15 @@ def bin_max(
     return out.reshape(n_rows, axis.width)
 
 
+def sampling_gap(steps: npt.NDArray[np.int64]) -> int:
+    """The usual distance between measured steps (the median gap; 1 when every step is). A
+    column at least this wide holds a measurement, so sampled steps do not draw as stripes."""
+    unique = np.unique(steps)
+    if len(unique) < 2:
+        return 1
+    return max(1, int(np.median(np.diff(unique))))
+
+
 def empty_image(width: int, n_rows: int = 0) -> StepImage:
     return StepImage(np.full((n_rows, width), np.nan, np.float32), StepAxis(0, 1, width))
 
@@ -119,7 +131,7 @@ def layer_image(
     if not held.any():
         return empty_image(width, n_rows)
     lo, hi = int(steps[held].min()), int(steps[held].max())
-    axis = StepAxis.spanning(lo, hi, width)
+    axis = StepAxis.spanning(lo, hi, width, least=sampling_gap(steps[held]))
     if kind != "mean":
         rows = np.broadcast_to(layer[:, None], steps.shape)[held]
         return StepImage(bin_max(rows, steps[held], values[held], n_rows, axis), axis, lo, hi)

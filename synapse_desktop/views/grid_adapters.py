@@ -230,7 +230,9 @@ class PlanesAdapter:
     def _colors(self) -> npt.NDArray[np.float32]:
         view = self.session.view.values
         scale, ranks = SCALES[view.statistic], self.session.ranks
-        if view.rank_spread and len(ranks) > 1:
+        if view.rank_spread and self.session.skew.active:  # a job stream: its rank skew
+            normalized = self.session.skew.colour_values()
+        elif view.rank_spread and len(ranks) > 1:
             normalized = scale.spread(ranks.by_rank(view.statistic))
         else:
             normalized = scale.normalize(self.session.stats.field(view.statistic))
@@ -325,6 +327,18 @@ def _ranges(starts: I64, lengths: I64, total: int) -> I64:
     return out
 
 
+MAX_LABELS = 16  # layer numbers a row of cards
+
+
+def label_step(per_row: int) -> int:
+    """Label every 1st, 2nd, 4th, 8th ... layer: the finest that keeps a row of cards to
+    ``MAX_LABELS`` numbers, so they never run into each other."""
+    step = 1
+    while per_row > step * MAX_LABELS:
+        step *= 2
+    return step
+
+
 class LabelsAdapter:
     """Layer numbers above the cards and site names beside the first card: one Text visual."""
 
@@ -334,17 +348,18 @@ class LabelsAdapter:
             parent=parent, font_size=9, anchor_x="center", anchor_y="bottom", bold=False
         )
         self.visual.order = 2
+        self.only: set[int] = set()  # an isolated block and its neighbours (empty: all)
 
     def rebuild(self, geometry: Geometry) -> None:
         layout, sites = geometry.layout, self.session.topology.sites
         texts: list[str] = []
         positions: list[tuple[float, float, float]] = []
-        step = max(1, len(layout.layer_x) // 16)
+        step = 1 if self.only else label_step(layout.per_row or len(layout.layer_x))
         for n, (layer, x) in enumerate(sorted(layout.layer_x.items())):
-            if n % step == 0 or n == len(layout.layer_x) - 1:
+            if n % step == 0 and (not self.only or layer in self.only):
                 texts.append(str(layer))
-                positions.append((x, 0.0, layout.layer_top + 6.0))
-        first = min(layout.layer_x, default=None)
+                positions.append((x, 0.0, layout.top_of(layer) + 6.0))
+        first = min(self.only or layout.layer_x, default=None)
         for site in sites:
             if site.layer == first:
                 corner = layout.corners[site.index]

@@ -33,12 +33,20 @@ from synapse_desktop.views.grid_adapters import (
     make_geometry,
     place,
 )
-from synapse_desktop.views.visuals import Bloom
+from synapse_desktop.views.visuals import KEEP_ALL, Bloom
 
 FRAME_MS = 16.0  # one display frame: the app's ``spread_ms``
 HOME_AZIMUTH = -35.0
 HOME_ELEVATION = 12.0
 FOV = 30.0
+EMPTY_NOTE = (
+    "No model yet: the grid of its layers appears here once a trainer streams.\n"
+    "File > Connect (Ctrl+K) to a trainer that called synapse_probe.attach(model),\n"
+    "or run `synapse sim` (a simulated run) or `synapse demo` (a small real one).\n"
+    "Help > Quick tour (F1) explains what you will see."
+)
+FILL = 0.9  # the home view's share of the canvas taken by the model's box
+FIT_ROUNDS = 3
 
 
 class GridCanvas(scene.SceneCanvas):  # type: ignore[misc]
@@ -107,6 +115,11 @@ class LayerGrid:
         self.labels = LabelsAdapter(session, root)
         self.highlight = HighlightAdapter(session, root)
         self.geometry: Geometry = make_geometry(session)
+        self.homed = True  # the camera frames the model (until the user moves it)
+        self.isolated = -1  # the layer shown alone with its neighbours (-1: all)
+        self.empty_note = scene.visuals.Text(
+            EMPTY_NOTE, parent=self.canvas.scene, font_size=11, anchor_x="center"
+        )
         self._apply_theme()
         self._rebuild()
         self.reset_camera()
@@ -114,6 +127,7 @@ class LayerGrid:
         session.topology.changed.connect(self._on_topology)
         session.stats.changed.connect(self._on_stats)
         session.ranks.updated.connect(self._on_ranks)
+        session.skew.changed.connect(self._on_ranks)
         session.sparse.changed.connect(self._on_sparse)
         session.data_reset.connect(self._on_data_reset)
         session.flushed.connect(self._on_flushed)
@@ -121,7 +135,11 @@ class LayerGrid:
         session.selection.hovered_changed.connect(self._on_selection)
         session.selection.selected_changed.connect(self._on_selection)
         self.canvas.events.mouse_move.connect(self._on_mouse_move)
+        self.canvas.events.resize.connect(self._on_resize)
+        for moved in (self.canvas.events.mouse_press, self.canvas.events.mouse_wheel):
+            moved.connect(self._on_user_camera)
         self.clicks = ClickFilter(self.canvas, self._on_click)
+        self.canvas.events.mouse_double_click.connect(self._on_double_click)
 
     @property
     def native(self) -> Any:
@@ -131,23 +149,101 @@ class LayerGrid:
     # -- camera ---------------------------------------------------------------------------------
 
     def reset_camera(self) -> None:
-        """Home angles, framed so that every plane is in view."""
+        """Home angles, framed so that every plane is in view and the model is centred; kept
+        framed through canvas resizes until the user moves the camera."""
         self.camera.azimuth = HOME_AZIMUTH
         self.camera.elevation = HOME_ELEVATION
-        lo, hi = self.geometry.layout.bounds
-        if not len(self.geometry.layout):
+        self._frame(None)
+
+    def _frame(self, sites: npt.NDArray[np.bool_] | None) -> None:
+        """Frame the planes of ``sites`` (None: all of them)."""
+        layout = self.geometry.layout
+        quads = layout.quads().reshape(len(layout), 4, 3)
+        if sites is not None:
+            quads = quads[sites]
+        if len(quads):
+            points = quads.reshape(-1, 3)
+            lo, hi = points.min(axis=0), points.max(axis=0)
+        else:
             lo, hi = np.full(3, -50.0), np.full(3, 50.0)
-        margin = 0.04 * float(np.max(hi - lo))
-        self.camera.set_range(
-            x=(lo[0] - margin, hi[0] + margin),
-            y=(lo[1] - margin, hi[1] + margin),
-            z=(lo[2] - margin, hi[2] + margin),
-            margin=0.0,
+        lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+        self.camera.center = tuple((lo + hi) / 2)
+        self.camera.scale_factor = float(np.linalg.norm(hi - lo)) or 100.0
+        box = np.array(
+            [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
         )
+        for _ in range(FIT_ROUNDS):  # perspective: the span shrinks a little less than the scale
+            corners = np.array([self.project(p) for p in box])
+            size = np.asarray(self.canvas.size, np.float64)
+            span = float(np.max((corners.max(axis=0) - corners.min(axis=0)) / size))
+            if not np.isfinite(span) or span <= 0:
+                break
+            self.camera.scale_factor *= span / FILL
+            corners = np.array([self.project(p) for p in box])
+            middle = (corners.min(axis=0) + corners.max(axis=0)) / 2
+            shift = self._unproject(middle, self.camera.center) - self._unproject(
+                size / 2, self.camera.center
+            )
+            self.camera.center = tuple(np.asarray(self.camera.center, np.float64) + shift)
+        self.homed = True
+
+    def isolate(self, layer: int) -> None:
+        """Show only ``layer``'s block and its neighbours in its row of cards, framed; the
+        rest is not drawn until ``show_all``."""
+        layout = self.geometry.layout
+        if layer not in layout.layer_x:
+            return
+        layers = sorted(layout.layer_x)
+        at = layers.index(layer)
+        top = layout.top_of(layer)
+        near = [n for n in layers[max(0, at - 1) : at + 2] if layout.top_of(n) == top]
+        xs = [layout.layer_x[n] for n in near]
+        inside = np.array([s.layer in near for s in self.session.topology.sites])
+        bottom = float(layout.quads()[inside][:, :, 2].min()) if inside.any() else top - 1.0
+        keep = (min(xs) - 1.0, max(xs) + 1.0, bottom - 1.0, top + 1.0)
+        self.isolated = layer
+        self.planes.visual.set_keep(keep)
+        self.points.visual.set_keep(keep)
+        self.labels.only = set(near)
+        self.labels.rebuild(self.geometry)
+        self._frame(inside)
+        self.canvas.update()
+
+    def show_all(self) -> None:
+        """Draw every block again (after ``isolate``), framed."""
+        self.isolated = -1
+        self.planes.visual.set_keep(KEEP_ALL)
+        self.points.visual.set_keep(KEEP_ALL)
+        self.labels.only = set()
+        self.labels.rebuild(self.geometry)
+        self.reset_camera()
+        self.canvas.update()
+
+    def _unproject(self, pixel: npt.ArrayLike, at: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """The scene point under canvas ``pixel`` at the depth of scene point ``at``."""
+        transform = self.view.scene.transform
+        depth = np.asarray(transform.map([*np.asarray(at, float), 1.0]), np.float64)
+        point = np.asarray(transform.imap([*np.asarray(pixel, float), depth[2] / depth[3], 1.0]))
+        world: npt.NDArray[np.float64] = point[:3] / point[3]
+        return world
+
+    def _place_note(self) -> None:
+        width, height = self.canvas.size
+        self.empty_note.pos = (width / 2, height / 2)
+
+    def _on_resize(self, event: Any = None) -> None:
+        self._place_note()
+        if self.homed and self.isolated < 0:
+            self.reset_camera()
+
+    def _on_user_camera(self, event: Any = None) -> None:
+        self.homed = False
 
     # -- model changes --------------------------------------------------------------------------
 
     def _rebuild(self) -> None:
+        self.empty_note.visible = not len(self.session.topology)
+        self._place_note()
         self.geometry = make_geometry(self.session)
         for adapter in (self.planes, self.points, self.labels, self.highlight):
             adapter.rebuild(self.geometry)
@@ -234,6 +330,7 @@ class LayerGrid:
     def _apply_theme(self) -> None:
         theme = THEMES[self.session.view.values.theme]
         self.canvas.bgcolor = theme.background
+        self.empty_note.color = theme.text
         self.points.visual.set_color(theme.points)
         assert self.canvas.bloom is not None
         self.canvas.bloom.set_color(theme.points, additive=theme.additive)
@@ -290,6 +387,15 @@ class LayerGrid:
     def _on_click(self, where: tuple[float, float]) -> None:
         hit = self.pick(*where)
         self.session.selection.select(hit.index if hit else -1)
+
+    def _on_double_click(self, event: Any) -> None:
+        """Double-click a plane: its block alone with its neighbours; elsewhere: all again."""
+        hit = self.pick(float(event.pos[0]), float(event.pos[1]))
+        sites = self.session.topology.sites
+        if hit is not None and 0 <= hit.index < len(sites):
+            self.isolate(sites[hit.index].layer)
+        elif self.isolated >= 0:
+            self.show_all()
 
     def close(self) -> None:
         if self._timer is not None:

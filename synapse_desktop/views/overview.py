@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from vispy import scene
+from vispy.color import Color
 from vispy.geometry import Rect
 from vispy.visuals.text.text import FontManager
 from vispy.visuals.transforms import STTransform
@@ -22,19 +23,28 @@ from vispy.visuals.transforms import STTransform
 from synapse_desktop.models.ranks import MERGED
 from synapse_desktop.models.session import Session
 from synapse_desktop.models.signal import Signal
+from synapse_desktop.models.smoothing import ema
 from synapse_desktop.scene.scales import SCALES, Scale
 from synapse_desktop.scene.steps import KIND_CODES, StepImage, empty_image, grad_image, layer_image
-from synapse_desktop.views.axes import make_axis
+from synapse_desktop.views.axes import make_axis, set_log
 from synapse_desktop.views.clicks import ClickFilter
 from synapse_desktop.views.colors import THEMES, map_values
 from synapse_desktop.views.plot2d import plot_text, to_canvas, to_scene
 
 WIDTH = 1024  # heatmap columns (a column holds a power-of-two number of steps)
 GRAD_SCALE = Scale("block grad norm", (-2.0, 1.0), log=True)
+# What the lower heatmap shows per block: BLOCK_GRAD_NORMS, or a column of OPTIMIZER_STATS.
+BLOCK_SIGNALS = {
+    "grad_norm": ("block gradient norm", GRAD_SCALE),
+    "update_ratio": ("update / parameter norm", Scale("update ratio", (-5.0, -1.0), log=True)),
+    "v_below_g2": ("fraction with Adam's v < g^2", Scale("fraction v < g^2", (0.0, 1.0))),
+}
 _LINE_COLOR = "#7aa2f7"
 _NONFINITE_COLOR = (1.0, 0.3, 0.35, 1.0)
 _BORDER = (0.5, 0.5, 0.5, 0.4)
-_TITLE_PX = 18
+_TITLE_PX = 16
+MIN_METRIC_PX = 120  # the training metric stays readable
+MIN_HEATMAP_PX = 20
 _AXIS_PX = 40
 _STEP_AXIS_PX = 26
 _MARGIN = 4
@@ -148,6 +158,8 @@ class _Heatmap(_Panel):
     def __init__(self, root: Any, text: tuple[float, ...], fonts: FontManager, title: str) -> None:
         super().__init__(root, text, fonts, flip=True)
         self.title = title
+        self.note = ""  # the colour scale in words
+        self.group = 1  # layers an image row holds
         self.data = empty_image(WIDTH)
         self.image = scene.visuals.Image(
             np.zeros((1, WIDTH, 4), np.float32),
@@ -170,16 +182,20 @@ class _Heatmap(_Panel):
         return self.data.values
 
     def show(self, data: StepImage, scale: Scale, cmap: str, note: str) -> None:
-        self.data = data
+        self.data, self.note = data, note
         rows = data.values.shape[0]
-        normalized = scale.normalize(data.values).ravel()
-        rgba = _colors(cmap)[_levels(normalized)].reshape(rows, WIDTH, 4)
+        height = self.view.rect.height  # 1 while the panel is collapsed: merge nothing then
+        group = self.group = rows_per_pixel(rows, height) if height > 1 else 1
+        shown = group_rows(data.values, group)
+        normalized = scale.normalize(shown).ravel()
+        rgba = _colors(cmap)[_levels(normalized)].reshape(len(shown), WIDTH, 4)
         self.image.set_data(rgba if rows else np.zeros((1, WIDTH, 4), np.float32))
-        self.image.transform.scale = (data.axis.stride, 1.0)
+        self.image.transform.scale = (data.axis.stride, float(group))
         self.image.transform.translate = (data.axis.x0, -0.5)  # row r centred on y = r
         self.set_y(-0.5, max(rows, 1) - 0.5)
         stride = f", {data.axis.stride} steps a column" if data.axis.stride > 1 else ""
-        self.label.text = f"{self.title}  ({note}{stride})"
+        merged = f", max of {group} layers a row" if group > 1 else ""
+        self.label.text = f"{self.title}  ({note}{stride}{merged})"
 
     def cell(self, x: float, y: float) -> tuple[int, int]:
         """(row, column) under scene (x, y); off the image: -1 in either."""
@@ -194,50 +210,89 @@ class _Heatmap(_Panel):
                 mark.set_data(pos=float(y), color=color)
 
 
+def rows_per_pixel(rows: int, pixels: float) -> int:
+    """How many rows one image row holds so that every image row gets at least a pixel."""
+    return max(1, int(np.ceil(rows / max(pixels, 1.0))))
+
+
+def group_rows(values: npt.NDArray[np.float32], group: int) -> npt.NDArray[np.float32]:
+    """The largest value of each ``group`` consecutive rows (NaN where all are NaN): with more
+    layers than pixels a spike still shows, instead of aliasing into stripes."""
+    if group <= 1:
+        return values
+    rows, width = values.shape
+    padded = np.full((-(-rows // group) * group, width), np.nan, np.float32)
+    padded[:rows] = values
+    grouped: npt.NDArray[np.float32] = np.fmax.reduce(padded.reshape(-1, group, width), axis=1)
+    return grouped
+
+
 class _MetricPlot(_Panel):
-    """One training metric as a line (broken at non-finite values) and a marker at the top of
-    the plot for every non-finite value."""
+    """One training metric: the raw values as a faint line, their EMA (TensorBoard's smoothing)
+    as a bold one, both broken at non-finite values, and a marker at the top of the plot for
+    every non-finite value. In log scale the scene y is log10 of the values."""
 
     def __init__(self, root: Any, text: tuple[float, ...], fonts: FontManager) -> None:
         super().__init__(root, text, fonts, flip=False)
         self.name = ""
         self.steps = np.zeros(0, np.int64)
-        self.values = np.zeros(0, np.float64)
-        self.line = scene.visuals.Line(
-            pos=np.zeros((2, 2), np.float32),
-            color=_LINE_COLOR,
-            width=1.5,
-            method="gl",
-            parent=self.view.scene,
-        )
+        self.values = np.zeros(0, np.float64)  # as received
+        self.shown = np.zeros(0, np.float64)  # the bold line's scene y (NaN: a break)
+        self.smoothing = 0.0
+        self.log = False
+        self.raw_line = self._line(0.35)
+        self.line = self._line(1.0)
         self.markers = scene.visuals.Markers(parent=self.view.scene)
         self.markers.order = 1
         self.markers.visible = False
         self.nonfinite = np.zeros(0, np.int64)  # steps whose value is NaN or infinite
         self._fitted: tuple[float, float] | None = None
 
+    def _line(self, alpha: float) -> Any:
+        color = (*Color(_LINE_COLOR).rgb, alpha)
+        return scene.visuals.Line(
+            pos=np.zeros((2, 2), np.float32),
+            color=color,
+            width=1.5 if alpha == 1.0 else 1.0,
+            method="gl",
+            parent=self.view.scene,
+        )
+
     def show(
-        self, name: str, steps: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
+        self,
+        name: str,
+        steps: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
+        smoothing: float = 0.0,
+        log: bool = False,
     ) -> None:
         self.name, self.steps, self.values = name, steps, values
-        finite = np.isfinite(values)
-        self.nonfinite = steps[~finite]
-        pairs = np.flatnonzero(finite[:-1] & finite[1:])
-        self.line.visible = len(pairs) > 0
-        if len(pairs):
-            pos = np.column_stack([steps, np.where(finite, values, 0.0)]).astype(np.float32)
-            self.line.set_data(pos=pos, connect=np.column_stack([pairs, pairs + 1]))
+        self.smoothing, self.log = smoothing, log
+        self.nonfinite = steps[~np.isfinite(values)]
+        raw = self._scene_y(values)
+        self.shown = self._scene_y(ema(values, smoothing)) if smoothing > 0 else raw
+        _set_broken_line(self.line, steps, self.shown)
+        self.raw_line.visible = smoothing > 0 and _set_broken_line(self.raw_line, steps, raw)
+        set_log(self.axis, log)
         self._fitted = None
         if not len(steps):
-            self.label.text = f"{name}: no data yet"
+            self.label.text = f"{name}: no data yet (the trainer's log_metrics)"
             return
-        kept = values[finite]
-        text = f"{name}"
+        kept = values[np.isfinite(values)]
+        text = f"{name}" + (" (log)" if log else "")
         if len(kept):
             text += f"  latest {kept[-1]:.4g}  range {kept.min():.4g} .. {kept.max():.4g}"
+        if smoothing > 0:
+            text += f"  smoothing {smoothing:.2f}"
         if len(self.nonfinite):
             text += f"  {len(self.nonfinite)} non-finite (x), last at step {self.nonfinite[-1]}"
         self.label.text = text
+
+    def _scene_y(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        if not self.log:
+            return values
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(values > 0, np.log10(values), np.nan)
 
     def fit_y(self) -> None:
         """Fit y to the finite values within the visible steps (once per x range)."""
@@ -246,7 +301,9 @@ class _MetricPlot(_Panel):
             return
         self._fitted = (rect.left, rect.right)
         inside = (self.steps >= rect.left) & (self.steps <= rect.right)
-        kept = self.values[inside & np.isfinite(self.values)]
+        raw = self._scene_y(self.values)
+        kept = np.concatenate([raw[inside], self.shown[inside]])
+        kept = kept[np.isfinite(kept)]
         lo, hi = (float(kept.min()), float(kept.max())) if len(kept) else (0.0, 1.0)
         pad = (hi - lo) * 0.08 if hi > lo else abs(lo) * 0.1 + 1e-6
         self.set_y(lo - pad, hi + 2 * pad)  # room at the top for the non-finite markers
@@ -262,6 +319,38 @@ class _MetricPlot(_Panel):
     def value_at(self, step: int) -> float | None:
         at = np.flatnonzero(self.steps == step)
         return float(self.values[at[-1]]) if len(at) else None
+
+    def describe_axis(self) -> str:
+        """What the y axis shows, and its visible range."""
+        rect = self.camera.rect
+        lo, hi = (10**rect.bottom, 10**rect.top) if self.log else (rect.bottom, rect.top)
+        scale = "log scale" if self.log else "linear scale"
+        smooth = f", EMA smoothing {self.smoothing:.2f}" if self.smoothing > 0 else ""
+        return f"y axis: training metric {self.name} ({scale}{smooth}), {lo:.4g} .. {hi:.4g}"
+
+
+def _set_broken_line(line: Any, steps: npt.NDArray[np.int64], y: npt.NDArray[np.float64]) -> bool:
+    """Draw (steps, y) joining neighbours that are both finite; False when nothing is drawn."""
+    finite = np.isfinite(y)
+    pairs = np.flatnonzero(finite[:-1] & finite[1:])
+    line.visible = len(pairs) > 0
+    if len(pairs):
+        pos = np.column_stack([steps, np.where(finite, y, 0.0)]).astype(np.float32)
+        line.set_data(pos=pos, connect=np.column_stack([pairs, pairs + 1]))
+    return bool(len(pairs))
+
+
+def plot_heights(plots: float, grads: bool) -> tuple[float, float, float]:
+    """Pixel heights of the metric plot and the two heatmaps sharing ``plots`` pixels: the
+    metric 2/7 but at least ``MIN_METRIC_PX`` (while the heatmaps keep ``MIN_HEATMAP_PX``
+    each), the heatmaps the rest, 3 : 2 (all to the first when ``grads`` is False)."""
+    heatmaps = 2 if grads else 1
+    metric = max(plots * 2 / 7, min(MIN_METRIC_PX, plots - heatmaps * MIN_HEATMAP_PX))
+    rest = plots - metric
+    if not grads:
+        return metric, rest, 0.0
+    below = max(MIN_HEATMAP_PX, rest * 2 / 5)
+    return metric, rest - below, below
 
 
 class OverviewView:
@@ -281,6 +370,8 @@ class OverviewView:
         self.step_axis.parent = root
         self.step_axis.link_view(self.grads.view)
         self.readout_text = self.metric.title_bar.right
+        self._grads_shown = False
+        self._dirty = {"activation", "grads", "metric"}
         self.panels: dict[str, _Panel] = {
             "metric": self.metric,
             "activation": self.activation,
@@ -296,9 +387,10 @@ class OverviewView:
         self.readout = ""
         self.cursor_step = -1
         self.follow = True  # the x range follows the data until the user pans or zooms
-        self._dirty = {"activation", "grads", "metric"}
         session.history.changed.connect(self._on_history)
         session.grad_norms.changed.connect(self._on_grads)
+        session.optimizer.changed.connect(self._on_grads)
+        self.block_signal = "grad_norm"  # a key of BLOCK_SIGNALS
         session.topology.changed.connect(self._on_history)
         session.view.changed.connect(self._on_view)
         session.selection.selected_changed.connect(self._on_selected)
@@ -315,23 +407,31 @@ class OverviewView:
         return self.canvas.native
 
     def _layout(self, event: Any = None) -> None:
-        """Stack title strip + plot three times over the step axis; heights 2 : 3 : 2."""
+        """Stack title strip + plot three times over the step axis: the metric at least
+        ``MIN_METRIC_PX`` high, the heatmaps sharing the rest 3 : 2 (the gradient heatmap only
+        its title strip while it has no data)."""
         del event
         w, h = self.canvas.size
         m = _MARGIN
         left, right = m + _AXIS_PX, w - m
         plots = max(30.0, h - 2 * m - 3 * _TITLE_PX - _STEP_AXIS_PX)
+        heights = plot_heights(plots, grads=not self.grads.data.empty)
+        self._grads_shown = not self.grads.data.empty
         y = float(m)
-        for panel, share in ((self.metric, 2), (self.activation, 3), (self.grads, 2)):
-            height = plots * share / 7
+        for panel, height in zip((self.metric, self.activation, self.grads), heights, strict=True):
             panel.title_bar.rect = Rect(m, y, w - 2 * m, _TITLE_PX)
             y += _TITLE_PX
-            panel.view.rect = Rect(left, y, right - left, height)
-            panel.axis.rect = Rect(m, y, _AXIS_PX, height)
+            panel.view.visible = panel.axis.visible = height > 0
+            panel.view.rect = Rect(left, y, right - left, max(height, 1.0))
+            panel.axis.rect = Rect(m, y, _AXIS_PX, max(height, 1.0))
             y += height
         self.step_axis.rect = Rect(left, y, right - left, _STEP_AXIS_PX)
         for axis in (*(p.axis for p in self.panels.values()), self.step_axis):
             axis.sync()
+        for name in ("activation", "grads"):  # a new height may merge rows differently
+            heat = self.activation if name == "activation" else self.grads
+            if rows_per_pixel(heat.values.shape[0], heat.view.rect.height) != heat.group:
+                self._dirty.add(name)
 
     # -- model changes --------------------------------------------------------------------------
 
@@ -339,6 +439,13 @@ class OverviewView:
         self._dirty.add("activation")
 
     def _on_grads(self) -> None:
+        self._dirty.add("grads")
+
+    def show_block_signal(self, name: str) -> None:
+        """Show ``name`` (a key of ``BLOCK_SIGNALS``) in the per-block heatmap."""
+        if name not in BLOCK_SIGNALS:
+            raise ValueError(f"unknown block signal {name!r}")
+        self.block_signal = name
         self._dirty.add("grads")
 
     def _on_metrics(self, *args: object) -> None:
@@ -349,7 +456,7 @@ class OverviewView:
             self._dirty.add("activation")
         elif name == "colormap":
             self._dirty.update(("activation", "grads"))
-        elif name == "overview_metric":
+        elif name in ("overview_metric", "metric_smoothing", "metric_log"):
             self._dirty.add("metric")
         elif name == "theme":
             theme = THEMES[str(value)]
@@ -385,18 +492,35 @@ class OverviewView:
             kind_text = "mean of attn, mlp, residual" if kind == "mean" else kind
             self.activation.title = f"layers x steps: {kind_text} {SCALES[field].label}"
             self.activation.show(data, SCALES[field], view.colormap, SCALES[field].describe())
-        if "grads" in dirty:
-            data = grad_image(self.session.grad_norms, WIDTH)
-            self.grads.show(data, GRAD_SCALE, view.colormap, GRAD_SCALE.describe())
             if data.empty:
-                self.grads.label.text = "block gradient norms: none yet (the probe's grads=True)"
+                self.activation.label.text = (
+                    "layers x steps: nothing measured yet (File > Connect to a trainer, "
+                    "or run `synapse sim`); one row per layer, one column per step"
+                )
+        if "grads" in dirty:
+            title, scale = BLOCK_SIGNALS[self.block_signal]
+            optimizer = self.session.optimizer
+            ring = (
+                getattr(optimizer, self.block_signal) if self.block_signal != "grad_norm" else None
+            )
+            data = grad_image(ring or self.session.grad_norms, WIDTH)
+            self.grads.title = title
+            self.grads.show(data, scale, view.colormap, scale.describe())
+            if data.empty:
+                self.grads.label.text = (
+                    f"{title}: none yet (the probe's optimizer=)"
+                    if ring is not None
+                    else "block gradient norms: none yet (the probe's grads=True)"
+                )
         if "metric" in dirty:
             name, metrics = view.overview_metric, self.session.metrics
             choice = self.session.ranks.choice
             steps, values = metrics.series(name, None if choice == MERGED else choice)
             if not len(steps) and choice != MERGED:  # that rank does not log it: all ranks'
                 steps, values = metrics.series(name)
-            self.metric.show(name, steps, values)
+            self.metric.show(name, steps, values, view.metric_smoothing, view.metric_log)
+        if self._grads_shown == self.grads.data.empty:  # the gradient heatmap came or went
+            self._layout()
         if dirty:
             if self.follow:
                 self._follow()
@@ -452,9 +576,28 @@ class OverviewView:
                 panel.cursor.set_data(pos=float(step))
         self.cursor_step = step
         self.readout = self._describe(*hit) if hit is not None else ""
+        axis = self.axis_at(pos) if pos is not None and hit is None else None
+        if axis is not None:
+            self.readout = self.describe_axis(axis)
         self.readout_text.text = self.readout
         self.hovered.emit(self.readout)
         self.canvas.update()
+
+    def axis_at(self, pos: tuple[float, float]) -> str | None:
+        """The panel whose y axis is under canvas pixel ``pos``, if any."""
+        for name, panel in self.panels.items():
+            if panel.axis.visible and panel.axis.rect.contains(*pos):
+                return name
+        return None
+
+    def describe_axis(self, panel: str) -> str:
+        """What a panel's y axis and colours show, and their ranges."""
+        if panel == "metric":
+            return self.metric.describe_axis()
+        heat = self.activation if panel == "activation" else self.grads
+        rows = heat.values.shape[0]
+        what = "layer" if panel == "activation" else "block"
+        return f"y axis: {what} 0 .. {max(rows - 1, 0)}; colour: {heat.title} ({heat.note})"
 
     def _describe(self, panel: str, x: float, y: float) -> str:
         step = int(np.floor(x + 0.5))

@@ -34,6 +34,7 @@ PLANE_VERTEX = np.dtype(
 # that changes only with the slot layout) and the site table (``u_sites``).
 POINT_VERTEX = np.dtype([("a_neuron", np.float32), ("a_value", np.float32)])
 SITE_TABLE_WIDTH = 256  # texels per row of the site table
+KEEP_ALL = (-3.0e38, 3.0e38, -3.0e38, 3.0e38)  # u_keep that keeps everything
 
 _PLANES_VERT = """
 attribute vec3 a_position;
@@ -43,10 +44,12 @@ attribute float a_shift;
 varying vec2 v_texcoord;
 varying vec4 v_color;
 varying float v_shift;
+varying vec3 v_position;
 void main() {
     v_texcoord = a_texcoord;
     v_color = a_color;
     v_shift = a_shift;
+    v_position = a_position;
     gl_Position = $transform(vec4(a_position, 1.0));
 }
 """
@@ -61,7 +64,11 @@ uniform float u_texture_on;
 varying vec2 v_texcoord;
 varying vec4 v_color;
 varying float v_shift;
+varying vec3 v_position;
+uniform vec4 u_keep;  // x from, x to, z from, z to: the rest is not drawn (an isolated block)
 void main() {
+    if (v_position.x < u_keep.x || v_position.x > u_keep.y
+        || v_position.z < u_keep.z || v_position.z > u_keep.w) discard;
     float t = texture2D(u_atlas, v_texcoord).r;
     float k = floor(v_shift + 0.5);
     if (k > 0.0) t = floor((t * 255.0 + 0.5) / exp2(k)) / 255.0;
@@ -83,6 +90,7 @@ attribute float a_site;
 uniform sampler2D u_sites;
 uniform vec2 u_sites_shape;  // texels per row, rows
 uniform float u_size;
+uniform vec4 u_keep;  // as the planes'
 varying float v_value;
 varying float v_fade;
 void main() {
@@ -97,6 +105,12 @@ void main() {
     vec4 site = texture2DLod(u_sites, uv, 0.0);
     float row = floor((a_neuron + 0.5) / site.w);
     vec3 position = site.xyz + vec3(0.0, a_neuron - row * site.w, -row);
+    if (position.x < u_keep.x || position.x > u_keep.y
+        || position.z < u_keep.z || position.z > u_keep.w) {
+        gl_Position = vec4(2.0, 2.0, 2.0, 1.0);
+        gl_PointSize = 0.0;
+        return;
+    }
     vec4 pos = vec4(position, 1.0);
     vec4 fb = $visual_to_framebuffer(pos);
     vec4 side = $framebuffer_to_visual(fb + vec4(fb.w, 0.0, 0.0, 0.0));
@@ -224,6 +238,7 @@ class PlanesVisual(Visual):  # type: ignore[misc]
         self.shared_program.bind(self._vbo)
         self.shared_program["u_atlas"] = self._atlas
         self.shared_program["u_texture_on"] = 1.0
+        self.shared_program["u_keep"] = KEEP_ALL
         self._draw_mode = "triangles"
         self._index_buffer = self._ibo
         # depth_mask explicitly: GL state persists, and the points turn depth writes off.
@@ -282,6 +297,10 @@ class PlanesVisual(Visual):  # type: ignore[misc]
 
     def set_texture_on(self, on: bool) -> None:
         self.shared_program["u_texture_on"] = 1.0 if on else 0.0
+
+    def set_keep(self, keep: tuple[float, float, float, float]) -> None:
+        """Draw only what lies within x from..to and z from..to (``KEEP_ALL``: everything)."""
+        self.shared_program["u_keep"] = keep
         self.update()
 
     def _prepare_transforms(self, view):  # type: ignore[no-untyped-def]
@@ -313,6 +332,7 @@ class GlowPointsVisual(Visual):  # type: ignore[misc]
         self.shared_program["u_sites_shape"] = (1.0, 1.0)
         self.shared_program["u_size"] = size
         self.shared_program["u_color"] = color
+        self.shared_program["u_keep"] = KEEP_ALL
         self._draw_mode = "points"
         self.set_gl_state(
             depth_test=True,
@@ -385,6 +405,10 @@ class GlowPointsVisual(Visual):  # type: ignore[misc]
 
     def set_color(self, color: tuple[float, float, float]) -> None:
         self.shared_program["u_color"] = color
+
+    def set_keep(self, keep: tuple[float, float, float, float]) -> None:
+        """Draw only the points within x from..to and z from..to, as the planes."""
+        self.shared_program["u_keep"] = keep
         self.update()
 
     def _prepare_transforms(self, view):  # type: ignore[no-untyped-def]

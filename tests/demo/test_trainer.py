@@ -95,6 +95,7 @@ def test_a_short_run_streams_meta_summaries_and_metrics_then_exits_0(processes) 
     out, err = finish(process)
     assert process.returncode == 0, err
     assert MsgType.LAYER_SUMMARY_BATCH in seen and MsgType.BLOCK_GRAD_NORMS in seen
+    assert MsgType.OPTIMIZER_STATS in seen  # the demo attaches its AdamW (the optimizer lens)
     assert [f.header.step for f in metrics] == [1, 2, 3, 4, 5]  # every step, numbered 1..
     assert all(set(f.message.values) == {"loss", "lr", "grad_norm"} for f in metrics)
     assert 4.0 < metrics[0].message.values["loss"] < 6.5  # about ln(256) at first
@@ -190,8 +191,9 @@ def test_synapse_demo_hands_its_model_options_to_the_trainer() -> None:
     app_parser = argparse.ArgumentParser()
     demo_command.add_arguments(app_parser)
     argv = demo_command.trainer_command(
-        app_parser.parse_args(["--moe", "4", "--moe-capacity", "1.5"])
+        app_parser.parse_args(["--moe", "4", "--moe-capacity", "1.5", "--inject", "lr@300"])
     )
     assert argv[1:3] == ["-m", "synapse_probe.demo"]
     options = train.build_parser().parse_args(argv[3:])
     assert (options.moe, options.moe_capacity, options.preset) == (4, 1.5, "demo")
+    assert [(f.kind, f.step) for f in options.inject] == [("lr", 300)]

@@ -20,14 +20,15 @@ N_LAYERS = 8
 
 
 def _feed(session, n_steps: int = 30) -> None:  # type: ignore[no-untyped-def]
-    """Steps 0.. of 8 layers: a NaN from layer 5 mlp on at step 12, then layer 2 attn dead."""
+    """Steps 0.. of 8 layers: a NaN from layer 5 mlp on at step 12, layer 2 attn dead from 5."""
     frames = [frame(meta(N_LAYERS), seq=1)]
     for step in range(n_steps):
         records = summaries(list(range(3 * N_LAYERS)), 1.0).records.copy()
         records["frac_zero"] = 0.01
         if step >= 12:
             records["nan_count"][3 * 5 + 1 :] = 4
-        records["frac_zero"][3 * 2] = 1.0
+        if step >= 5:  # alive first: a site dead from its first step is how it was built
+            records["frac_zero"][3 * 2] = 1.0
         frames.append(frame(LayerSummaryBatch(records), seq=2 + step, step=step))
     session.apply_frames(frames)
 

@@ -4,6 +4,7 @@ sites, the bound, and a new run."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -32,6 +33,8 @@ class Feeder:
 
     def __init__(self, n_layers: int = N_LAYERS, session: Session | None = None) -> None:
         self.session = session if session is not None else Session(history_capacity=64)
+        anomalies = self.session.anomalies
+        anomalies.config = replace(anomalies.config, warmup_steps=0)  # alert from the start
         self.n_sites = 3 * n_layers
         self.seq = 1
         self.session.apply_frames([frame(meta(n_layers), seq=self.seq)])
@@ -152,14 +155,15 @@ def test_a_dead_site_after_n_steps_once() -> None:
             records["frac_zero"][site] = 0.995
         feed.step(s, records)
 
-    for s in range(config.dead_steps - 1):
+    step(0, False)  # alive first: a site dead from its first step is how the model is built
+    for s in range(1, config.dead_steps):
         step(s, True)
     assert feed.alerts == []
-    step(config.dead_steps - 1, True)
+    step(config.dead_steps, True)
     (alert,) = feed.alerts
     assert alert.kind is AlertKind.DEAD and (alert.layer, alert.site) == (3, "mlp")
     assert f"dead for {config.dead_steps} measured steps" in alert.message
-    for s in range(config.dead_steps, 3 * config.dead_steps):
+    for s in range(config.dead_steps + 1, 3 * config.dead_steps):
         step(s, True)
     assert len(feed.alerts) == 1
     step(100, False)  # alive again, then dead again for N steps: a second alert

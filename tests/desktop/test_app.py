@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import socket
 import threading
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 
 from synapse_desktop.models.connection import Phase
 from synapse_desktop.net.endpoint import Endpoint
+from synapse_native.protocol import ThresholdMode
 
 from .conftest import SimThread
 
@@ -49,7 +51,9 @@ def test_threshold_from_the_panel_is_acknowledged_and_sparse_frames_follow(  # t
 ) -> None:
     _live(window, qtbot, sim)
     session, panel = window.session, window.panel
-    assert panel.threshold.isEnabled()
+    assert panel.threshold.isEnabled() and panel.threshold_mode.isEnabled()
+    panel.threshold_mode.setCurrentIndex(panel.threshold_mode.findData(int(ThresholdMode.ABSOLUTE)))
+    qtbot.waitUntil(lambda: session.control.state.threshold_mode == 0, timeout=WAIT_MS)
     panel.threshold.setValue(2.0)
     qtbot.waitUntil(
         lambda: (
@@ -57,11 +61,30 @@ def test_threshold_from_the_panel_is_acknowledged_and_sparse_frames_follow(  # t
         ),
         timeout=WAIT_MS,
     )
-    assert panel.threshold_ack.text() == "in force: 2.000"
+    assert panel.threshold_ack.text() == "in force: |x| > 2"
     newest = session.counters.step
     qtbot.waitUntil(lambda: all(p.step > newest for p in session.sparse.points), timeout=WAIT_MS)
     assert all(abs(p.threshold - 2.0) < 1e-6 for p in session.sparse.points)
     assert all((p.values > 2.0).all() for p in session.sparse.points)
+
+
+def test_a_top_fraction_lights_that_share_of_every_site(window, qtbot, sim) -> None:  # type: ignore[no-untyped-def]
+    _live(window, qtbot, sim)
+    session, panel = window.session, window.panel
+    assert session.control.state.threshold_mode == ThresholdMode.SIGMA  # the default
+    panel.threshold_mode.setCurrentIndex(
+        panel.threshold_mode.findData(int(ThresholdMode.TOP_FRACTION))
+    )
+    qtbot.waitUntil(lambda: session.control.state.threshold_mode == 2, timeout=WAIT_MS)
+    assert session.control.state.threshold == pytest.approx(0.01)
+    assert panel.threshold.value() == pytest.approx(1.0) and panel.threshold.suffix() == " %"
+    assert panel.threshold_ack.text() == "in force: top 1.00 %"
+    panel.threshold.setValue(5.0)  # percent on screen, a fraction on the wire
+    qtbot.waitUntil(lambda: abs(session.control.state.threshold - 0.05) < 1e-6, timeout=WAIT_MS)
+    newest = session.counters.step
+    qtbot.waitUntil(lambda: all(p.step > newest for p in session.sparse.points), timeout=WAIT_MS)
+    for points, site in zip(session.sparse.points, session.topology.sites, strict=True):
+        assert points.n_above == math.ceil(0.05 * site.neurons)
 
 
 def test_pause_and_site_filter_round_trip(window, qtbot, sim) -> None:  # type: ignore[no-untyped-def]
@@ -151,12 +174,12 @@ def test_a_version_mismatch_names_both_versions(window, qtbot) -> None:  # type:
 
 
 def test_a_token_protected_trainer(window, qtbot) -> None:  # type: ignore[no-untyped-def]
-    sim = SimThread(token="s3cret")
+    sim = SimThread(token="s3cret-s3cret-16")
     try:
         window.connect_to(Endpoint("127.0.0.1", sim.port), None)
         status = window.session.connection
         qtbot.waitUntil(lambda: status.status.phase is Phase.FAILED, timeout=WAIT_MS)
         assert "token" in status.status.reason
-        _live(window, qtbot, sim, token="s3cret")
+        _live(window, qtbot, sim, token="s3cret-s3cret-16")
     finally:
         sim.stop()

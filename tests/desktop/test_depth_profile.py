@@ -149,7 +149,7 @@ def test_the_window_has_a_depth_profile_dock_toggled_by_ctrl_5(window) -> None: 
 
     dock = window.depth_dock
     assert dock.windowTitle() == "Depth profile"
-    assert window.dockWidgetArea(dock) == Qt.DockWidgetArea.LeftDockWidgetArea
+    assert window.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea  # behind Controls
     toggle = dock.toggleViewAction()
     assert toggle.shortcut().toString() == "Ctrl+5"
     was = dock.isVisible()

@@ -134,7 +134,10 @@ def test_the_heatmap_holds_layers_by_steps_and_the_spike_shows(overview) -> None
 
 @pytest.mark.gui
 def test_the_metric_line_holds_the_loss_and_a_nan_is_marked(overview) -> None:  # type: ignore[no-untyped-def]
+    overview.session.view.set(metric_smoothing=0.0)  # the raw values as the bold line
+    overview.refresh()
     metric = overview.metric
+    assert not metric.raw_line.visible
     assert metric.name == "loss"
     assert metric.steps.tolist() == STEPS
     finite = [s for s in STEPS if s != NAN_STEP]
@@ -151,6 +154,27 @@ def test_the_metric_line_holds_the_loss_and_a_nan_is_marked(overview) -> None:  
     assert _pixel(image, mark)[0] > background[0] + 100  # the red marker
     peak = overview.project("metric", SPIKE_STEP, 4.0)
     assert np.abs(_pixel(image, peak) - background).sum() > 60  # the line reaches the spike
+
+
+@pytest.mark.gui
+def test_the_metric_is_smoothed_like_tensorboard_and_reads_in_log_scale(overview) -> None:  # type: ignore[no-untyped-def]
+    from synapse_desktop.models.smoothing import ema
+
+    metric = overview.metric
+    assert overview.session.view.values.metric_smoothing == 0.6 and metric.raw_line.visible
+    smoothed = ema(metric.values, 0.6)
+    finite = np.isfinite(smoothed)
+    np.testing.assert_allclose(metric.line.pos[finite, 1], smoothed[finite], rtol=1e-5)
+    assert "smoothing 0.60" in metric.label.text
+    overview.session.view.set(metric_log=True)
+    overview.refresh()
+    rect = metric.camera.rect  # y is log10 of the values now, the ticks read in values
+    assert np.log10(2.0) - 0.1 < rect.bottom < np.log10(2.0) and rect.top > np.log10(4.0)
+    labels = metric.axis.axis.ticker._get_tick_frac_labels()[2]
+    assert labels and all(float(text) > 0 for text in labels)
+    left = metric.axis.rect
+    overview.hover((left.left + left.width / 2, left.bottom + left.height / 2))
+    assert overview.readout.startswith("y axis: training metric loss (log scale")
 
 
 @pytest.mark.gui

@@ -98,11 +98,49 @@ def test_docks_tab_in_pairs_with_one_tab_bar_each_and_the_layout_persists(  # ty
         return sorted(tuple(bar.tabText(i) for i in range(bar.count())) for bar in bars)
 
     # One bar per group: no stale bar left on screen (docs/APP.md, the window's dock layout).
-    want = [("Depth profile", "Experts"), ("Overview", "Attention")]
+    inspector = "Inspector: click a plane in the 3D view"
+    want = [
+        ("Controls", "Depth profile", "Experts", "Alerts"),
+        ("Overview", inspector, "Attention"),
+    ]
     first = shown(MainWindow(QSettings(str(settings_path), QSettings.Format.IniFormat)))
     assert tab_groups(first) == want
     first.close()
     again = shown(MainWindow(QSettings(str(settings_path), QSettings.Format.IniFormat)))
     assert tab_groups(again) == want  # the saved layout, restored
-    assert again.tabifiedDockWidgets(again.overview_dock) == [again.attention_dock]
+    assert set(again.tabifiedDockWidgets(again.overview_dock)) == {
+        again.inspector_dock,
+        again.attention_dock,
+    }
     again.close()
+
+
+def test_a_saved_layout_too_big_for_the_screen_is_not_restored_and_reset_brings_it_back(  # type: ignore[no-untyped-def]
+    qtbot, settings_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtCore import QSettings, Qt
+    from screens import outside, use_screen
+
+    from synapse_desktop.qt.main_window import MainWindow
+
+    def opened():  # type: ignore[no-untyped-def]
+        win = MainWindow(QSettings(str(settings_path), QSettings.Format.IniFormat))
+        qtbot.addWidget(win)
+        win.show()
+        qtbot.waitUntil(win.isVisible)
+        qtbot.wait(300)
+        return win
+
+    use_screen(monkeypatch, 1920, 1080)
+    big = opened()
+    assert (big.width(), big.height()) == (1500, 950)  # the preferred size fits: taken
+    big.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, big.alerts_dock)  # moved by the user
+    big.close()
+    small_screen = use_screen(monkeypatch, 1280, 800)
+    small = opened()
+    assert small.width() <= 1152 and small.height() <= 720 and outside(small, small_screen) == []
+    assert small.dockWidgetArea(small.alerts_dock) == Qt.DockWidgetArea.RightDockWidgetArea
+    small.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, small.panel_dock)
+    small.reset_layout_action.trigger()
+    assert small.dockWidgetArea(small.panel_dock) == Qt.DockWidgetArea.RightDockWidgetArea
+    small.close()

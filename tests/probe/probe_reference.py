@@ -51,3 +51,13 @@ def neuron_means(values: np.ndarray) -> np.ndarray:
     x = values.astype(np.float64)
     x = np.where(np.isfinite(x), np.abs(x), 0.0)
     return x.reshape(-1, x.shape[-1]).mean(axis=0)
+
+
+def selected_neurons(values: np.ndarray, mode: int, threshold: float) -> np.ndarray:
+    """Indices of the neurons a relative threshold mode selects (docs/PROTOCOL.md 5.5), from
+    float64 neuron means: SIGMA above mean + k std, TOP_FRACTION the ceil(f x n) largest."""
+    means = neuron_means(values)
+    if mode == 1:
+        return np.flatnonzero(means > means.mean() + threshold * means.std())
+    k = int(np.ceil(threshold * means.size))
+    return np.sort(np.argsort(-means, kind="stable")[:k])

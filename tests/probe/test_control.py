@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synapse_native.protocol import Control, ControlState, SiteKind
+from synapse_native.protocol import Control, SiteKind, ThresholdMode
 from synapse_probe import control
 
 STATE = control.DEFAULT_STATE
@@ -22,8 +23,24 @@ def test_default_state_is_valid() -> None:
 
 def test_valid_request_changes_only_its_fields() -> None:
     new = control.apply(STATE, Control(request_id=1, threshold=2.0, top_k=7))
-    assert new == ControlState(2.0, STATE.rate_hz, STATE.site_kinds, STATE.paused, 7)
+    assert new == dataclasses.replace(STATE, threshold=2.0, top_k=7)
     assert control.apply(STATE, Control(request_id=2)) == STATE  # no fields: no change
+
+
+def test_threshold_mode_is_checked_against_the_threshold_it_ends_with() -> None:
+    top = control.apply(
+        STATE, Control(1, threshold=0.05, threshold_mode=ThresholdMode.TOP_FRACTION)
+    )
+    assert (top.threshold_mode, top.threshold) == (ThresholdMode.TOP_FRACTION, pytest.approx(0.05))
+    with pytest.raises(ValueError, match="top-fraction threshold must be in"):
+        control.apply(top, Control(2, threshold=2.0))  # 2 is no fraction
+    back = control.apply(top, Control(3, threshold=2.0, threshold_mode=ThresholdMode.SIGMA))
+    assert back.threshold_mode == ThresholdMode.SIGMA
+    with pytest.raises(ValueError, match="threshold_mode 7 unknown"):
+        control.apply(STATE, Control(4, threshold_mode=7))
+    assert control.parse_mode("top") == ThresholdMode.TOP_FRACTION
+    with pytest.raises(ValueError, match="absolute, sigma, top"):
+        control.parse_mode("median")
 
 
 @pytest.mark.parametrize(

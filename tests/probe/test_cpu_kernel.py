@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from probe_reference import summary
+from probe_reference import selected_neurons, summary
 
+from synapse_native.protocol import ThresholdMode
 from synapse_probe import cpu_kernel
 from synapse_probe.collector import StepCollector
 from synapse_probe.encoder import Encoder
@@ -32,10 +33,12 @@ class Collect:
         pass
 
 
-def encode_one(x: torch.Tensor, kernel, threshold: float = 0.8, top_k: int = 5) -> list:
+def encode_one(
+    x: torch.Tensor, kernel, threshold: float = 0.8, top_k: int = 5, mode: int = 0
+) -> list:
     """The messages of one step measuring ``x`` as site 3 (activation and gradient)."""
     collector = StepCollector(4, None, kernel)
-    assert collector.begin(step=7, threshold=threshold, top_k=top_k)
+    assert collector.begin(step=7, threshold=threshold, top_k=top_k, mode=mode)
     collector.record(3, x, gradient=False)
     collector.record(3, x * 2, gradient=True)
     snapshot = collector.finish()
@@ -67,6 +70,23 @@ def test_native_and_torch_paths_agree(dtype: torch.dtype) -> None:
     assert sparse_native.indices.tolist() == sparse_torch.indices.tolist()
     np.testing.assert_allclose(sparse_native.values, sparse_torch.values, rtol=1e-5)
     assert len(native) == len(fallback) == 2  # gradients have no sparse frame
+
+
+@pytest.mark.parametrize(
+    ("mode", "threshold"), [(ThresholdMode.SIGMA, 1.5), (ThresholdMode.TOP_FRACTION, 0.1)]
+)
+def test_native_and_torch_paths_select_the_same_neurons_in_relative_modes(mode, threshold) -> None:
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(4, 6, 40, generator=g) * torch.linspace(0.1, 3, 40) * 50.0
+    native, fallback = (encode_one(x, k, threshold, 40, mode) for k in (KERNEL, None))
+    expected = selected_neurons(x.numpy(), mode, threshold)
+    for messages in (native, fallback):
+        activation, gradient = messages[0].records
+        assert messages[1].indices.tolist() == expected.tolist()
+        assert activation["frac_above"] == pytest.approx(expected.size / 40)
+        doubled = selected_neurons(2 * x.numpy(), mode, threshold)  # the gradient: x * 2
+        assert gradient["frac_above"] == pytest.approx(doubled.size / 40)
+    assert native[1].threshold == pytest.approx(fallback[1].threshold, rel=1e-5)
 
 
 def test_non_contiguous_and_double_tensors_are_measured() -> None:

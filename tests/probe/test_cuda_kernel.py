@@ -12,10 +12,11 @@ import os
 import numpy as np
 import pytest
 import torch
-from probe_reference import neuron_means, summary
+from probe_reference import neuron_means, selected_neurons, summary
 
 pytest.importorskip("triton")
 
+from synapse_native.protocol import ThresholdMode
 from synapse_probe.cuda_kernel import summarize_with
 from synapse_probe.records import sparse_message, summary_records
 from synapse_probe.slots import SlotBuffer
@@ -54,13 +55,14 @@ def _index_reads_one_element_arrays(patch: pytest.MonkeyPatch) -> None:
     patch.setattr(interpreter, "_patch_lang_tensor", patched)
 
 
-def measure(kernels, x: torch.Tensor, top_k: int = 8, threshold: float = THRESHOLD):
+def measure(kernels, x: torch.Tensor, top_k: int = 8, threshold: float = THRESHOLD, mode: int = 0):
     x = x.to(DEVICE)
     slots = SlotBuffer(x.device, n_sites=1, n_blocks=0, top_k=top_k)
-    k = summarize_with(kernels, x, slots.activations[0], threshold, top_k)
+    k = summarize_with(kernels, x, slots.activations[0], threshold, top_k, mode)
     row = slots.activations[0].cpu().numpy()
-    record = summary_records(row[None, :], [0], [x.numel()], [False], threshold)[0]
-    return record, sparse_message(row, 0, k, threshold)
+    neurons = [x.shape[-1]]
+    record = summary_records(row[None, :], [0], [x.numel()], [False], threshold, mode, neurons)[0]
+    return record, sparse_message(row, 0, k, threshold, mode)
 
 
 def check(record, expected, rtol: float = 1e-4) -> None:
@@ -130,3 +132,15 @@ def test_non_contiguous_input(kernels) -> None:
     x = torch.randn(16, 40, generator=torch.Generator().manual_seed(3)).t()
     record, _ = measure(kernels, x)
     check(record, summary(x.contiguous().numpy(), THRESHOLD))
+
+
+@pytest.mark.parametrize(
+    ("mode", "threshold"), [(ThresholdMode.SIGMA, 2.0), (ThresholdMode.TOP_FRACTION, 0.05)]
+)
+def test_relative_modes_select_on_the_device(kernels, mode, threshold) -> None:
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(3, 5, 160, generator=g) * torch.linspace(0.5, 2.0, 160) * 30.0
+    record, sparse = measure(kernels, x, top_k=160, threshold=threshold, mode=mode)
+    expected = selected_neurons(x.numpy(), mode, threshold)
+    assert sparse.indices.tolist() == expected.tolist() and sparse.n_above == expected.size
+    assert record["frac_above"] == pytest.approx(expected.size / 160)

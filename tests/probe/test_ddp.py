@@ -1,5 +1,6 @@
-"""Several ranks: two DDP processes (gloo, CPU), each with its probe on its own port, read into
-one app ``Session`` that tells the ranks apart; and the port and hint rules."""
+"""Several ranks without a job stream (``job=False``): two DDP processes (gloo, CPU), each with
+its probe on its own port, read into one app ``Session`` that tells the ranks apart; and the
+port and hint rules. The job stream itself: ``test_job.py``."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def _train(
     try:
         torch.manual_seed(0)
         model = torch.nn.parallel.DistributedDataParallel(llama_like(n_layers=2))
-        probe = synapse_probe.attach(model, port=base_port, rate_hz=1000.0, top_k=4)
+        probe = synapse_probe.attach(model, port=base_port, rate_hz=1000.0, top_k=4, job=False)
         ready.put((rank, probe.address))
         if not go.wait(WAIT_S):
             raise TimeoutError("the test never connected")

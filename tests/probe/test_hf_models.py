@@ -138,7 +138,9 @@ def test_attach_finds_every_site_and_streams_its_true_statistics(
     sites = expected_sites(model, blocks, attn, mlp)
     names = [name for name, _ in sites]
     seen = record_outputs(model, names)
-    probe = synapse_probe.attach(model, server=server, rate_hz=math.inf, grads=True)
+    probe = synapse_probe.attach(
+        model, server=server, rate_hz=math.inf, grads=True, threshold_mode="absolute"
+    )
     try:
         assert [(s.name, s.kind) for s in probe.sites] == sites
         meta = server.metas[0]
@@ -173,7 +175,9 @@ def test_attention_sites_see_the_attention_output_under_sdpa_and_eager(server) -
         assert model.config._attn_implementation == attn
         seen = record_outputs(model, ["model.layers.0.self_attn"])
         before = len(server.summaries())
-        with synapse_probe.attach(model, server=server, rate_hz=math.inf) as probe:
+        with synapse_probe.attach(
+            model, server=server, rate_hz=math.inf, threshold_mode="absolute"
+        ) as probe:
             train_step(model, probe, step=0)
         records = server.summaries()[before][1]
         attn_record = records[records["site_id"] == 0][0]

@@ -223,7 +223,8 @@ def test_metrics_reach_a_real_client() -> None:
 def test_synapse_tail_prints_the_metrics_frames(capsys: pytest.CaptureFixture[str]) -> None:
     from synapse_desktop import cli
 
-    probe = synapse_probe.attach(llama_like(), port=0)
+    # No backlog: metrics logged before tail connects would otherwise lead its five frames.
+    probe = synapse_probe.attach(llama_like(), port=0, backlog_mb=0)
     host, port = probe.address
     codes: list[int] = []
     tail = threading.Thread(

@@ -11,7 +11,7 @@ import torch
 from probe_models import batch, llama_like, lm_loss
 
 import synapse_probe
-from synapse_native.protocol import ControlState, HeaderFlag, SiteKind
+from synapse_native.protocol import ControlState, HeaderFlag, SiteKind, ThresholdMode
 from synapse_probe.control import ALL_KINDS, kind_bit
 
 EVERY_STEP = math.inf
@@ -44,7 +44,7 @@ def test_each_sampled_step_sends_one_summary_batch_then_sparse_frames(server) ->
         assert np.isfinite(records["std"]).all()
     sparse = server.sparse()
     assert len(sparse) == 3 * 6
-    assert all(m.threshold == synapse_probe.probe.DEFAULT_THRESHOLD for _, m in sparse)
+    assert all((m.values > m.threshold).all() for _, m in sparse)  # each site's own cut
     # The last frame of every step, and only it, carries END_OF_STEP.
     assert server.end_of_step_flags() == [0, 1, 2]
     last_of_step = [f for s, f, _ in server.messages if f & HeaderFlag.END_OF_STEP]
@@ -53,6 +53,20 @@ def test_each_sampled_step_sends_one_summary_batch_then_sparse_frames(server) ->
     assert (stats.steps_seen, stats.steps_sampled, stats.snapshots_encoded) == (3, 3, 3)
     assert stats.probe_ns > 0
     assert server.stats[-1][1:] == (3, 3)
+
+
+def test_default_threshold_lights_a_small_fraction_of_every_site(server) -> None:
+    model = llama_like(n_layers=2)
+    with synapse_probe.attach(model, server=server, rate_hz=EVERY_STEP) as probe:
+        train(model, 2)
+    assert probe.control.threshold_mode == ThresholdMode.SIGMA
+    widths = {site.site_id: site.neurons for site in server.metas[0].sites}
+    _, records = server.summaries()[-1]
+    for _, message in server.sparse()[-6:]:
+        lit = message.n_above / widths[message.site_id]
+        assert lit < 0.1  # a few neurons, never the whole plane
+        record = records[records["site_id"] == message.site_id][0]
+        assert record["frac_above"] == pytest.approx(lit)
 
 
 def test_steps_follow_explicit_step_calls(server) -> None:

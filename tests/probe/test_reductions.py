@@ -7,8 +7,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from probe_reference import bin_of, neuron_means, summary
+from probe_reference import bin_of, neuron_means, selected_neurons, summary
 
+from synapse_native.protocol import ThresholdMode
 from synapse_probe.records import sparse_message, summary_records
 from synapse_probe.reductions import histogram_bins, summarize_into
 from synapse_probe.slots import SlotBuffer
@@ -23,13 +24,16 @@ def device(request) -> str:
     return request.param
 
 
-def measure(x: torch.Tensor, device: str, top_k: int = 8, threshold: float = THRESHOLD):
+def measure(
+    x: torch.Tensor, device: str, top_k: int = 8, threshold: float = THRESHOLD, mode: int = 0
+):
     x = x.to(device)
     slots = SlotBuffer(x.device, n_sites=1, n_blocks=0, top_k=top_k)
-    k = summarize_into(x, slots.activations[0], threshold, top_k)
+    k = summarize_into(x, slots.activations[0], threshold, top_k, mode)
     row = slots.activations[0].cpu().numpy()
-    record = summary_records(row[None, :], [0], [x.numel()], [False], threshold)[0]
-    return record, sparse_message(row, 0, k, threshold)
+    neurons = [x.shape[-1]]
+    record = summary_records(row[None, :], [0], [x.numel()], [False], threshold, mode, neurons)[0]
+    return record, sparse_message(row, 0, k, threshold, mode)
 
 
 FIELDS = ("mean", "std", "rms", "min", "max", "mean_abs", "skewness", "kurtosis")
@@ -126,3 +130,20 @@ def test_histogram_edges() -> None:
     bins = histogram_bins(x, torch.isfinite(x)).tolist()
     assert bins[:-2] == [bin_of(v) for v in edges]
     assert bins[:3] == [32, 32, 33] and bins[-2:] == [64, 64]
+
+
+@pytest.mark.parametrize(
+    ("mode", "threshold"), [(ThresholdMode.SIGMA, 2.0), (ThresholdMode.TOP_FRACTION, 0.05)]
+)
+def test_relative_modes_light_each_site_by_its_own_scale(device, mode, threshold) -> None:
+    g = torch.Generator().manual_seed(5)
+    for scale in (0.01, 100.0):  # the same shape at any scale lights the same neurons
+        x = torch.randn(4, 8, 200, generator=g) * torch.linspace(0.5, 2.0, 200) * scale
+        record, sparse = measure(x, device, top_k=200, threshold=threshold, mode=mode)
+        expected = selected_neurons(x.numpy(), mode, threshold)
+        assert sparse.indices.tolist() == expected.tolist()
+        assert sparse.n_above == expected.size > 0
+        assert record["frac_above"] == pytest.approx(expected.size / 200)
+        assert record["threshold"] == np.float32(threshold)  # the setting; the cut is sparse's
+        assert (sparse.values > sparse.threshold).all()
+        assert sparse.threshold > neuron_means(x.numpy()).mean()

@@ -22,6 +22,7 @@ from synapse_native.protocol import (
     ErrorCode,
     ErrorReport,
     Frame,
+    HeaderFlag,
     Hello,
     LayerSummaryBatch,
     ModelMeta,
@@ -159,7 +160,14 @@ def test_initial_meta_and_state_are_the_current_ones(live: Server) -> None:
         frame = first.wait_for(MsgType.MODEL_META, TIMEOUT)
         assert isinstance(frame.message, ModelMeta) and frame.message.model_name == "bigger"
     with connect(live) as late:
-        meta = late.wait_for(MsgType.MODEL_META, TIMEOUT).message
+        # The backlog comes first (flagged): the meta it started under, then the new one.
+        replayed = late.wait_for(MsgType.MODEL_META, TIMEOUT)
+        assert replayed.header.flags & HeaderFlag.BACKLOG
+        assert isinstance(replayed.message, ModelMeta) and replayed.message.model_name == "tiny"
+        meta_frame = late.wait_for(MsgType.MODEL_META, TIMEOUT)
+        while meta_frame.header.flags & HeaderFlag.BACKLOG:
+            meta_frame = late.wait_for(MsgType.MODEL_META, TIMEOUT)
+        meta = meta_frame.message
         ack = late.wait_for(MsgType.CONTROL_ACK, TIMEOUT)
         assert isinstance(meta, ModelMeta) and meta.model_name == "bigger"
         assert ack.header.seq == 0 and ack.message == _ack(0, True, STATE)
@@ -351,7 +359,7 @@ def test_beyond_loopback_requires_a_token() -> None:
     with pytest.raises(ValueError, match="requires a token"):
         Server(META, host="my-gpu-node.example")
     Server(META, host="::1")  # loopback: fine without a token
-    Server(META, host="0.0.0.0", token="secret")
+    Server(META, host="0.0.0.0", token="secret-secret-secret")
 
 
 def test_startup_line_explains_the_ssh_tunnel(capsys: pytest.CaptureFixture[str]) -> None:
@@ -367,11 +375,11 @@ def test_startup_line_explains_the_ssh_tunnel(capsys: pytest.CaptureFixture[str]
 
 
 def test_token_handshake_lets_the_right_viewer_in() -> None:
-    server = start(host="0.0.0.0", token="s3cret")
+    server = start(host="0.0.0.0", token="s3cret-s3cret-16")
     try:
         host = "127.0.0.1"
         port = server.address[1]
-        with StreamClient.connect(host, port, token="s3cret", timeout=TIMEOUT) as client:
+        with StreamClient.connect(host, port, token="s3cret-s3cret-16", timeout=TIMEOUT) as client:
             hello = client.hello.message
             assert isinstance(hello, Hello) and hello.auth == 1 and any(hello.auth_data)
             client.wait_for(MsgType.CONTROL_ACK, TIMEOUT)
@@ -385,7 +393,7 @@ def test_token_handshake_lets_the_right_viewer_in() -> None:
 
 
 def test_wrong_token_gets_error_auth_and_nothing_else() -> None:
-    server = start(token="right")
+    server = start(token="right-token-0123456789")
     try:
         with connect(server, token="wrong") as client:
             with pytest.raises(PeerError) as caught:
@@ -398,7 +406,7 @@ def test_wrong_token_gets_error_auth_and_nothing_else() -> None:
 
 
 def test_silent_or_chatty_viewer_fails_authentication() -> None:
-    server = start(token="right", auth_timeout=0.3)
+    server = start(token="right-token-0123456789", auth_timeout=0.3)
     silent, chatty = raw_connect(server), raw_connect(server)
     try:
         chatty.sendall(encode(Control(1, threshold=0.0)))
@@ -415,7 +423,7 @@ def test_silent_or_chatty_viewer_fails_authentication() -> None:
 
 
 def test_token_server_checks_the_hello_version() -> None:
-    server = start(token="right")
+    server = start(token="right-token-0123456789")
     sock = raw_connect(server)
     try:
         sock.sendall(encode(Hello(Role.VIEWER, "old", version_min=7, version_max=9)))
@@ -429,8 +437,8 @@ def test_token_server_checks_the_hello_version() -> None:
 
 
 def test_close_with_clients_connected_returns_promptly() -> None:
-    server = start(token="t")
-    clients = greeted(server, 3, token="t")
+    server = start(token="t-token-0123456789")
+    clients = greeted(server, 3, token="t-token-0123456789")
     pending = raw_connect(server)  # stuck in its handshake
     stalled = raw_connect(server)
     try:

@@ -22,6 +22,7 @@ from synapse_native.protocol import (
     LayerSummaryBatch,
     ModelMeta,
     MsgType,
+    ProbeCost,
     ProbeStats,
     SiteKind,
     SparseActivations,
@@ -44,7 +45,8 @@ def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    simulator = Simulator(SimOptions(port=0, layers=4, announce=False, top_k=256))
+    options = SimOptions(port=0, layers=4, announce=False, top_k=256, threshold=0.5)
+    simulator = Simulator(dataclasses.replace(options, threshold_mode="absolute"))
     simulator.start()
     yield simulator
     simulator.close()
@@ -81,11 +83,12 @@ def one_step(client: StreamClient) -> list[Frame]:
 
 
 def sparse_frames(frames: list[Frame]) -> list[SparseActivations]:
-    """The sparse frames of a step from ``one_step``: after its summary batch and norms, before
-    the attention (and routing) frames."""
+    """The sparse frames of a step from ``one_step``: after its summary batch, norms and cost
+    (the probe's order), before the attention (and routing) frames."""
     assert isinstance(frames[1].message, BlockGradNorms)
-    sparse = [f for f in frames[2:] if f.header.msg_type == MsgType.SPARSE_ACTIVATIONS]
-    assert frames[2 : 2 + len(sparse)] == sparse
+    assert isinstance(frames[2].message, ProbeCost)
+    sparse = [f for f in frames[3:] if f.header.msg_type == MsgType.SPARSE_ACTIVATIONS]
+    assert frames[3 : 3 + len(sparse)] == sparse
     return [sparse_of(f) for f in sparse]
 
 
@@ -301,3 +304,26 @@ def test_every_step_carries_training_metrics_even_when_paused(sim: Simulator) ->
     early = np.mean([model.metrics(s)["loss"] for s in range(20)])
     late = np.mean([model.metrics(s)["loss"] for s in range(2000, 2020)])
     assert late < early - 1.0
+
+
+@pytest.mark.parametrize("mode", ["sigma", "top"])
+def test_relative_thresholds_light_about_one_percent_of_every_site(mode: str) -> None:
+    simulator = Simulator(SimOptions(port=0, layers=4, announce=False, threshold_mode=mode))
+    try:
+        messages = simulator.site_messages(step=50)
+        records = summary_of_message(messages[0])
+        sparse = [m for m in messages if isinstance(m, SparseActivations)]
+        for message, record in zip(sparse, records, strict=True):
+            width = simulator.model.sites[message.site_id].neurons
+            lit = message.n_above / width
+            assert 0 < lit < 0.05  # each site by its own scale: a few neurons, never all
+            assert record["frac_above"] == pytest.approx(lit)
+            assert record["max"] >= message.values.max()
+            assert (message.values > message.threshold).all()
+    finally:
+        simulator.close()
+
+
+def summary_of_message(message: object) -> np.ndarray:
+    assert isinstance(message, LayerSummaryBatch)
+    return message.records

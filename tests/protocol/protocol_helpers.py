@@ -21,19 +21,25 @@ from synapse_native.protocol import (
     ErrorReport,
     HeadStats,
     Hello,
+    JobStatus,
     LayerSummaryBatch,
     Message,
     ModelMeta,
     MoeRouting,
+    OptimizerStats,
+    ProbeCost,
     ProbeStats,
+    RankSkew,
     ResidualTokens,
     SiteInfo,
     SparseActivations,
     TrainingMetrics,
     probe_client_records,
+    skew_records,
     summary_records,
 )
 
+OPTIMIZER_COLUMNS = ("update_ratio", "grad_norm", "v_below_g2")
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "protocol_v1.json"
 
 
@@ -101,6 +107,8 @@ def message_from_json(d: dict[str, Any]) -> Message:
     if kind == "PROBE_STATS":
         rows = fields.pop("clients")
         return ProbeStats(clients=_fill(probe_client_records(len(rows)), rows), **fields)
+    if kind == "PROBE_COST":
+        return ProbeCost(**fields)
     if kind == "ERROR":
         return ErrorReport(**fields)
     if kind == "BLOCK_GRAD_NORMS":
@@ -134,6 +142,16 @@ def message_from_json(d: dict[str, Any]) -> Message:
             dropped=numbers(fields["dropped"], np.uint32),
             top_k=fields["top_k"],
         )
+    if kind == "OPTIMIZER_STATS":
+        return OptimizerStats(
+            numbers(fields["layers"], np.uint16),
+            *(numbers(fields[name], np.float32) for name in OPTIMIZER_COLUMNS),
+        )
+    if kind == "RANK_SKEW":
+        rows = fields["records"]
+        return RankSkew(fields["world_size"], _fill(skew_records(len(rows)), rows))
+    if kind == "JOB_STATUS":
+        return JobStatus(**fields)
     raise AssertionError(f"unknown message type in vectors: {kind}")
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from synapse_native._wire import KNOWN_CONTROL_FIELDS
 from synapse_native.protocol import (
     MAX_HELLO_NAME,
     MAX_LAYERS,
@@ -15,6 +16,7 @@ from synapse_native.protocol import (
     MAX_TOKEN_BYTES,
     METRIC_NAME_SIZE,
     PROBE_CLIENT_DTYPE,
+    SKEW_DTYPE,
     SUMMARY_DTYPE,
     AttentionPattern,
     AuthMode,
@@ -28,11 +30,15 @@ from synapse_native.protocol import (
     HeaderFlag,
     HeadStats,
     Hello,
+    JobStatus,
     LayerSummaryBatch,
     Message,
     ModelMeta,
     MoeRouting,
+    OptimizerStats,
+    ProbeCost,
     ProbeStats,
+    RankSkew,
     ResidualTokens,
     Role,
     SiteInfo,
@@ -139,13 +145,21 @@ def controls() -> st.SearchStrategy[Control]:
         site_kinds=st.none() | U32,
         paused=st.none() | st.booleans(),
         top_k=st.none() | U32,
-        unknown_fields=U32.map(lambda bits: bits & ~0x1F),
+        unknown_fields=U32.map(lambda bits: bits & ~KNOWN_CONTROL_FIELDS),
+        threshold_mode=st.none() | U32,
+        budget=st.none() | F32,
     )
 
 
 def control_states() -> st.SearchStrategy[ControlState]:
     return st.builds(
-        ControlState, threshold=F32, rate_hz=F32, site_kinds=U32, paused=st.booleans(), top_k=U32
+        ControlState,
+        threshold=F32,
+        rate_hz=F32,
+        site_kinds=U32,
+        paused=st.booleans(),
+        top_k=U32,
+        threshold_mode=U16,
     )
 
 
@@ -255,6 +269,16 @@ def moe_routings(draw: st.DrawFn) -> MoeRouting:
     )
 
 
+@st.composite
+def optimizer_stats(draw: st.DrawFn) -> OptimizerStats:
+    """Odd and even ``L`` (with and without the padding after the columns)."""
+    n_layers = draw(st.integers(1, 7))
+    return OptimizerStats(
+        draw(arrays("<u2", (n_layers,))),
+        *(draw(arrays("<f4", (n_layers,))) for _ in range(3)),
+    )
+
+
 MESSAGES: dict[str, st.SearchStrategy[Any]] = {
     "HELLO": hellos(),
     "MODEL_META": model_metas(),
@@ -270,6 +294,29 @@ MESSAGES: dict[str, st.SearchStrategy[Any]] = {
     "HEAD_STATS": head_stats(),
     "RESIDUAL": residual_tokens(),
     "MOE_ROUTING": moe_routings(),
+    "OPTIMIZER_STATS": optimizer_stats(),
+    "PROBE_COST": st.builds(
+        ProbeCost,
+        budget=F32,
+        cost=F32,
+        interval=U32,
+        lens_interval=U32,
+        step_ns=U64,
+        stats_ns=U64,
+        lens_ns=U64,
+    ),
+    "RANK_SKEW": st.builds(RankSkew, world_size=U16, records=records(SKEW_DTYPE, 6)),
+    "JOB_STATUS": st.builds(
+        JobStatus,
+        world_size=U16,
+        state=st.integers(0, 0xFF),
+        serve_rank=U16,
+        rank=U16,
+        last_step=U32,
+        ranks_reporting=U32,
+        since_ns=U64,
+        text=utf8_text(MAX_TEXT),
+    ),
 }
 
 

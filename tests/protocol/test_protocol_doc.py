@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synapse_native import _layout
+from synapse_native import _job_wire, _layout
 from synapse_native._wire import HEADER_FIELDS
 from synapse_native.protocol import (
     HEADER,
@@ -75,6 +75,10 @@ FIXED_PARTS = {
     "HEAD_STATS": (_layout.HEAD_STATS_FIXED, _layout.HEAD_STATS_FIELDS),
     "RESIDUAL": (_layout.RESIDUAL_FIXED, _layout.RESIDUAL_FIELDS),
     "MOE_ROUTING": (_layout.MOE_FIXED, _layout.MOE_FIELDS),
+    "OPTIMIZER_STATS": (_layout.OPTIMIZER_FIXED, _layout.OPTIMIZER_FIELDS),
+    "PROBE_COST": (_layout.PROBE_COST_FIXED, _layout.PROBE_COST_FIELDS),
+    "RANK_SKEW": (_job_wire.SKEW_FIXED, _job_wire.SKEW_FIELDS),
+    "JOB_STATUS": (_job_wire.JOB_STATUS_FIXED, _job_wire.JOB_STATUS_FIELDS),
 }
 
 
@@ -85,7 +89,9 @@ def test_fixed_part_tables_match_the_structs(name: str) -> None:
     assert documented == _struct_rows(layout)
 
 
-@pytest.mark.parametrize("dtype", [SITE_DTYPE, SUMMARY_DTYPE], ids=["site", "summary"])
+@pytest.mark.parametrize(
+    "dtype", [SITE_DTYPE, SUMMARY_DTYPE, _job_wire.SKEW_DTYPE], ids=["site", "summary", "skew"]
+)
 def test_record_tables_match_the_dtypes(dtype: np.dtype[np.void]) -> None:
     assert dtype.names is not None and dtype.fields is not None
     rows = _layout_table(dtype.names)
@@ -138,8 +144,18 @@ def test_block_grad_norms_array_follows_its_fixed_part() -> None:
                 ("dropped", "u32 x L"),
             ],
         ),
+        (
+            _layout.OPTIMIZER_FIXED,
+            _layout.OPTIMIZER_FIELDS,
+            [
+                ("layers", "u16 x L"),
+                ("update_ratio", "f32 x L"),
+                ("grad_norm", "f32 x L"),
+                ("v_below_g2", "f32 x L"),
+            ],
+        ),
     ],
-    ids=["attention", "head_stats", "residual", "moe_routing"],
+    ids=["attention", "head_stats", "residual", "moe_routing", "optimizer_stats"],
 )
 def test_new_frame_arrays_follow_their_fixed_parts(
     fixed: struct.Struct, names: tuple[str, ...], arrays: list[tuple[str, str]]

@@ -341,7 +341,7 @@ def test_summary_encoder_accepts_non_contiguous_records() -> None:
 @pytest.mark.parametrize(
     ("header", "fault"),
     [
-        ({"flags": 2}, "reserved header flag bits set: 0x2"),
+        ({"flags": 8}, "reserved header flag bits set: 0x8"),
         ({"step": -1}, "header step = -1 does not fit u32"),
         ({"rank": 1 << 16}, "header rank = 65536 does not fit u16"),
         ({"timestamp_ns": -5}, "header timestamp_ns = -5 does not fit u64"),

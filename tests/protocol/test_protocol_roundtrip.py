@@ -20,6 +20,7 @@ from synapse_native.protocol import (
     HeadStats,
     LayerSummaryBatch,
     MoeRouting,
+    OptimizerStats,
     ProbeStats,
     ResidualTokens,
     SparseActivations,
@@ -86,6 +87,8 @@ def _arrays(message: Any) -> list[np.ndarray]:
         return [message.layers, message.norms]
     if isinstance(message, MoeRouting):
         return [message.layers, message.tokens, message.probs, message.dropped]
+    if isinstance(message, OptimizerStats):
+        return [message.layers, message.update_ratio, message.grad_norm, message.v_below_g2]
     return []
 
 
@@ -109,6 +112,7 @@ def test_training_metrics_keep_order_nan_and_the_sign_of_zero() -> None:
         MESSAGES["HEAD_STATS"],
         MESSAGES["RESIDUAL"],
         MESSAGES["MOE_ROUTING"],
+        MESSAGES["OPTIMIZER_STATS"],
     )
 )
 def test_decoded_arrays_are_views_on_the_frame(message: Any) -> None:

@@ -154,7 +154,15 @@ def sparse(
     return fixed + struct.pack(f"<{n}I", *indices) + struct.pack(f"<{n}f", *values)
 
 
-CONTROL_BITS = {"threshold": 1, "rate_hz": 2, "site_kinds": 4, "paused": 8, "top_k": 16}
+CONTROL_BITS = {
+    "threshold": 1,
+    "rate_hz": 2,
+    "site_kinds": 4,
+    "paused": 8,
+    "top_k": 16,
+    "threshold_mode": 32,
+    "budget": 64,
+}
 
 
 def control(request_id: int, unknown_fields: int = 0, **present: Any) -> bytes:
@@ -170,8 +178,12 @@ def control(request_id: int, unknown_fields: int = 0, **present: Any) -> bytes:
         present.get("site_kinds", 0),
         int(present.get("paused", 0)),
         present.get("top_k", 0),
-        0,
-    )
+        present.get("threshold_mode", 0),
+    ) + (struct.pack("<fI", present["budget"], 0) if "budget" in present else b"")
+
+
+def probe_cost(cost: dict[str, Any]) -> bytes:
+    return struct.pack("<ffIIQQQ", *(cost[name] for name in COST))
 
 
 def control_ack(
@@ -188,7 +200,7 @@ def control_ack(
         int(state["paused"]),
         state["top_k"],
         len(raw) if error_len is None else error_len,
-        0,
+        state.get("threshold_mode", 0),
     )
     return fixed + pad8(raw)
 
@@ -286,6 +298,13 @@ def residual(layers: list[int], norms: list[list[float]], n_tokens: int | None =
     return fixed + layer_ids(layers) + pad8(struct.pack(f"<{len(flat)}f", *flat))
 
 
+def optimizer_stats(layers: list[int], *columns: list[float], n_layers: int | None = None) -> bytes:
+    """OPTIMIZER_STATS: update_ratio, grad_norm, v_below_g2; ``n_layers`` overrides L."""
+    flat = [x for column in columns for x in column]
+    fixed = struct.pack("<HHI", len(layers) if n_layers is None else n_layers, 0, 0)
+    return fixed + layer_ids(layers) + pad8(struct.pack(f"<{len(flat)}f", *flat))
+
+
 def moe_routing(
     layers: list[int],
     tokens: list[list[int]],
@@ -309,6 +328,41 @@ def moe_routing(
 
 
 # -- the vectors -------------------------------------------------------------------------------
+
+
+def rank_skew(world_size: int, rows: list[dict[str, Any]], n: int | None = None) -> bytes:
+    """RANK_SKEW (docs/PROTOCOL.md 5.16): head, then 24-byte records."""
+    raw = struct.pack("<IHH", len(rows) if n is None else n, world_size, 0)
+    for r in rows:
+        raw += struct.pack(
+            "<IHBBffff",
+            r["site_id"],
+            r["rank"],
+            r["statistic"],
+            r["flags"],
+            *(float(r[k]) for k in ("z", "value", "others_mean", "others_std")),
+        )
+    return raw
+
+
+def job_status(s: dict[str, Any], text_len: int | None = None) -> bytes:
+    """JOB_STATUS (docs/PROTOCOL.md 5.17): 32-byte head, then the text padded to 8."""
+    text = s["text"].encode()
+    head = struct.pack(
+        "<HBBHHIIQHHI",
+        s["world_size"],
+        s["state"],
+        0,
+        s["serve_rank"],
+        s["rank"],
+        s["last_step"],
+        s["ranks_reporting"],
+        s["since_ns"],
+        len(text) if text_len is None else text_len,
+        0,
+        0,
+    )
+    return head + pad8(text)
 
 
 def mac(token: str, challenge: bytes) -> bytes:
@@ -367,6 +421,15 @@ COUNTERS = {
     "steps_sampled": 100,
     "steps_seen": 1200,
 }
+COST = {
+    "budget": 0.015625,
+    "cost": 0.0068359375,
+    "interval": 8,
+    "lens_interval": 32,
+    "step_ns": 139_000_000,
+    "stats_ns": 7_250_000,
+    "lens_ns": 12_500_000,
+}
 CLIENTS = [
     {"client_id": 1, "frames_sent": 990, "frames_dropped": 2, "bytes_sent": 1_000_000},
     {"client_id": 2, "frames_sent": 997, "frames_dropped": 0, "bytes_sent": 1_100_000},
@@ -382,9 +445,40 @@ WEIGHTS = [
 ]
 ENTROPY = [[0.5, 1.25, 2.0], [0.0, 3.5, NAN]]
 MAX_LOGIT = [[4.0, 8.5, -1.0], [12.0, float("inf"), 0.25]]
+OPT_RATIO = [0.001, 0.0025, 0.5]
+OPT_NORM = [0.25, 1.5, 40.0]
+OPT_BELOW = [0.125, 0.0, 1.0]
 RESIDUAL_NORMS = [[40.0, 1.5, 1.25], [80.0, 2.5, 2.0], [160.0, 4.0, 3.5]]
 MOE_TOKENS = [[10, 6, 0, 16], [8, 8, 8, 8]]
 MOE_PROBS = [[0.375, 0.25, 0.0625, 0.3125], [0.25, 0.25, 0.25, 0.25]]
+SKEW_ROWS = [
+    {"site_id": 7, "rank": 37, "statistic": 0, "flags": 0, "z": 9.125, "value": 12.5}
+    | {"others_mean": 1.25, "others_std": 1.234375},
+    {"site_id": 7, "rank": 3, "statistic": 1, "flags": 1, "z": -2.5, "value": 0.5}
+    | {"others_mean": 1.0, "others_std": 0.25},
+    {"site_id": 9, "rank": 65535, "statistic": 0, "flags": 0, "z": "nan", "value": "nan"}
+    | {"others_mean": "nan", "others_std": "nan"},
+]
+JOB_LOST = {
+    "world_size": 64,
+    "state": 1,
+    "serve_rank": 0,
+    "rank": 37,
+    "last_step": 1200,
+    "ranks_reporting": 63,
+    "since_ns": TIMESTAMP,
+    "text": "rank 37 stopped answering (a reduction took longer than 60 s)",
+}
+JOB_RUNNING = {
+    "world_size": 4,
+    "state": 0,
+    "serve_rank": 1,
+    "rank": 65535,
+    "last_step": 7,
+    "ranks_reporting": 4,
+    "since_ns": 0,
+    "text": "",
+}
 VERSION_TEXT = "no common protocol version: peer speaks 2..3, this build speaks 1..1"
 
 
@@ -527,9 +621,32 @@ def good_vectors() -> list[dict[str, Any]]:
     add(
         "control_unknown_field",
         5,
-        control(9, unknown_fields=0x40, top_k=8),
-        {"type": "CONTROL", "request_id": 9, **none, "top_k": 8, "unknown_fields": 0x40},
+        control(9, unknown_fields=0x100, top_k=8),
+        {"type": "CONTROL", "request_id": 9, **none, "top_k": 8, "unknown_fields": 0x100},
         seq=3,
+    )
+    add(
+        "control_threshold_mode",
+        5,
+        control(10, threshold=2.5, threshold_mode=1),
+        {"type": "CONTROL", "request_id": 10, **none, "threshold": 2.5, "threshold_mode": 1}
+        | {"unknown_fields": 0},
+        seq=4,
+    )
+    add(
+        "control_budget",
+        5,
+        control(11, rate_hz=5.0, budget=0.015625),
+        {"type": "CONTROL", "request_id": 11, **none, "rate_hz": 5.0, "budget": 0.015625}
+        | {"unknown_fields": 0},
+        seq=5,
+    )
+    add(
+        "control_ack_threshold_mode",
+        6,
+        control_ack(10, 0, STATE | {"threshold": 0.015625, "threshold_mode": 2}, ""),
+        {"type": "CONTROL_ACK", "request_id": 10, "applied": True, "error": ""}
+        | {"state": STATE | {"threshold": 0.015625, "threshold_mode": 2}},
     )
     add(
         "control_ack_announcement",
@@ -559,6 +676,48 @@ def good_vectors() -> list[dict[str, Any]]:
         probe_stats(COUNTERS, []),
         {"type": "PROBE_STATS", **COUNTERS, "clients": []},
         seq=21,
+    )
+    add(
+        "rank_skew_three_records_job_end_of_step",
+        36,
+        rank_skew(64, SKEW_ROWS),
+        {"type": "RANK_SKEW", "world_size": 64, "records": SKEW_ROWS},
+        seq=30,
+        step=1200,
+        flags=5,
+    )
+    add(
+        "rank_skew_empty",
+        36,
+        rank_skew(2, []),
+        {"type": "RANK_SKEW", "world_size": 2, "records": []},
+        seq=31,
+        flags=4,
+    )
+    add(
+        "job_status_rank_lost",
+        37,
+        job_status(JOB_LOST),
+        {"type": "JOB_STATUS", **JOB_LOST},
+        seq=32,
+        step=1200,
+    )
+    add(
+        "job_status_running",
+        37,
+        job_status(JOB_RUNNING),
+        {"type": "JOB_STATUS", **JOB_RUNNING},
+        seq=33,
+        step=7,
+        rank=1,
+    )
+    add(
+        "probe_cost",
+        20,
+        probe_cost(COST),
+        {"type": "PROBE_COST", **COST},
+        seq=27,
+        step=1200,
     )
     add(
         "error_version",
@@ -625,6 +784,15 @@ def good_vectors() -> list[dict[str, Any]]:
         seq=28,
         step=3,
     )
+    add(  # replayed from the trainer's backlog (flag bit 1), the last frame of its step
+        "training_metrics_backlog_end_of_step",
+        32,
+        metrics([("loss", 2.5)]),
+        {"type": "TRAINING_METRICS", "values": {"loss": 2.5}},
+        seq=29,
+        step=41200,
+        flags=3,
+    )
     add(
         "attention_two_pairs_utf8_and_empty_tokens",
         16,
@@ -686,6 +854,24 @@ def good_vectors() -> list[dict[str, Any]]:
         {"type": "MOE_ROUTING", "layers": [0], "tokens": [[5, 0, 5]], "probs": [[0.5, 0.0, 0.5]]}
         | {"dropped": [7], "top_k": 3},
         seq=36,
+        step=12,
+    )
+    add(
+        "optimizer_stats_three_blocks_padded",
+        28,
+        optimizer_stats([0, 1, 2], OPT_RATIO, OPT_NORM, OPT_BELOW),
+        {"type": "OPTIMIZER_STATS", "layers": [0, 1, 2], "update_ratio": OPT_RATIO}
+        | {"grad_norm": OPT_NORM, "v_below_g2": OPT_BELOW},
+        seq=39,
+        step=1200,
+    )
+    add(
+        "optimizer_stats_one_block_not_adam",
+        28,
+        optimizer_stats([5], [0.5], [float("inf")], [NAN]),
+        {"type": "OPTIMIZER_STATS", "layers": [5], "update_ratio": [0.5]}
+        | {"grad_norm": [float("inf")], "v_below_g2": [NAN]},
+        seq=40,
         step=12,
     )
     bent_moe = moe_routing(
@@ -753,7 +939,7 @@ def good_vectors() -> list[dict[str, Any]]:
 
 def skipped_vectors() -> list[dict[str, Any]]:
     cases = [
-        ("unknown_type_20", 20, bytes(range(24))),
+        ("unknown_type_40", 40, bytes(range(24))),
         ("unknown_type_31_empty", 31, b""),
         ("unknown_type_odd_length", 999, b"\x01\x02\x03\x04\x05"),
     ]
@@ -967,8 +1153,47 @@ def bad_vectors() -> list[dict[str, Any]]:
         frame(4, sparse(1, 0.5, 10, [30, 17, 200], [0.75, 1.5, 2.25])),
         "SPARSE_ACTIVATIONS indices not strictly ascending: 30 then 17 at position 1",
     )
-    add("control_short", frame(5, control(1)[:24]), "CONTROL payload is 24 bytes, 32 expected")
-    add("control_long", frame(5, control(1) + bytes(8)), "CONTROL payload is 40 bytes, 32 expected")
+    add(
+        "control_short", frame(5, control(1)[:24]), "CONTROL payload is 24 bytes, 32 or 40 expected"
+    )
+    add(
+        "control_long",
+        frame(5, control(1) + bytes(16)),
+        "CONTROL payload is 48 bytes, 32 or 40 expected",
+    )
+    add(
+        "control_budget_missing",
+        frame(5, control(1, budget=0.5)[:32]),
+        "CONTROL sets BUDGET but has no budget field",
+    )
+    add("probe_cost_short", frame(20, probe_cost(COST)[:32]), "PROBE_COST payload is 32 bytes, 40")
+    add("rank_skew_short", frame(36, bytes(4)), "RANK_SKEW payload is 4 bytes, at least 8")
+    add(
+        "rank_skew_count_mismatch",
+        frame(36, rank_skew(64, SKEW_ROWS, n=2)),
+        "RANK_SKEW payload is 80 bytes, 8 + 24 x 2 expected",
+    )
+    add(
+        "rank_skew_too_many_records",
+        frame(36, rank_skew(64, [], n=65537)),
+        "RANK_SKEW announces 65537 records (limit 65536)",
+    )
+    add("job_status_short", frame(37, bytes(24)), "JOB_STATUS payload is 24 bytes, at least 32")
+    add(
+        "job_status_text_too_long",
+        frame(37, job_status(JOB_LOST, text_len=1025)),
+        "JOB_STATUS text_len is 1025 (limit 1024)",
+    )
+    add(
+        "job_status_text_len_mismatch",
+        frame(37, job_status(JOB_LOST, text_len=9)),
+        "JOB_STATUS payload is 96 bytes, 32 + 16 expected",
+    )
+    add(
+        "job_status_text_not_utf8",
+        frame(37, job_status(JOB_RUNNING | {"text": "ab"})[:32] + b"\xff\xfe" + bytes(6)),
+        "JOB_STATUS text is not valid UTF-8",
+    )
     add(
         "control_paused_2",
         frame(5, control(1, paused=2)),
@@ -1213,6 +1438,27 @@ def bad_vectors() -> list[dict[str, Any]]:
         "moe_routing_dropped_missing",
         frame(18, routing[:-8]),
         "MOE_ROUTING payload is 80 bytes, 8 + 8 + 2 x 2 x 4 x 4 + 8 expected",
+    )
+    optimizer = optimizer_stats([0, 1, 2], OPT_RATIO, OPT_NORM, OPT_BELOW)
+    add(
+        "optimizer_stats_short",
+        frame(28, optimizer[:6]),
+        "OPTIMIZER_STATS payload is 6 bytes, at least 8",
+    )
+    add(
+        "optimizer_stats_zero_layers",
+        frame(28, optimizer_stats([], [])),
+        "OPTIMIZER_STATS layer_count is 0 (1..65535 allowed)",
+    )
+    add(
+        "optimizer_stats_count_mismatch",
+        frame(28, optimizer_stats([0, 1, 2], OPT_RATIO, OPT_NORM, OPT_BELOW, n_layers=4)),
+        "OPTIMIZER_STATS payload is 56 bytes, 8 + 8 + 48 expected",
+    )
+    add(
+        "optimizer_stats_not_padded",
+        frame(28, optimizer[:-4]),
+        "OPTIMIZER_STATS payload is 52 bytes, 8 + 8 + 40 expected",
     )
     return v
 

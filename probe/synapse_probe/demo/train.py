@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .data import DEFAULT_MAX_BYTES, Windows, load_corpus, split
+from .faults import KINDS, Fault, Injector, parse_fault
 from .model import PRESETS, DemoForCausalLM, preset
 from .stopping import StopFlag
 
@@ -67,8 +68,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="wait up to S seconds for a viewer to connect before training (default: start now)",
     )
+    parser.add_argument(
+        "--inject",
+        action="append",
+        default=[],
+        type=_fault,
+        metavar="KIND@STEP",
+        help=f"misbehave on purpose at STEP, KIND one of {', '.join(KINDS)} (repeatable; "
+        "docs/DEMO.md)",
+    )
+    parser.add_argument(
+        "--rate-hz",
+        type=float,
+        default=None,
+        help="measure at most this many steps a second, without an overhead budget "
+        "(1000: every step of the demo; default: the probe's rate and budget)",
+    )
     parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     return parser
+
+
+def _fault(text: str) -> Fault:
+    try:
+        return parse_fault(text)
+    except ValueError as exc:  # argparse shows an ArgumentTypeError's own words
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class Trainer:
@@ -88,6 +112,7 @@ class Trainer:
         clip: float = 1.0,
     ) -> None:
         self.model, self.windows = model, windows
+        self.injector: Injector | None = None
         self.lr, self.warmup, self.horizon, self.clip = lr, warmup, max(horizon, 1), clip
         cuda = windows.device.type == "cuda"
         decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -107,7 +132,7 @@ class Trainer:
 
     def step(self, step: int) -> tuple[torch.Tensor, float, torch.Tensor]:
         """One optimizer step: (loss, learning rate, gradient norm before clipping)."""
-        lr = self.lr_at(step)
+        lr = self.lr_at(step) * (self.injector.lr_factor() if self.injector else 1.0)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         inputs, targets = self.windows.sample()
@@ -164,6 +189,8 @@ def build(args: argparse.Namespace, device: torch.device) -> tuple[DemoForCausal
     horizon = args.steps if args.steps > 0 else SCHEDULE_HORIZON
     warmup = min(args.warmup, max(1, horizon // 10))
     trainer = Trainer(model, windows, lr=lr, warmup=warmup, horizon=horizon)
+    if args.inject:
+        trainer.injector = Injector(args.inject, model)
     moe = f", {config.moe_experts} experts top-{config.moe_top_k}" if config.moe_experts else ""
     about = (
         f"synapse demo: {model.num_parameters() / 1e6:.1f}M parameters ({config.n_layers} "
@@ -174,18 +201,19 @@ def build(args: argparse.Namespace, device: torch.device) -> tuple[DemoForCausal
     return model, trainer, about
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the demo; 0 after a clean stop, 2 when it cannot start (e.g. the port is in use)."""
+def main(argv: Sequence[str] | None = None, *, server: Any = None) -> int:
+    """Run the demo; 0 after a clean stop, 2 when it cannot start (e.g. the port is in use).
+    ``server`` replaces the probe's TCP server (tests)."""
     args = build_parser().parse_args(argv)
     stop = StopFlag(args.parent_pid)
     stop.install()
     try:
-        return _run(args, stop)
+        return _run(args, stop, server)
     finally:
         stop.restore()
 
 
-def _run(args: argparse.Namespace, stop: StopFlag) -> int:
+def _run(args: argparse.Namespace, stop: StopFlag, server: Any = None) -> int:
     from synapse_probe import attach
     from synapse_probe.listener import PortInUseError
 
@@ -204,6 +232,9 @@ def _run(args: argparse.Namespace, stop: StopFlag) -> int:
             name=MODEL_NAME,
             grads=args.grads,
             tokenizer=byte_tokens,
+            optimizer=trainer.optimizer,
+            server=server,
+            **({} if args.rate_hz is None else {"rate_hz": args.rate_hz, "budget": None}),
         )
     except PortInUseError:
         print(
@@ -245,6 +276,8 @@ def _train(
             break
         step += 1
         probe.step(step)
+        if trainer.injector is not None:
+            trainer.injector.at(step)
         loss, lr, norm = trainer.step(step - 1)
         probe.log_metrics(loss=loss, lr=lr, grad_norm=norm)  # tensors: read off the hot path
         loss_sum += loss
