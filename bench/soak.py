@@ -23,6 +23,7 @@ Run (CI runs ``--minutes 3``; docs/RELIABILITY.md has the figures of 30-minute r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -305,6 +306,11 @@ def harness(args: argparse.Namespace) -> int:
         clients = {n: read_status(workdir / f"{n}.json") or {} for n in ("app", "viewer")}
         clients["recorder"] = recorded(recording)
     finally:
+        if "app" in pids:  # xvfb-run does not pass a SIGTERM on: the app would outlive it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pids["app"], signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                procs["app"].wait(15)  # then xvfb-run stops its X server itself
         for proc in procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

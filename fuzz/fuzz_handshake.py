@@ -5,7 +5,8 @@ socket with a deadline, then judged by ``viewer_hello_problem``; only ``Refused`
 connection ends with an ERROR frame) or ConnectionError (the viewer hung up) may escape, and a
 HELLO that passes must carry the token's HMAC; and (2) the same bytes as an inbound frame the
 probe's event thread takes: decoded with the server's inbound limit, and a CONTROL request the
-checks accept must leave a valid control state.
+checks accept on arrival is either refused when applied (with the reason) or leaves a valid
+control state.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ with atheris.instrument_imports():
         decode_frame,
     )
     from synapse_probe import handshake
-    from synapse_probe.control import DEFAULT_STATE, request_errors, state_errors
+    from synapse_probe.control import DEFAULT_STATE, apply, request_errors, state_errors
     from synapse_probe.server import _MAX_INBOUND_PAYLOAD
 
 TOKEN = "fuzzing-token-0123456789"
@@ -55,9 +56,13 @@ def control(data: bytes) -> None:
         return
     if frame is None or not isinstance(frame.message, Control):
         return
-    if not request_errors(frame.message):
-        state = frame.message.applied_to(DEFAULT_STATE)
-        assert not state_errors(state), (frame.message, state_errors(state))
+    if request_errors(frame.message):
+        return  # refused on arrival
+    try:  # what the server does at the next step boundary
+        state = apply(DEFAULT_STATE, frame.message)
+    except ValueError:
+        return  # refused then, with the reason
+    assert not state_errors(state), (frame.message, state_errors(state))
 
 
 def test(data: bytes) -> None:

@@ -1,5 +1,5 @@
-"""The layering rule of DESIGN.md: the app never imports torch; probe and native never import
-Qt or VisPy; native imports nothing above it.
+"""The layering rule (docs/ARCHITECTURE.md): the app never imports torch; probe and native never
+import Qt or VisPy; native imports nothing above it.
 
 Checked twice: statically by import-linter's contracts (every import statement, including those
 inside functions) and at run time by importing every module in a fresh interpreter and looking at

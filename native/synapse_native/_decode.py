@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from ._action_wire import decode_action_list, decode_action_request, decode_action_result
+from ._capture_wire import decode_capture_done, decode_capture_request
 from ._job_wire import decode_job_status, decode_rank_skew
 from ._layout import (
     ACK_FIXED,
@@ -117,6 +119,7 @@ _HAS_THRESHOLD, _HAS_RATE, _HAS_SITE_KINDS, _HAS_PAUSED, _HAS_TOP_K, _HAS_MODE, 
         ControlField.BUDGET,
     )
 )
+_HAS_FULL_RANK = int(ControlField.FULL_RANK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,11 +304,12 @@ def _control(frame: memoryview, size: int) -> Control:
     request_id, fields, threshold, rate_hz, site_kinds, paused, top_k, mode = (
         CONTROL_FIXED.unpack_from(frame, P)
     )
-    budget = None
-    if fields & _HAS_BUDGET:
+    budget = full_rank = None
+    if fields & (_HAS_BUDGET | _HAS_FULL_RANK):
         if size == CONTROL_FIXED.size:
-            raise ProtocolError("CONTROL sets BUDGET but has no budget field (32 bytes, not 40)")
-        budget, _ = CONTROL_BUDGET.unpack_from(frame, P + CONTROL_FIXED.size)
+            bit, name = ("BUDGET", "budget") if fields & _HAS_BUDGET else ("FULL_RANK", "full_rank")
+            raise ProtocolError(f"CONTROL sets {bit} but has no {name} field (32 bytes, not 40)")
+        budget, full_rank = CONTROL_BUDGET.unpack_from(frame, P + CONTROL_FIXED.size)
     return Control(
         request_id=request_id,
         threshold=threshold if fields & _HAS_THRESHOLD else None,
@@ -315,7 +319,8 @@ def _control(frame: memoryview, size: int) -> Control:
         top_k=top_k if fields & _HAS_TOP_K else None,
         unknown_fields=fields & ~KNOWN_CONTROL_FIELDS,
         threshold_mode=_threshold_mode(mode) if fields & _HAS_MODE else None,
-        budget=budget,
+        budget=budget if fields & _HAS_BUDGET else None,
+        full_rank=full_rank if fields & _HAS_FULL_RANK else None,
     )
 
 
@@ -538,4 +543,9 @@ _DECODERS: dict[int, Callable[[memoryview, int], Message]] = {
     MsgType.OPTIMIZER_STATS: _optimizer_stats,
     MsgType.RANK_SKEW: decode_rank_skew,
     MsgType.JOB_STATUS: decode_job_status,
+    MsgType.CAPTURE_REQUEST: decode_capture_request,
+    MsgType.CAPTURE_DONE: decode_capture_done,
+    MsgType.ACTION_LIST: decode_action_list,
+    MsgType.ACTION_REQUEST: decode_action_request,
+    MsgType.ACTION_RESULT: decode_action_result,
 }

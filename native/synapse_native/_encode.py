@@ -14,6 +14,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ._action_wire import (
+    ActionList,
+    ActionRequest,
+    ActionResult,
+    encode_action_list,
+    encode_action_request,
+    encode_action_result,
+)
+from ._capture_wire import (
+    CaptureDone,
+    CaptureRequest,
+    encode_capture_done,
+    encode_capture_request,
+)
 from ._job_wire import JobStatus, RankSkew, encode_job_status, encode_rank_skew
 from ._layout import (
     ACK_FIELDS,
@@ -323,9 +337,10 @@ def _control(m: Control) -> Payload:
         0 if m.threshold_mode is None else m.threshold_mode,
     )
     fixed = _pack(CONTROL_FIXED, "CONTROL", CONTROL_FIELDS, fixed_values)
-    if m.budget is None:
+    if m.budget is None and m.full_rank is None:
         return CONTROL_FIXED.size, [fixed]
-    budget = _pack(CONTROL_BUDGET, "CONTROL", ("budget", "reserved"), (m.budget, 0))
+    tail = (0.0 if m.budget is None else m.budget, 0 if m.full_rank is None else m.full_rank)
+    budget = _pack(CONTROL_BUDGET, "CONTROL", ("budget", "full_rank"), tail)
     return CONTROL_FIXED.size + CONTROL_BUDGET.size, [fixed, budget]
 
 
@@ -527,4 +542,9 @@ _ENCODERS: dict[type, Callable[[Any], Payload]] = {
     OptimizerStats: _optimizer_stats,
     RankSkew: encode_rank_skew,
     JobStatus: encode_job_status,
+    CaptureRequest: encode_capture_request,
+    CaptureDone: encode_capture_done,
+    ActionList: encode_action_list,
+    ActionRequest: encode_action_request,
+    ActionResult: encode_action_result,
 }

@@ -47,7 +47,7 @@ JOB_STATUS_FIELDS = (
     "ranks_reporting",
     "since_ns",
     "text_len",
-    "reserved",
+    "full_rank",
     "reserved",
 )
 
@@ -100,6 +100,7 @@ class JobStatus:
     ranks_reporting: int = 0  # ranks with data in that step
     since_ns: int = 0  # wall clock (ns since the epoch) when ``rank`` last answered; 0: unknown
     text: str = ""
+    full_rank: int = NO_RANK  # the rank whose full frames are relayed (CONTROL FULL_RANK)
 
 
 def skew_records(n: int) -> npt.NDArray[np.void]:
@@ -148,7 +149,7 @@ def encode_job_status(m: JobStatus) -> tuple[int, list[bytes | memoryview]]:
             m.ranks_reporting,
             m.since_ns,
             len(text),
-            0,
+            _check_u16("JOB_STATUS full_rank", m.full_rank),
             0,
         )
     except struct.error as exc:
@@ -177,7 +178,7 @@ def decode_job_status(frame: memoryview, size: int) -> JobStatus:
     """JOB_STATUS from a whole frame whose payload is ``size`` bytes."""
     if size < JOB_STATUS_FIXED.size:
         raise ProtocolError(f"JOB_STATUS payload is {size} bytes, at least 32 expected")
-    (world, state, _, serve, rank, last, reporting, since, text_len, _, _) = (
+    (world, state, _, serve, rank, last, reporting, since, text_len, full_rank, _) = (
         JOB_STATUS_FIXED.unpack_from(frame, HEADER_SIZE)
     )
     if text_len > MAX_TEXT:
@@ -193,4 +194,5 @@ def decode_job_status(frame: memoryview, size: int) -> JobStatus:
         raise ProtocolError(
             f"JOB_STATUS text is not valid UTF-8 ({exc.reason} at byte {exc.start})"
         ) from None
-    return JobStatus(world, _STATES.get(state, state), serve, rank, last, reporting, since, text)
+    state = _STATES.get(state, state)
+    return JobStatus(world, state, serve, rank, last, reporting, since, text, full_rank)

@@ -127,7 +127,7 @@ PROBE_CLIENT_DTYPE = np.dtype(
 )
 
 # CONTROL with BUDGET: 8 more bytes after the 32 (budget f32, reserved u32).
-CONTROL_BUDGET = struct.Struct("<fI")
+CONTROL_BUDGET = struct.Struct("<fI")  # CONTROL's 40-byte tail: budget, full_rank
 
 PROBE_COST_FIXED = struct.Struct("<ffIIQQQ")
 PROBE_COST_FIELDS = (

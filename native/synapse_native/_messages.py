@@ -14,6 +14,8 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from ._action_wire import ActionList, ActionRequest, ActionResult
+from ._capture_wire import CaptureDone, CaptureRequest
 from ._job_wire import JobStatus, RankSkew
 from ._layout import AUTH_DATA_SIZE, PROBE_CLIENT_DTYPE, SUMMARY_DTYPE
 from ._wire import (
@@ -123,6 +125,9 @@ class Control:
     unknown_fields: int = 0
     threshold_mode: int | None = None  # ``ThresholdMode``; sent only to THRESHOLD_MODES trainers
     budget: float | None = None  # the probe's share of the step time; only to GOVERNOR trainers
+    # the rank whose full frames a job's serving rank relays (``NO_FULL_RANK``: none); only to
+    # RANK_RELAY trainers
+    full_rank: int | None = None
 
     @property
     def fields(self) -> ControlField:
@@ -157,6 +162,8 @@ def control_bits(control: Control) -> int:
             bits |= bit
     if control.budget is not None:  # not part of ControlState: the governor keeps it
         bits |= int(ControlField.BUDGET)
+    if control.full_rank is not None:  # not part of ControlState: the job keeps it
+        bits |= int(ControlField.FULL_RANK)
     return bits
 
 
@@ -340,6 +347,11 @@ Message = (
     | OptimizerStats
     | RankSkew
     | JobStatus
+    | CaptureRequest
+    | CaptureDone
+    | ActionList
+    | ActionRequest
+    | ActionResult
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
+from typing import NamedTuple
 
 MAGIC = b"SYNP"
 VERSION = 1
@@ -63,7 +64,12 @@ class MsgType(IntEnum):
     HEAD_STATS = 19
     PROBE_COST = 20
     OPTIMIZER_STATS = 28
+    CAPTURE_REQUEST = 29
+    CAPTURE_DONE = 30
+    ACTION_LIST = 31
     TRAINING_METRICS = 32
+    ACTION_REQUEST = 33
+    ACTION_RESULT = 34
     RANK_SKEW = 36
     JOB_STATUS = 37
 
@@ -137,6 +143,12 @@ class Capability(IntFlag):
     OPTIMIZER = 8192
     # v1: a job's serving rank: merged summaries (header flag JOB), RANK_SKEW, JOB_STATUS.
     JOB = 16384
+    # v1: a trainer that answers CAPTURE_REQUEST with a capture file (attach(capture=True)).
+    CAPTURE = 32768
+    # v1: a trainer that sends ACTION_LIST and runs ACTION_REQUESTs (probe.on_request).
+    ACTIONS = 65536
+    # v1: a job's serving rank that relays one chosen rank's full frames (CONTROL FULL_RANK).
+    RANK_RELAY = 131072
 
 
 class SummaryFlag(IntFlag):
@@ -157,6 +169,7 @@ class ControlField(IntFlag):
     TOP_K = 16
     THRESHOLD_MODE = 32
     BUDGET = 64
+    FULL_RANK = 128
 
 
 KNOWN_CONTROL_FIELDS = int(
@@ -167,7 +180,9 @@ KNOWN_CONTROL_FIELDS = int(
     | ControlField.TOP_K
     | ControlField.THRESHOLD_MODE
     | ControlField.BUDGET
+    | ControlField.FULL_RANK
 )
+NO_FULL_RANK = 0xFFFFFFFF  # CONTROL ``full_rank``: no rank relayed in full
 
 
 class ThresholdMode(IntEnum):
@@ -219,6 +234,48 @@ class Header:
     def end_of_step(self) -> bool:
         """True on the last frame of a sampled step."""
         return bool(self.flags & HeaderFlag.END_OF_STEP)
+
+
+# The frames whose header step is the step they measured (docs/PROTOCOL.md section 2).
+STEP_TYPES = frozenset(
+    int(t)
+    for t in (
+        MsgType.LAYER_SUMMARY_BATCH,
+        MsgType.SPARSE_ACTIVATIONS,
+        MsgType.BLOCK_GRAD_NORMS,
+        MsgType.ATTENTION,
+        MsgType.RESIDUAL,
+        MsgType.MOE_ROUTING,
+        MsgType.HEAD_STATS,
+        MsgType.TRAINING_METRICS,
+    )
+)
+
+
+class HeaderFields(NamedTuple):
+    """The routing fields of a frame's header, read without checks (``header_fields``)."""
+
+    msg_type: int
+    seq: int
+    timestamp_ns: int
+    step: int
+    rank: int
+    flags: int
+
+
+_ROUTING = struct.Struct("<6xH4xIQIHH")  # HEADER's fields after magic, version and length
+assert _ROUTING.size == HEADER.size
+
+
+def header_fields(frame: bytes | bytearray | memoryview) -> HeaderFields:
+    """The type, seq, timestamp, step, rank and flags of a whole frame, read without checks:
+    for frames a pump or ``peek_header`` has already checked (a batch of thousands a tick)."""
+    return HeaderFields._make(_ROUTING.unpack_from(frame))
+
+
+def sparse_site(frame: bytes | bytearray | memoryview) -> int:
+    """The site id of a checked SPARSE_ACTIVATIONS frame (its payload's first field)."""
+    return int.from_bytes(frame[HEADER_SIZE : HEADER_SIZE + 4], "little")
 
 
 def peek_header(buf: bytes | bytearray | memoryview, *, max_payload: int = MAX_PAYLOAD) -> Header:

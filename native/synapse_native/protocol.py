@@ -17,6 +17,9 @@ Producers call ``encode``; consumers call ``decode_frame`` on one whole frame or
 
 from __future__ import annotations
 
+from ._action_wire import MAX_ACTIONS, ActionList, ActionRequest, ActionResult, ActionStatus
+from ._action_wire import check_name as check_action_name
+from ._capture_wire import MAX_CAPTURE_SITES, CaptureDone, CaptureRequest, CaptureStatus
 from ._decode import Frame, decode_frame
 from ._encode import encode
 from ._handshake import AUTH_CONTEXT, check_hello_mac, hello_mac, negotiate_version, new_challenge
@@ -72,7 +75,9 @@ from ._wire import (
     MAX_TEXT,
     MAX_TOKEN_BYTES,
     METRIC_NAME_SIZE,
+    NO_FULL_RANK,
     RESERVED_TYPES,
+    STEP_TYPES,
     VERSION,
     AckStatus,
     AuthMode,
@@ -80,6 +85,7 @@ from ._wire import (
     ControlField,
     ErrorCode,
     Header,
+    HeaderFields,
     HeaderFlag,
     MsgType,
     ProtocolError,
@@ -87,7 +93,9 @@ from ._wire import (
     SiteKind,
     SummaryFlag,
     ThresholdMode,
+    header_fields,
     peek_header,
+    sparse_site,
 )
 
 __all__ = [
@@ -96,7 +104,9 @@ __all__ = [
     "HEADER_SIZE",
     "HIST_BINS",
     "MAGIC",
+    "MAX_ACTIONS",
     "MAX_ATTENTION_PAIRS",
+    "MAX_CAPTURE_SITES",
     "MAX_EXPERTS",
     "MAX_HEADS",
     "MAX_HELLO_NAME",
@@ -109,18 +119,27 @@ __all__ = [
     "MAX_TOKEN_BYTES",
     "METRIC_DTYPE",
     "METRIC_NAME_SIZE",
+    "NO_FULL_RANK",
     "NO_RANK",
     "PROBE_CLIENT_DTYPE",
     "RESERVED_TYPES",
     "SITE_DTYPE",
     "SKEW_DTYPE",
+    "STEP_TYPES",
     "SUMMARY_DTYPE",
     "VERSION",
     "AckStatus",
+    "ActionList",
+    "ActionRequest",
+    "ActionResult",
+    "ActionStatus",
     "AttentionPattern",
     "AuthMode",
     "BlockGradNorms",
     "Capability",
+    "CaptureDone",
+    "CaptureRequest",
+    "CaptureStatus",
     "Control",
     "ControlAck",
     "ControlField",
@@ -131,6 +150,7 @@ __all__ = [
     "Frame",
     "HeadStats",
     "Header",
+    "HeaderFields",
     "HeaderFlag",
     "Hello",
     "JobState",
@@ -154,15 +174,18 @@ __all__ = [
     "SummaryFlag",
     "ThresholdMode",
     "TrainingMetrics",
+    "check_action_name",
     "check_hello_mac",
     "decode_frame",
     "encode",
     "grid_shape",
+    "header_fields",
     "hello_mac",
     "negotiate_version",
     "new_challenge",
     "peek_header",
     "probe_client_records",
     "skew_records",
+    "sparse_site",
     "summary_records",
 ]

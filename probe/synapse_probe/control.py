@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from synapse_native.protocol import Control, ControlState, SiteKind, ThresholdMode
+from synapse_native.protocol import NO_FULL_RANK, Control, ControlState, SiteKind, ThresholdMode
 
 from .governor import budget_errors
 
@@ -78,6 +78,16 @@ def request_errors(request: Control) -> list[str]:
     if request.budget is not None:
         errors += budget_errors(request.budget)
     return errors
+
+
+def full_rank_errors(value: int, world_size: int) -> list[str]:
+    """Why FULL_RANK ``value`` cannot be relayed by a job of ``world_size`` ranks (0: the
+    trainer serves no job)."""
+    if not world_size:
+        return ["FULL_RANK needs a job's serving rank (capability RANK_RELAY)"]
+    if value != NO_FULL_RANK and not 0 <= value < world_size:
+        return [f"full_rank {value} is not a rank of this job (0..{world_size - 1}, or none)"]
+    return []
 
 
 def state_errors(state: ControlState) -> list[str]:

@@ -7,6 +7,12 @@ training thread. The serving rank (``serve_rank``) runs the one server of the jo
 per measured step, the merged LAYER_SUMMARY_BATCH (header flag ``JOB``), RANK_SKEW and
 JOB_STATUS, then its own other frames (sparse, lenses, metrics).
 
+**One rank in full.** A viewer's CONTROL ``FULL_RANK`` names a rank; the plan carries it, so
+from the same step on every rank that rank (when it is not the serving rank) sends its step
+frames (sparse, lenses), encoded, to the serving rank with point-to-point ops on the job's
+group (size, then bytes), and the serving rank broadcasts them with that rank in the header
+(flag ``JOB``). The other ranks send nothing more.
+
 **The same steps on every rank.** Step ``s`` is measured when ``s % interval == 0``. The plan
 (interval, threshold, top-k, site kinds, paused) is the serving rank's: it rides in every
 reduction (a max-reduction where the other ranks put -inf), and a plan reduced with step ``s``
@@ -38,6 +44,7 @@ import torch
 import torch.distributed as dist
 
 from synapse_native.protocol import (
+    NO_FULL_RANK,
     NO_RANK,
     SUMMARY_DTYPE,
     ControlState,
@@ -50,7 +57,7 @@ from synapse_native.protocol import (
     RankSkew,
 )
 
-from . import job_merge
+from . import job_merge, relay_frames
 from .job_merge import Rows
 
 log = logging.getLogger(__name__)
@@ -60,7 +67,7 @@ DEFAULT_TIMEOUT = 60.0
 MAX_INTERVAL = 1 << 16
 NAMING_WAIT_S = 2.0  # past the timeout, how long the serving rank waits for the live ranks
 STATUS_EVERY_S = 2.0  # JOB_STATUS repeated this often once the job's probe is off
-_PLAN = 8  # plan fields in the max-reduced head: version, interval, ControlState (6)
+_PLAN = 9  # plan fields in the max-reduced head: version, interval, ControlState (6), relay
 _STEP, _NEG_STEP = _PLAN, _PLAN + 1
 _HEAD_MAX = _PLAN + 2
 _jobs_made = 0  # every rank makes its jobs in the same order: a per-process count names them
@@ -88,6 +95,7 @@ class Plan:
     version: int
     interval: int
     control: ControlState
+    relay: int = NO_RANK  # the rank whose full frames the serving rank relays
 
     def row(self) -> list[float]:
         c = self.control
@@ -100,13 +108,14 @@ class Plan:
             float(c.paused),
             float(c.top_k),
             float(c.threshold_mode),
+            float(self.relay),
         ]
 
     @staticmethod
     def of(row: Sequence[float]) -> Plan:
-        version, interval, threshold, rate, kinds, paused, top_k, mode = row
+        version, interval, threshold, rate, kinds, paused, top_k, mode, relay = row
         control = ControlState(threshold, rate, int(kinds), bool(paused), int(top_k), int(mode))
-        return Plan(int(version), max(1, int(interval)), control)
+        return Plan(int(version), max(1, int(interval)), control, int(relay))
 
 
 class JobStopped(Exception):
@@ -159,7 +168,7 @@ class Job:
         self._proposed = control  # the serving rank's control state, sent with each reduction
         self._adopted: ControlState | None = None  # to hand to the probe at its next poll
         self._version = 0  # of the plans this (serving) rank proposed
-        self._sent: tuple[int, ControlState] | None = None
+        self._sent: tuple[int, ControlState, int] | None = None
         self._last_version = 0  # of the last plan reduced
         self.state = JobState.RUNNING
         self.status = JobStatus(self.world_size, JobState.RUNNING, serve_rank)
@@ -167,7 +176,7 @@ class Job:
         self.round_ns = 0  # time they took, summed (job thread)
         self.off = False  # read by the training thread: once True, nothing is measured
         self._cv = threading.Condition()
-        self._planned: deque[tuple[int, bool]] = deque()  # (step, sync only), job thread's
+        self._planned: deque[tuple[int, bool, int]] = deque()  # (step, sync only, relay)
         self._waiting: deque[int] = deque()  # planned steps not yet reduced, training thread's
         self._data: dict[int, Sequence[Message] | None] = {}
         self._plans: deque[tuple[int, Plan]] = deque()  # (from step, plan), from the job thread
@@ -208,9 +217,15 @@ class Job:
         paused = plan.control.paused
         self._waiting.append(step)
         with self._cv:
-            self._planned.append((step, paused))  # paused: reduce the plan only
+            self._planned.append((step, paused, plan.relay))  # paused: reduce the plan only
             self._cv.notify()
         return not paused
+
+    @property
+    def relayed(self) -> bool:
+        """Whether this rank's full frames are relayed at the step in force (not the serving
+        rank's: its own frames are sent anyway)."""
+        return self._plan.relay == self.rank and not self.serving
 
     def no_data(self, step: int) -> None:
         """A measured step that will send nothing here (skipped or dropped): reduce it empty."""
@@ -298,7 +313,7 @@ class Job:
                         self._send_status()
                 if self._closing:
                     return
-                step, sync_only = self._planned.popleft()
+                step, sync_only, relay = self._planned.popleft()
                 deadline = time.monotonic() + self.timeout / 4
                 while step not in self._data and not sync_only and not self._closing:
                     left = deadline - time.monotonic()
@@ -312,7 +327,7 @@ class Job:
                 continue
             start = time.perf_counter_ns()
             try:
-                self._reduce(step, sync_only, messages)
+                self._reduce(step, sync_only, messages, relay)
             except JobStopped as stop:
                 self._stopped(stop.state, str(stop), step)
             except Exception as exc:  # a collective that failed: a rank died or left
@@ -323,7 +338,9 @@ class Job:
                 self._last_good_ns = time.time_ns()
             self._done_through = step
 
-    def _reduce(self, step: int, sync_only: bool, messages: Sequence[Message] | None) -> None:
+    def _reduce(
+        self, step: int, sync_only: bool, messages: Sequence[Message] | None, relay: int
+    ) -> None:
         """One measured step's reductions (see the module docstring for what goes where)."""
         rows, rank = self.rows, self.rank
         deadline = time.monotonic() + self.timeout
@@ -332,7 +349,8 @@ class Job:
         sums, extremes, values = job_merge.pack(records, rows)
         head = np.full(_HEAD_MAX, -np.inf)
         if self.serving:
-            wanted = (self._wanted_interval(self._proposed.rate_hz), self._proposed)
+            interval = self._wanted_interval(self._proposed.rate_hz)
+            wanted = (interval, self._proposed, self._wanted_relay())
             if wanted != self._sent:
                 self._sent, self._version = wanted, self._version + 1
             head[:_PLAN] = Plan(self._version, *wanted).row()
@@ -360,6 +378,12 @@ class Job:
         won = job_merge.winner_value(keys, values, rank)
         e = self._start(won, dist.ReduceOp.SUM, reduce=True)
         summed, won = self._wait(c, deadline), self._wait(e, deadline)
+        relayed: list[Message] = []
+        if relay not in (NO_RANK, self.serve_rank):
+            if rank == relay:
+                self._relay_send(relay_frames.pack(messages or (), step=step, rank=rank), deadline)
+            elif self.serving:
+                relayed = relay_frames.unpack(self._relay_receive(relay, deadline))
         if not self.serving:
             return
         summed = summed.reshape(rows.count, job_merge.SUM_COLS)
@@ -370,9 +394,16 @@ class Job:
         skew = job_merge.skew_message_records(keys, won, totals, rows, present)
         reporting = int(added[0])
         self.status = JobStatus(
-            self.world_size, self.state, self.serve_rank, last_step=step, ranks_reporting=reporting
+            self.world_size,
+            self.state,
+            self.serve_rank,
+            last_step=step,
+            ranks_reporting=reporting,
+            full_rank=relay,
         )
         self._send(step, merged, skew, messages)
+        if relayed:
+            self.server.relay_step(relayed, step=step, rank=relay)
 
     def _send(
         self,
@@ -393,6 +424,31 @@ class Job:
         server.broadcast(RankSkew(self.world_size, skew), step=step, flags=job | last)
         if rest:
             server.broadcast_step(rest, step=step)
+
+    def _relay_send(self, data: bytes, deadline: float) -> None:
+        """This rank's full frames to the serving rank: their size, then (if any) the bytes."""
+        size = torch.tensor([len(data)], dtype=torch.int64)
+        self._wait(self._p2p(size, self.serve_rank, send=True), deadline)
+        if data:
+            tensor = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+            self._wait(self._p2p(tensor, self.serve_rank, send=True), deadline)
+
+    def _relay_receive(self, source: int, deadline: float) -> bytes:
+        """The relayed rank's full frames, as it sent them (empty: it had none)."""
+        size = self._wait(self._p2p(torch.zeros(1, dtype=torch.int64), source), deadline)
+        n = int(size[0])
+        if not 0 <= n <= relay_frames.MAX_BYTES:
+            raise JobStopped(JobState.OUT_OF_STEP, f"rank {source} relayed {n} bytes")
+        if not n:
+            return b""
+        data = self._wait(self._p2p(torch.empty(n, dtype=torch.uint8), source), deadline)
+        return data.tobytes()
+
+    def _p2p(self, tensor: torch.Tensor, peer: int, *, send: bool = False) -> tuple[Any, Any]:
+        if self._device is not None:
+            tensor = tensor.to(self._device)
+        op = dist.isend if send else dist.irecv
+        return op(tensor, peer, group=self._group), tensor
 
     def _start(
         self, array: np.ndarray, op: Any, *, reduce: bool = False
@@ -434,6 +490,11 @@ class Job:
             pause = min(2 * pause, 0.005)
         work.wait()  # raises the collective's own error, if it failed
         return tensor.cpu().numpy() if self._device is not None else tensor.numpy()
+
+    def _wanted_relay(self) -> int:
+        """The rank a viewer asked to see in full (the serving rank's server keeps it)."""
+        full_rank = getattr(self.server, "full_rank", NO_FULL_RANK)
+        return full_rank if 0 <= full_rank < self.world_size else int(NO_RANK)
 
     def _wanted_interval(self, rate_hz: float) -> int:
         governed = self._interval_source() if self._interval_source is not None else 0

@@ -32,7 +32,7 @@ MAKE_TOKEN = 'python -c "import secrets; print(secrets.token_urlsafe())"'
 
 
 def check_exposure(host: str, token: str | None) -> None:
-    """Refuse to listen beyond loopback without a token (DESIGN.md, "Safe by default"), and
+    """Refuse to listen beyond loopback without a token (docs/RELIABILITY.md, first row), and
     refuse tokens too short to resist guessing."""
     if token is not None and len(token.encode("utf-8")) < MIN_TOKEN_BYTES:
         raise ValueError(

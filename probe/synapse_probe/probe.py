@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import torch
@@ -27,7 +28,11 @@ from synapse_native.protocol import (
 )
 
 from . import cpu_kernel, cuda_kernel, distributed
+from .actions import TrainerActions
 from .attention import AttentionLens
+from .capture import DEFAULT_DIR as DEFAULT_CAPTURE_DIR
+from .capture import DEFAULT_MAX_MB as DEFAULT_CAPTURE_MB
+from .capture import Capturer
 from .collector import StepCollector
 from .control import DEFAULT_THRESHOLDS, KNOWN_KINDS, parse_mode
 from .discovery import find_blocks, find_sites, guess_width, unwrap
@@ -56,6 +61,8 @@ DEFAULT_RATE_HZ = 10.0
 DEFAULT_PATTERN_HZ = 1.0
 DEFAULT_SAMPLE_TOKENS = 128
 DEFAULT_BACKLOG_MB = 64.0  # MiB of the latest frames replayed to a viewer that connects
+
+_CAPTURE_JOIN_S = 30.0  # close() waits this long for a capture being written
 
 _default: Probe | None = None
 
@@ -87,6 +94,7 @@ class ProbeCounters:
     snapshots_encoded: int
     probe_ns: int  # time the training thread spent in the probe
     metrics_dropped: int = 0  # log_metrics calls dropped: every metrics slot was in use
+    frames_not_recorded: int = 0  # record=: frames dropped (queue full) or lost (a write failed)
 
 
 def attach(
@@ -121,6 +129,9 @@ def attach(
     job: bool | None = None,
     serve_rank: int = 0,
     job_timeout: float = DEFAULT_JOB_TIMEOUT,
+    capture: bool = False,
+    capture_dir: str | os.PathLike[str] = DEFAULT_CAPTURE_DIR,
+    capture_max_mb: float = DEFAULT_CAPTURE_MB,
 ) -> Probe:
     """Hook ``model``'s transformer blocks and stream their statistics on ``host:port``.
 
@@ -160,6 +171,9 @@ def attach(
         job=job,
         serve_rank=serve_rank,
         job_timeout=job_timeout,
+        capture=capture,
+        capture_dir=capture_dir,
+        capture_max_mb=capture_max_mb,
     )
 
 
@@ -214,6 +228,9 @@ class Probe:
         job: bool | None = None,
         serve_rank: int = 0,
         job_timeout: float = DEFAULT_JOB_TIMEOUT,
+        capture: bool = False,
+        capture_dir: str | os.PathLike[str] = DEFAULT_CAPTURE_DIR,
+        capture_max_mb: float = DEFAULT_CAPTURE_MB,
     ) -> None:
         global _default
         root = unwrap(model)
@@ -222,6 +239,11 @@ class Probe:
             raise ValueError("record= needs a server that takes taps (the probe's own server)")
         if backlog_mb < 0:
             raise ValueError(f"backlog_mb must be >= 0, got {backlog_mb}")
+        if capture and (
+            (server is not None and not hasattr(server, "set_capture_handler"))
+            or (server is None and _job_wanted(job))
+        ):
+            raise ValueError("capture=True needs the probe's own server (not a job stream)")
         self._backlog_bytes = int(backlog_mb * (1 << 20))
         self._recorder = (
             FrameRecorder(
@@ -235,6 +257,7 @@ class Probe:
             else None
         )
         self.grads = grads
+        self._capture = capture  # announced as Capability.CAPTURE by the probe's own server
         blocks = find_blocks(model, layers)
         self._block_names = [block_name for block_name, _ in blocks]
         self._table = SiteTable()
@@ -298,6 +321,8 @@ class Probe:
             self._encoder.after_item = self._recorder.drain
             self._server.add_tap(self._recorder.tap)  # type: ignore[attr-defined]
         self._metrics = MetricsRing()
+        self._capturer = self._start_capture(capture_dir, capture_max_mb) if capture else None
+        self._actions: TrainerActions | None = None  # made by the first on_request
 
         self._measuring = False  # the one flag every hook checks first
         self._epoch = 0  # changes at every boundary; sites compare it to count once per step
@@ -362,6 +387,9 @@ class Probe:
             snapshots_encoded=self._encoder.encoded,
             probe_ns=self.probe_ns,
             metrics_dropped=self._metrics.dropped,
+            frames_not_recorded=(
+                0 if self._recorder is None else self._recorder.dropped + self._recorder.lost
+            ),
         )
 
     @property
@@ -390,6 +418,19 @@ class Probe:
         self._manual = True
         self._boundary(int(n))
 
+    def on_request(self, name: str, fn: Callable[[], object]) -> None:
+        """Offer ``fn`` to viewers as the action ``name`` (e.g. ``"checkpoint"``): the app
+        shows it as a button; the probe calls ``fn()`` on the training thread at the next step
+        boundary after a viewer asks, and tells that viewer what it returned or raised."""
+        set_actions = getattr(self._server, "set_actions", None)
+        send_to = getattr(self._server, "send_to", None)
+        if set_actions is None or send_to is None:
+            raise ValueError("on_request needs the probe's own server (not a job stream)")
+        if self._actions is None:
+            self._actions = TrainerActions(send_to)
+        self._actions.add(name, fn)
+        set_actions(self._actions.names, self._actions.request)
+
     def log_activation(self, layer_id: int, tensor: torch.Tensor, site: str = "residual") -> None:
         """Measure ``tensor`` as ``site`` of block ``layer_id`` (a new site the first time)."""
         found = self._table.get(layer_id, site)
@@ -397,6 +438,8 @@ class Probe:
             found = self._add_site(layer_id, site, tensor)
         if self._measuring:
             self._on_output(found, tensor)
+        if self._capturer is not None and self._capturer.armed:
+            self._capture_output(found, tensor)
 
     def log_metrics(self, step: int | None = None, **values: MetricValue) -> None:
         """Send ``values`` as one TRAINING_METRICS frame for ``step`` (default: the step being
@@ -447,6 +490,9 @@ class Probe:
         for lens in self._lenses:
             lens.close()
         self._encoder.close()
+        if self._capturer is not None:
+            self._capturer.finish()
+            self._capturer.join(_CAPTURE_JOIN_S)
         if self._recorder is not None:
             self._server.remove_tap(self._recorder.tap)  # type: ignore[attr-defined]
             self._recorder.close()
@@ -465,6 +511,8 @@ class Probe:
 
     def _boundary(self, step: int) -> None:
         """Close the step that ran, apply pending control, decide whether ``step`` is measured."""
+        if self._actions is not None:  # the user's own work: not counted as the probe's
+            self._actions.run(step)
         start = time.perf_counter_ns()
         self._finish_step()
         self._collect_costs()
@@ -484,6 +532,8 @@ class Probe:
         self._governor.step_ended(self.probe_ns - probe_mark, self._lens_ns - lens_mark, ended)
         self._marks = (self.probe_ns, self._lens_ns)
         self._step = step
+        if self._capturer is not None:
+            self._capturer.arm(step)
         self._epoch += 1
         self._steps_seen += 1
         plan = self._governor.plan(step)
@@ -557,6 +607,8 @@ class Probe:
         def on_output(module: nn.Module, args: Any, output: Any) -> None:
             if self._measuring:
                 self._on_output(site, output)
+            if self._capturer is not None and self._capturer.armed:
+                self._capture_output(site, output)
 
         return outside_graphs(on_output)
 
@@ -584,6 +636,19 @@ class Probe:
             site.grad_step = epoch
             register_hook: Any = tensor.register_hook
             register_hook(self._gradient_hook(site, epoch))
+        self.probe_ns += time.perf_counter_ns() - start
+
+    def _capture_output(self, site: Site, output: Any) -> None:
+        """Hand a site's output (and later its gradient) to the armed capture."""
+        capturer = self._capturer
+        assert capturer is not None
+        tensor = first_tensor(output)
+        if tensor is None or not capturer.wants(site):
+            return
+        start = time.perf_counter_ns()
+        if capturer.on_output(site, tensor):
+            register_hook: Any = tensor.register_hook
+            register_hook(partial(capturer.on_gradient, site))
         self.probe_ns += time.perf_counter_ns() - start
 
     def _gradient_hook(self, site: Site, epoch: int) -> Callable[[torch.Tensor], None]:
@@ -701,6 +766,21 @@ class Probe:
             interval_source=self._governed_interval,
         )
 
+    def _start_capture(self, directory: str | os.PathLike[str], max_mb: float) -> Capturer:
+        """The capturer, answering the server's CAPTURE_REQUESTs (the probe's own server only)."""
+        handle = self._server.set_capture_handler  # type: ignore[attr-defined]
+        send_to = self._server.send_to  # type: ignore[attr-defined]
+        capturer = Capturer(
+            directory,
+            self.model_name,
+            lambda: list(self._table.sites),
+            send_to,
+            grads=self.grads,
+            max_mb=max_mb,
+        )
+        handle(capturer.request)
+        return capturer
+
     def _governed_interval(self) -> int:
         """The governor's interval once it has decided one (0: not yet, or no budget)."""
         governor = self._governor
@@ -708,11 +788,12 @@ class Probe:
 
     def _job_plan(self, step: int) -> Plan:
         """The job's choice for ``step`` (the same on every rank); lenses on the serving
-        rank only, at the governor's lens interval."""
+        rank and the rank relayed in full only, at the governor's lens interval."""
         assert self._job is not None
         measure = self._job.due(step)
         lens_every = max(1, self._governor.lens_interval)
-        return Plan(measure, measure and self._job.serving and step % lens_every == 0)
+        full = self._job.serving or self._job.relayed  # the ranks whose lens frames are sent
+        return Plan(measure, measure and full and step % lens_every == 0)
 
     def _start_server(
         self, host: str, port: Ports, token: str | None, port_fallback: bool, *, job: bool = False
@@ -725,10 +806,14 @@ class Probe:
             local_rank, local_size = 0, 1
         capabilities = DEFAULT_CAPABILITIES | Capability.METRICS | Capability.GOVERNOR
         if job:
-            capabilities |= Capability.JOB
+            capabilities |= Capability.JOB | Capability.RANK_RELAY
         capabilities |= self._lens_capabilities()
         if self.grads:
             capabilities |= Capability.GRADIENTS | Capability.GRAD_NORMS
+        if self._capture and not job:
+            capabilities |= Capability.CAPTURE
+        if not job:
+            capabilities |= Capability.ACTIONS
         server = Server(
             self._table.meta(self.model_name),
             host=host,

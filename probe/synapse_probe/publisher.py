@@ -42,6 +42,7 @@ class Publisher:
         self.frames_dropped = 0
         self._sink = sink
         self._seq = 1  # seq 0 marks frames outside the broadcast sequence
+        self._relay_seq: dict[int, int] = {}  # per relayed rank: its frames' own sequence
         self._closed = False
         self._warned_too_large = False
         # Called with every broadcast frame, under ``lock`` (the backlog, a recording): each
@@ -71,10 +72,14 @@ class Publisher:
         *,
         step: int | None = None,
         flags: Sequence[int] | None = None,
+        rank: int | None = None,
     ) -> int:
         """``broadcast`` of each message in turn (``flags[i]`` on message i, default 0), pushed
         into the sink with one call. Returns how many frames were queued; the others were
-        dropped and counted (when the ring fills, those at the end), or the sink is closed."""
+        dropped and counted (when the ring fills, those at the end), or the sink is closed.
+
+        ``rank``: frames relayed for another rank of a job, numbered in a sequence of that
+        rank's own (a viewer checks ``seq`` per rank)."""
         if flags is not None and len(flags) != len(messages):
             raise ValueError(f"{len(flags)} flags for {len(messages)} messages")
         with self.lock:
@@ -82,17 +87,22 @@ class Publisher:
                 return 0
             if step is not None:
                 self.step = step
+            source = self.rank if rank is None else rank
+            first = self._seq if source == self.rank else self._relay_seq.get(source, 1)
             frames = [
                 encode(
                     message,
-                    seq=self._seq + i,
+                    seq=first + i,
                     step=self.step,
-                    rank=self.rank,
+                    rank=source,
                     flags=0 if flags is None else flags[i],
                 )
                 for i, message in enumerate(messages)
             ]
-            self._seq += len(frames)
+            if source == self.rank:
+                self._seq += len(frames)
+            else:
+                self._relay_seq[source] = first + len(frames)
             self.frames_encoded += len(frames)
             for tap in self.taps:
                 tap(frames)

@@ -3,7 +3,8 @@
 A server tap (called under the publisher's lock, possibly on the training thread) only queues
 the broadcast frames, within a byte budget (beyond it, frames are dropped and counted); the
 encoder thread drains the queue into a ``RecordingWriter`` after each item it encodes, so
-compression and file writes never run on the training thread.
+compression and file writes never run on the training thread. A write that fails (a full
+disk) stops the recording: logged once, every frame after it counted in ``lost``, training on.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class FrameRecorder:
         self._lock = threading.Lock()
         self._failed = False
         self.dropped = 0  # frames the queue could not take (the encoder thread fell behind)
+        self.lost = 0  # frames not recorded because writing the file failed
 
     @property
     def writer(self) -> RecordingWriter:
@@ -56,6 +58,9 @@ class FrameRecorder:
     def tap(self, frames: Sequence[bytes]) -> None:
         """Queue ``frames`` (a server tap): never waits, drops and counts beyond the budget."""
         with self._lock:
+            if self._failed:
+                self.lost += len(frames)
+                return
             for frame in frames:
                 if self._queued_bytes + len(frame) > self._queue_limit:
                     self.dropped += 1
@@ -69,13 +74,23 @@ class FrameRecorder:
             frames = list(self._queue)
             self._queue.clear()
             self._queued_bytes = 0
-        if not frames or self._failed:
+            if self._failed:
+                self.lost += len(frames)
+                return
+        if not frames:
             return
         try:
             self._writer.write_frames(self._thinner.filter(frames))
         except OSError as exc:  # a full disk must not end training
-            self._failed = True
-            log.error("synapse recording to %s stopped: %s", self._writer.path, exc)
+            with self._lock:
+                self._failed = True
+                self.lost += len(frames)
+            log.error(
+                "synapse recording to %s stopped (training goes on): %s; the file holds what "
+                "was written before",
+                self._writer.path,
+                exc.strerror or exc,
+            )
 
     def close(self) -> None:
         """Write what is left and finish the file (once the encoder thread has stopped)."""
@@ -83,10 +98,12 @@ class FrameRecorder:
         try:
             self._writer.close()
         except OSError as exc:
-            log.error("synapse recording to %s not closed cleanly: %s", self._writer.path, exc)
+            if not self._failed:  # else already said
+                log.error("synapse recording to %s not closed cleanly: %s", self._writer.path, exc)
         log.info(
-            "synapse recording: %d frames, %.1f MB in %s",
+            "synapse recording: %d frames, %.1f MB in %s; %d not recorded",
             self._writer.frames_written,
             self._writer.bytes_written / 1e6,
             ", ".join(str(p) for p in self._writer.paths),
+            self.lost + self.dropped,
         )

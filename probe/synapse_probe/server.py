@@ -20,8 +20,17 @@ from collections.abc import Callable, Sequence
 
 from synapse_native.errors import NativeError
 from synapse_native.protocol import (
+    HEADER_SIZE,
+    NO_FULL_RANK,
+    ActionList,
+    ActionRequest,
+    ActionResult,
+    ActionStatus,
     AuthMode,
     Capability,
+    CaptureDone,
+    CaptureRequest,
+    CaptureStatus,
     Control,
     ControlAck,
     ControlState,
@@ -31,6 +40,7 @@ from synapse_native.protocol import (
     Hello,
     Message,
     ModelMeta,
+    MsgType,
     ProbeStats,
     ProtocolError,
     Role,
@@ -43,7 +53,9 @@ from synapse_native.pumps import SenderPump, SenderStats
 from . import __version__, handshake, listener
 from .auth_throttle import AuthThrottle
 from .backlog import DEFAULT_BACKLOG_BYTES, Backlog, flagged
-from .control import DEFAULT_STATE, request_errors, state_errors
+from .control import DEFAULT_STATE, apply, full_rank_errors, request_errors, state_errors
+from .control_throttle import RATE_HZ as CONTROL_RATE_HZ
+from .control_throttle import ControlThrottle
 from .handshake import Refused, clip_text
 from .listener import DEFAULT_HOST, DEFAULT_PORT, PortInUseError
 from .publisher import Publisher
@@ -62,7 +74,7 @@ DEFAULT_CAPABILITIES = (
 _RING_BYTES = 1 << 25  # frames waiting for the pump thread
 CLIENT_QUEUE_BYTES = 1 << 23  # per client, and the longest frame: a client this far behind
 # loses frames
-_MAX_INBOUND_PAYLOAD = 4096  # viewers send HELLO and CONTROL only
+_MAX_INBOUND_PAYLOAD = 4096  # viewers send HELLO, CONTROL, CAPTURE_REQUEST, ACTION_REQUEST
 _EVENT_WAIT_S = 0.1
 _ERROR_FLUSH_S = 1.0  # how long a client being closed has to read its ERROR
 _JOIN_S = 5.0
@@ -70,6 +82,8 @@ _MAX_GREETERS = 64  # connections being greeted at once; beyond, new ones are cl
 BACKLOG_SEND_S = 30.0  # a viewer slower than this to read the backlog gets the rest left out
 _BACKLOG_BATCH = 1 << 20  # backlog bytes per sendall
 _MAX_PENDING = 256  # CONTROL requests waiting for a step boundary; beyond, they are rejected
+_CONTROL_TYPE = int(MsgType.CONTROL).to_bytes(2, "little")  # at header offset 6
+_FLOOD_LOG_S = 60.0  # CONTROL requests dropped from floods: one log line at most this often
 
 
 class Server:
@@ -116,6 +130,8 @@ class Server:
         self.client_queue_bytes = client_queue_bytes
         self._token = token
         self._throttle = AuthThrottle()
+        self.controls_dropped = 0  # CONTROL requests dropped unread: their viewer sent too many
+        self._flood_logged = (-_FLOOD_LOG_S, 0)  # (when, controls_dropped then)
         self._port_fallback = port_fallback
         self._announce = announce
         self._meta = meta
@@ -124,6 +140,10 @@ class Server:
         self._state_version = 0
         self._pending: collections.deque[Control] = collections.deque()
         self._budget: float | None = None  # set by a CONTROL, taken by the probe
+        self._capture_handler: Callable[[int, CaptureRequest], CaptureDone | None] | None = None
+        self._actions: ActionList | None = None  # None: this trainer takes no actions
+        self._action_handler: Callable[[int, ActionRequest], ActionResult | None] | None = None
+        self.full_rank = NO_FULL_RANK  # the rank a viewer wants relayed (a job's serving rank)
         self._lock = threading.Lock()  # guards the client bookkeeping below
         self._clients: dict[int, _Client] = {}
         self._greeting: set[socket.socket] = set()
@@ -224,6 +244,48 @@ class Server:
         flags = [0] * (len(messages) - 1) + [int(HeaderFlag.END_OF_STEP)]
         return publisher.broadcast_many(messages, step=step, flags=flags)
 
+    def relay_step(self, messages: Sequence[Message], *, step: int, rank: int) -> int:
+        """Another rank's step frames (a job's relay): ``rank`` in their headers, flag JOB on
+        each, END_OF_STEP on the last; how many were queued."""
+        publisher = self._publisher
+        if publisher is None or not messages:
+            return 0
+        job = int(HeaderFlag.JOB)
+        flags = [job] * (len(messages) - 1) + [job | int(HeaderFlag.END_OF_STEP)]
+        return publisher.broadcast_many(messages, step=step, flags=flags, rank=rank)
+
+    def send_to(self, client_id: int, message: Message) -> bool:
+        """Send ``message`` to one client only (e.g. the answer to its request)."""
+        publisher = self._publisher
+        return publisher is not None and publisher.send_to(client_id, message)
+
+    def set_capture_handler(
+        self, handler: Callable[[int, CaptureRequest], CaptureDone | None] | None
+    ) -> None:
+        """Let ``handler`` take CAPTURE_REQUESTs (called on the event thread with the client's
+        id); it returns the answer to send at once, or None when it answers later. Without a
+        handler, requests are refused (the trainer did not opt in)."""
+        self._capture_handler = handler
+
+    def set_actions(
+        self, names: Sequence[str], handler: Callable[[int, ActionRequest], ActionResult | None]
+    ) -> None:
+        """Offer the actions ``names`` (ACTION_LIST, now to every client and to each new one);
+        ``handler`` takes ACTION_REQUESTs on the event thread and returns the answer to send
+        at once, or None when it answers later."""
+        actions = ActionList(tuple(names))
+        publisher = self._publisher
+        self._action_handler = handler
+        if publisher is None:
+            self._actions = actions
+            return
+        with publisher.lock:  # to each client, not broadcast: no stale list in the backlog
+            self._actions = actions
+            with self._lock:
+                clients = list(self._clients)
+            for client_id in clients:
+                publisher.send_to(client_id, actions)
+
     def set_meta(self, meta: ModelMeta) -> None:
         """Replace the site table: sent to every client now and to each new one."""
         publisher = self._publisher
@@ -273,9 +335,16 @@ class Server:
         with publisher.lock:
             while self._pending:
                 request = self._pending.popleft()
-                self._state = request.applied_to(self._state)
+                try:  # each field was checked on arrival; together with the state, checked here
+                    self._state = apply(self._state, request)
+                except ValueError as exc:  # e.g. TOP_FRACTION over a sigma threshold of 2.5
+                    text = clip_text(str(exc))
+                    publisher.broadcast(ControlAck(request.request_id, False, self._state, text))
+                    continue
                 if request.budget is not None:
                     self._budget = request.budget
+                if request.full_rank is not None:
+                    self.full_rank = request.full_rank
                 self._state_version += 1
                 publisher.broadcast(ControlAck(request.request_id, True, self._state))
             return self._state
@@ -503,6 +572,8 @@ class Server:
                 publisher.send_to(client_id, self._meta)
             if self._state_version != state_version:
                 publisher.send_to(client_id, ControlAck(0, True, self._state))
+            if self._actions is not None:
+                publisher.send_to(client_id, self._actions)
         sock.close()  # the pump holds its own descriptor
         return True
 
@@ -544,6 +615,9 @@ class Server:
             client = self._clients.get(client_id)
         if client is None or client_id in self._closing:
             return
+        if raw[6:8] == _CONTROL_TYPE and not client.controls.admit():
+            self._on_flood(client_id, raw, answer=client.controls.answer_due())
+            return
         try:
             frame = decode_frame(raw, max_payload=_MAX_INBOUND_PAYLOAD)
         except ProtocolError as exc:
@@ -554,6 +628,16 @@ class Server:
         message = frame.message
         if isinstance(message, Control):
             self._on_control(message)
+        elif isinstance(message, CaptureRequest):
+            handler = self._capture_handler
+            answer = _disabled(message) if handler is None else handler(client_id, message)
+            if answer is not None:
+                self.send_to(client_id, answer)
+        elif isinstance(message, ActionRequest):
+            act = self._action_handler
+            result = _no_actions(message) if act is None else act(client_id, message)
+            if result is not None:
+                self.send_to(client_id, result)
         elif isinstance(message, Hello):
             self._on_hello(client_id, client, message)
         elif isinstance(message, ErrorReport):
@@ -573,6 +657,9 @@ class Server:
 
     def _on_control(self, request: Control) -> None:
         errors = request_errors(request)
+        if request.full_rank is not None:
+            relay = Capability.RANK_RELAY in self.capabilities
+            errors += full_rank_errors(request.full_rank, self.world_size if relay else 0)
         if len(self._pending) >= _MAX_PENDING:
             errors.append("too many CONTROL requests waiting for the next step; try again")
         if not errors:
@@ -583,6 +670,28 @@ class Server:
         with publisher.lock:
             ack = ControlAck(request.request_id, False, self._state, clip_text("; ".join(errors)))
             publisher.broadcast(ack)
+
+    def _on_flood(self, client_id: int, raw: bytes, *, answer: bool) -> None:
+        """Count a CONTROL dropped unread; ``answer``: refuse it, to its viewer alone."""
+        self.controls_dropped += 1
+        publisher = self._publisher
+        if answer and publisher is not None and len(raw) >= HEADER_SIZE + 4:
+            request_id = int.from_bytes(raw[HEADER_SIZE : HEADER_SIZE + 4], "little")
+            text = (
+                f"more than {CONTROL_RATE_HZ:g} CONTROL requests a second: "
+                "the rest are dropped unanswered"
+            )
+            publisher.send_to(client_id, ControlAck(request_id, False, self._state, text))
+        now = time.monotonic()
+        when, logged = self._flood_logged
+        if now - when >= _FLOOD_LOG_S:
+            self._flood_logged = (now, self.controls_dropped)
+            log.warning(
+                "a viewer sends more than %g CONTROL requests a second: dropping them unread "
+                "(%d since the last line)",
+                CONTROL_RATE_HZ,
+                self.controls_dropped - logged,
+            )
 
     def _drop(self, client_id: int, code: ErrorCode | None, text: str) -> None:
         """Close one client, after sending it ERROR(code, text) when a code is given."""
@@ -623,10 +732,23 @@ class Server:
 class _Client:
     """What the server remembers of a connected viewer."""
 
-    __slots__ = ("hello_seen",)
+    __slots__ = ("controls", "hello_seen")
 
     def __init__(self, hello_seen: bool) -> None:
         self.hello_seen = hello_seen
+        self.controls = ControlThrottle()
+
+
+def _disabled(request: CaptureRequest) -> CaptureDone:
+    """The answer of a trainer that did not opt in to captures."""
+    text = "capture is off in this trainer: attach(model, capture=True) to allow it"
+    return CaptureDone(request.request_id, CaptureStatus.DISABLED, text=text)
+
+
+def _no_actions(request: ActionRequest) -> ActionResult:
+    """The answer of a trainer whose script registered no actions."""
+    text = "this trainer offers no actions (probe.on_request registers them)"
+    return ActionResult(request.request_id, ActionStatus.REFUSED, text=text)
 
 
 def _host_of(peer: object) -> str:

@@ -126,7 +126,7 @@ class Simulator:
             capabilities |= Capability.MOE
         self.job = self._job(options)
         if self.job is not None:
-            capabilities |= Capability.JOB
+            capabilities |= Capability.JOB | Capability.RANK_RELAY
         self.server = Server(
             model_meta(self.model, options.moe),
             host=options.host,
@@ -219,11 +219,14 @@ class Simulator:
         if self.router is not None:
             messages.append(self.router.routing(step))
         if self.job is not None:  # merged batch, status and skew first, flagged JOB
-            head, messages = self.job.messages(step, messages)
+            relay = self.server.full_rank
+            head, messages, relayed = self.job.messages(step, messages, relay)
             for message, flags in head:
                 self.server.broadcast(message, step=step, flags=flags)
             self.server.broadcast_step(messages, step=step)
-            return len(head) + len(messages)
+            if relayed:  # the rank the viewer follows in full, after the serving rank's own
+                self.server.relay_step(relayed, step=step, rank=relay)
+            return len(head) + len(messages) + len(relayed)
         self.server.broadcast_step(messages, step=step)
         return len(messages)
 

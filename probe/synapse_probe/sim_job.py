@@ -4,7 +4,8 @@ Each simulated rank sees the simulator's statistics scaled by a factor of its ow
 little noise per rank, site and step); from ``drift_step`` on, one rank's MLP output at one
 block grows by 5 % a step, the way a rank that diverges does. The merged batch and the skew are
 computed as the probe's reductions compute them (``job_merge``), vectorised over the ranks so
-that 64 ranks cost little more than one. Numpy only.
+that 64 ranks cost little more than one. A rank followed in full (CONTROL FULL_RANK) gets the
+simulator's sparse frames scaled by its factors. Numpy only.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import numpy as np
 import numpy.typing as npt
 
 from synapse_native.protocol import (
+    NO_FULL_RANK,
+    NO_RANK,
     HeaderFlag,
     JobState,
     JobStatus,
     LayerSummaryBatch,
     Message,
     RankSkew,
+    SparseActivations,
 )
 
 from . import job_merge
@@ -62,17 +66,24 @@ class SimJob:
         return f
 
     def messages(
-        self, step: int, messages: Sequence[Message]
-    ) -> tuple[list[tuple[Message, int]], list[Message]]:
-        """(frames with their header flags, the rest of the step) for the job stream."""
+        self, step: int, messages: Sequence[Message], relay: int = NO_FULL_RANK
+    ) -> tuple[list[tuple[Message, int]], list[Message], list[Message]]:
+        """(frames with their header flags, the rest of the step, rank ``relay``'s sparse
+        frames when it is followed in full and not the serving rank 0) for the job stream."""
         if not messages or not isinstance(messages[0], LayerSummaryBatch):
-            return [], list(messages)
+            return [], list(messages), []
         base = messages[0].records
         f = self.factors(step, base["site_id"].astype(np.int64))
         merged = _merged(base, f)
         skew = self._skew(base, f)
+        full = relay if 0 <= relay < self.ranks else NO_RANK
         status = JobStatus(
-            self.ranks, JobState.RUNNING, 0, last_step=step, ranks_reporting=self.ranks
+            self.ranks,
+            JobState.RUNNING,
+            0,
+            last_step=step,
+            ranks_reporting=self.ranks,
+            full_rank=full,
         )
         job = int(HeaderFlag.JOB)
         head: list[tuple[Message, int]] = [
@@ -80,7 +91,8 @@ class SimJob:
             (status, 0),
             (RankSkew(self.ranks, skew), job),
         ]
-        return head, list(messages[1:])
+        relayed = [] if full in (0, NO_RANK) else _scaled(messages, base, f[full])
+        return head, list(messages[1:]), relayed
 
     def _skew(self, base: npt.NDArray[np.void], f: npt.NDArray[np.float64]) -> Any:
         """RANK_SKEW records: every rank's z at once, then the largest per site."""
@@ -91,6 +103,24 @@ class SimJob:
         values[:, index, 0], values[:, index, 1] = rms, peak
         values[:, index, 2] = 0.0
         return job_merge.skew_of_ranks(values, self.rows, np.sort(index))
+
+
+def _scaled(
+    messages: Sequence[Message], base: npt.NDArray[np.void], factors: npt.NDArray[np.float64]
+) -> list[Message]:
+    """One rank's sparse frames: the simulator's, scaled by the rank's factor at each site."""
+    factor = dict(zip(base["site_id"].tolist(), factors.tolist(), strict=True))
+    return [
+        SparseActivations(
+            m.site_id,
+            m.threshold * factor.get(m.site_id, 1.0),
+            m.n_above,
+            m.indices,
+            (m.values * factor.get(m.site_id, 1.0)).astype(np.float32),
+        )
+        for m in messages
+        if isinstance(m, SparseActivations)
+    ]
 
 
 def _merged(base: npt.NDArray[np.void], f: npt.NDArray[np.float64]) -> npt.NDArray[np.void]:

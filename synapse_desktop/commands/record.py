@@ -213,6 +213,7 @@ def record(
     cpu_started = time.process_time()
     received = 0
     next_status = started + _STATUS_S
+    failure: OSError | None = None
     try:
         while True:
             now = time.monotonic()
@@ -235,11 +236,18 @@ def record(
             if not quiet and now >= next_status:
                 next_status = now + _STATUS_S
                 _status(log, writer.bytes_written, received, now - started, tally.lost)
+    except OSError as exc:  # a full disk, a file over RLIMIT_FSIZE: stop, keep what was written
+        failure = exc
     finally:
         stop.set()
         for reader in readers:
             reader.join(5.0)
-        writer.close()
+        try:
+            writer.close()
+        except OSError as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise OSError(failure.errno, failure.strerror or str(failure), str(writer.path))
     elapsed = max(time.monotonic() - started, 1e-9)
     figures = {
         "bytes": float(writer.bytes_written),
@@ -302,7 +310,10 @@ def run(args: argparse.Namespace) -> int:
             duration=args.duration,
             quiet=args.quiet,
         )
-    except (OSError, ValueError) as exc:  # the output file; a --max-mb under two chunks
+    except OSError as exc:  # the output file cannot be created, or written to the end
+        print(f"synapse record: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # a --max-mb under two chunks
         print(f"synapse record: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -31,6 +31,7 @@ class ControlModel:
         top_k: int | None = None,
         threshold_mode: int | None = None,
         budget: float | None = None,
+        full_rank: int | None = None,
     ) -> Control:
         """Ask for new settings; they count only once acknowledged."""
         control = Control(
@@ -42,6 +43,7 @@ class ControlModel:
             top_k,
             threshold_mode=threshold_mode,
             budget=budget,
+            full_rank=full_rank,
         )
         self.pending[control.request_id] = control
         self.requested.emit(control)

@@ -10,35 +10,20 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
-from synapse_native.protocol import HEADER_SIZE, MsgType
+from synapse_native.protocol import HEADER_SIZE, STEP_TYPES, MsgType, header_fields
 
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 _META = int(MsgType.MODEL_META)
-# The frames whose header step is the step they measured (the others carry 0, or the step
-# they were sent at).
-STEP_TYPES = frozenset(
-    int(t)
-    for t in (
-        MsgType.LAYER_SUMMARY_BATCH,
-        MsgType.SPARSE_ACTIVATIONS,
-        MsgType.BLOCK_GRAD_NORMS,
-        MsgType.ATTENTION,
-        MsgType.RESIDUAL,
-        MsgType.MOE_ROUTING,
-        MsgType.HEAD_STATS,
-        MsgType.TRAINING_METRICS,
-    )
-)
 
 
 def frame_type(frame: bytes) -> int:
-    """The message type of a whole frame (header offset 6; 0 for a frame shorter than a header)."""
-    return frame[6] | frame[7] << 8 if len(frame) >= HEADER_SIZE else 0
+    """The message type of a whole frame (0 for a frame shorter than a header)."""
+    return header_fields(frame).msg_type if len(frame) >= HEADER_SIZE else 0
 
 
 def frame_step(frame: bytes) -> int:
-    """The step of a whole frame (header offset 24, u32)."""
-    return int.from_bytes(frame[24:28], "little") if len(frame) >= HEADER_SIZE else 0
+    """The step in a whole frame's header (0 for a frame shorter than a header)."""
+    return header_fields(frame).step if len(frame) >= HEADER_SIZE else 0
 
 
 class FrameLog:

@@ -19,6 +19,10 @@ points are exact neurons of one rank, and a union would multiply the points draw
 
 **Spread** of a statistic at a site: max - min across the ranks that have reported it (NaN with
 fewer than two), and the *farthest* rank: the one whose value is farthest from their mean.
+
+**A job's rank in full.** On a job stream whose serving rank relays ranks (``job_ranks``), the
+statistics are the job's merged ones and the choice is which rank's full frames the serving
+rank relays (``full``): its sparse points and lens frames are shown, the merged statistics stay.
 """
 
 from __future__ import annotations
@@ -90,6 +94,9 @@ class Ranks:
         self.updated = Signal()
         self.ranks: list[int] = []  # in rank order
         self.choice = MERGED
+        self.job_ranks = 0  # a job stream that relays ranks: its world size
+        self.serve_rank = 0  # and the rank serving it
+        self.full = MERGED  # on such a stream: the rank relayed in full (MERGED: none)
         self._stats, self._history, self._sparse = stats, history, sparse
         self._data: dict[int, RankData] = {}  # empty while one rank (its data is the shown one)
         self._merged: History | None = None
@@ -103,9 +110,19 @@ class Ranks:
     @property
     def shown_sparse_rank(self) -> int:
         """The rank whose sparse points are shown (-1: none seen yet)."""
+        if self.full != MERGED:
+            return self.full
         if self.choice != MERGED:
             return self.choice
+        if self.job_ranks:
+            return self.serve_rank
         return self.ranks[0] if self.ranks else -1
+
+    @property
+    def lens_choice(self) -> int:
+        """The rank whose own lens frames (attention, head stats, residual, routing) are shown:
+        the rank relayed in full, else ``choice``."""
+        return self.full if self.full != MERGED else self.choice
 
     # -- frames in ------------------------------------------------------------------------------
 
@@ -198,6 +215,27 @@ class Ranks:
             self._history.load(data.history)
         self._sparse.load(self._data[self.shown_sparse_rank].sparse.points)
 
+    def set_job(self, world_size: int, serve_rank: int = 0) -> None:
+        """The stream is a job's that relays any of its ``world_size`` ranks (0: it is not),
+        served by ``serve_rank``."""
+        if (world_size, serve_rank) != (self.job_ranks, self.serve_rank):
+            self.job_ranks, self.serve_rank = world_size, serve_rank
+            self._changed = True
+
+    def show_full(self, rank: int) -> None:
+        """On a job stream: show ``rank``'s relayed frames (``MERGED``: the serving rank's
+        own again); the merged statistics stay."""
+        if rank == self.full:
+            return
+        if rank != MERGED and not 0 <= rank < self.job_ranks:
+            raise ValueError(f"rank {rank} is not a rank of this job ({self.job_ranks} ranks)")
+        if rank != MERGED:
+            self.see(rank)  # its store, empty until its first relayed frames
+        self.full = rank
+        self._changed = True
+        if self._data:
+            self._sparse.load(self._data[self.shown_sparse_rank].sparse.points)
+
     # -- reading --------------------------------------------------------------------------------
 
     def by_rank(self, name: str) -> npt.NDArray[np.float32]:
@@ -247,7 +285,7 @@ class Ranks:
 
     def reset(self) -> None:
         """Forget the ranks themselves (new endpoints); the shown data stays as it is."""
-        self.ranks, self.choice = [], MERGED
+        self.ranks, self.choice, self.full, self.job_ranks = [], MERGED, MERGED, 0
         self._data, self._merged, self._to_merge = {}, None, []
         self._changed = True
 

@@ -7,17 +7,20 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from synapse_desktop.models.actions import ActionsModel
 from synapse_desktop.models.anomalies import AlertKind, Anomalies, Severity
 from synapse_desktop.models.attention import AttentionPatterns, HeadStatsHistory
+from synapse_desktop.models.captures import CaptureModel
 from synapse_desktop.models.connection import ConnectionState
 from synapse_desktop.models.control import ControlModel
 from synapse_desktop.models.counters import Counters
 from synapse_desktop.models.grad_norms import GradNorms
 from synapse_desktop.models.history import History
+from synapse_desktop.models.metrics import DEFAULT_CAPACITY as METRICS_CAPACITY
 from synapse_desktop.models.metrics import MetricsHistory
 from synapse_desktop.models.optimizer import OptimizerHistory
 from synapse_desktop.models.ordering import SEQ_MODULUS, SeqGuard, Skipped, Verdict
-from synapse_desktop.models.ranks import Ranks
+from synapse_desktop.models.ranks import MERGED, Ranks
 from synapse_desktop.models.residual_tokens import ResidualTokensModel
 from synapse_desktop.models.routing import RoutingHistory
 from synapse_desktop.models.selection import Selection
@@ -28,8 +31,13 @@ from synapse_desktop.models.stats import LatestStats
 from synapse_desktop.models.topology import Topology
 from synapse_desktop.models.view_settings import ViewSettings
 from synapse_native.protocol import (
+    NO_FULL_RANK,
+    ActionList,
+    ActionResult,
     AttentionPattern,
     BlockGradNorms,
+    Capability,
+    CaptureDone,
     ControlAck,
     ErrorReport,
     Frame,
@@ -59,13 +67,17 @@ class Session:
     ``flushed`` fires after them (a view can gather its work per batch and push it once).
     """
 
-    def __init__(self, history_capacity: int = 1024) -> None:
+    def __init__(
+        self, history_capacity: int = 1024, metrics_capacity: int = METRICS_CAPACITY
+    ) -> None:
+        """``history_capacity``: steps of per-step history kept; ``metrics_capacity``: steps
+        of each training metric kept."""
         self.topology = Topology()
         self.stats = LatestStats()
         self.history = History(history_capacity)
         self.grad_norms = GradNorms(history_capacity)
         self.optimizer = OptimizerHistory(history_capacity)  # OPTIMIZER_STATS per step
-        self.metrics = MetricsHistory()
+        self.metrics = MetricsHistory(metrics_capacity)
         self.attention = AttentionPatterns()  # the latest pattern per (rank, layer, head)
         self.head_stats = HeadStatsHistory(history_capacity)
         self.routing = RoutingHistory()  # MoE router decisions per step, per rank and merged
@@ -73,6 +85,8 @@ class Session:
         self.sparse = LatestSparse()
         self.ranks = Ranks(self.stats, self.history, self.sparse)  # fills the three above
         self.control = ControlModel()
+        self.captures = CaptureModel()  # captures asked of the trainer and their answers
+        self.actions = ActionsModel()  # the trainer's own actions (probe.on_request)
         self.counters = Counters()
         self.connection = ConnectionState()
         self.selection = Selection()
@@ -172,6 +186,13 @@ class Session:
         self._seq.gaps = max(0, self._seq.gaps - frames)
         self.counters.seq_gaps = self._seq.gaps
 
+    def follow_rank(self, rank: int) -> None:
+        """On a job stream: ask its serving rank for ``rank``'s full frames and show them
+        (``ranks.MERGED``: none; the merged statistics stay either way), and notify."""
+        self.ranks.show_full(rank)
+        self.control.request(full_rank=NO_FULL_RANK if rank == MERGED else rank)
+        self.flush()
+
     def choose_rank(self, rank: int) -> None:
         """Show one rank's data, or the mean across ranks (``ranks.MERGED``), and notify."""
         self.ranks.choose(rank)
@@ -183,9 +204,13 @@ class Session:
         if isinstance(message, Hello):
             if message.role == Role.TRAINER:
                 self._seq.reset(header.rank)
+                if not message.capabilities & Capability.ACTIONS:
+                    self.actions.offer(())  # a trainer without actions (its ACTION_LIST: later)
                 self.counters.costs.pop(header.rank, None)  # a new probe: its cost is unknown
                 self.ranks.see(header.rank)
                 self._new_streams.add(header.rank)
+                if message.capabilities & Capability.RANK_RELAY:
+                    self.ranks.set_job(message.world_size, header.rank)
             return False
         verdict = self._seq.check(header.rank, header.seq)
         if verdict is not Verdict.NEW:
@@ -256,6 +281,15 @@ class Session:
             return False
         elif isinstance(message, ErrorReport):
             self.peer_error.emit(message.text)
+            return False
+        elif isinstance(message, CaptureDone):
+            self.captures.take(message)
+            return False
+        elif isinstance(message, ActionList):
+            self.actions.offer(message.names)
+            return False
+        elif isinstance(message, ActionResult):
+            self.actions.take(message)
             return False
         elif isinstance(message, RankSkew):
             self.skew.apply(message, header.step)

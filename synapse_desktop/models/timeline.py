@@ -124,16 +124,24 @@ class Timeline:
 
 
 class RunIndex:
-    """Loss by step and the alerts of a whole run, fed its frames in stream order."""
+    """Loss by step and the alerts of a run, fed its frames in stream order.
+
+    A recording's index holds the whole file's. A live run's is bounded by ``forget_before``
+    (called with the oldest step the frame log holds): the loss of the steps held, and their
+    alerts plus the ``Anomalies`` capacity (500) of alerts before them, all the Alerts dock
+    can list at the first step held.
+    """
 
     TYPES = _INDEXED  # the frames it reads (it passes over others)
 
     def __init__(self) -> None:
-        self._session = Session(history_capacity=2)
+        # Its own detectors; no metric series (the loss is kept here, by step).
+        self._session = Session(history_capacity=2, metrics_capacity=2)
         self._seen = 0  # alerts of the private session taken so far
         self._loss_steps: list[int] = []
         self._loss_values: list[float] = []
         self.alerts: list[Alert] = []  # in the order found (steps ascending per rank)
+        self.forgotten = 0  # alerts dropped from the front of ``alerts`` by ``forget_before``
         self._alert_steps: list[int] | None = None
 
     def feed(self, frames: Sequence[bytes]) -> None:
@@ -153,6 +161,21 @@ class RunIndex:
         if batch:
             self._session.apply_frames(batch)
             self._take_alerts()
+
+    def forget_before(self, step: int) -> None:
+        """Drop the loss of the steps before ``step``, and the alerts before it but the newest
+        ``Anomalies`` capacity of them."""
+        steps = self._loss_steps
+        if steps and steps[0] < step:
+            gone = bisect_left(steps, step)
+            del steps[:gone]
+            del self._loss_values[:gone]
+        earlier = bisect_left(self.alert_steps(), step)
+        gone = earlier - self._session.anomalies.config.capacity
+        if gone > 0:
+            del self.alerts[:gone]
+            self.forgotten += gone
+            self._alert_steps = None
 
     def loss(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """The loss by step, steps ascending."""
@@ -202,16 +225,17 @@ class RunIndex:
             self._alert_steps = None
 
 
-def restore_alerts(anomalies: Anomalies, alerts: Sequence[Alert]) -> None:
-    """Make ``anomalies`` list ``alerts`` (the run's, up to the step shown), notifying only
-    when that changes what it lists."""
+def restore_alerts(anomalies: Anomalies, alerts: Sequence[Alert], earlier: int = 0) -> None:
+    """Make ``anomalies`` list ``alerts`` (the run's, up to the step shown; ``earlier``: how
+    many the run found before them), notifying only when that changes what it lists."""
     listed = anomalies.alerts
     keep = alerts[-listed.maxlen :] if listed.maxlen else alerts
     same_tail = not keep or (len(listed) == len(keep) and listed[-1] is keep[-1])
-    if anomalies.total == len(alerts) and len(listed) == len(keep) and same_tail:
+    total = earlier + len(alerts)
+    if anomalies.total == total and len(listed) == len(keep) and same_tail:
         return
     listed.clear()
     listed.extend(keep)
-    anomalies.total = len(alerts)
+    anomalies.total = total
     anomalies.generation += 1
     anomalies.changed.emit()

@@ -24,6 +24,7 @@ from synapse_native.protocol import (
     Frame,
     MsgType,
     decode_frame,
+    header_fields,
 )
 
 _SPARSE = int(MsgType.SPARSE_ACTIVATIONS)
@@ -58,7 +59,7 @@ def decode_batch(
             items.extend(skipped[position:i])
         position = i + 1
         frame = raw[i]
-        if len(frame) >= HEADER_SIZE and frame[6] | frame[7] << 8 == _SPARSE:
+        if len(frame) >= HEADER_SIZE and header_fields(frame).msg_type == _SPARSE:
             run.append(frame)
             continue
         if run:

@@ -32,8 +32,10 @@ from synapse_desktop.net.endpoint import Endpoint
 from synapse_desktop.net.step_skipper import skip_old_steps
 from synapse_native.protocol import (
     MAX_PAYLOAD,
+    ActionRequest,
     AuthMode,
     Capability,
+    CaptureRequest,
     Control,
     ErrorCode,
     ErrorReport,
@@ -102,6 +104,8 @@ class Client(QObject):
         self._retry.timeout.connect(self._attempt)
         if not driven:
             session.control.requested.connect(self._send_control)
+            session.captures.requested.connect(self._send_capture)
+            session.actions.requested.connect(self._send_action)
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -298,6 +302,14 @@ class Client(QObject):
             auth=auth,
             auth_data=auth_data,
         )
+
+    def _send_action(self, request: ActionRequest) -> None:
+        if not self.send(encode(request)):
+            self.session.actions.not_sent(request)
+
+    def _send_capture(self, request: CaptureRequest) -> None:
+        if not self.send(encode(request)):
+            self.session.captures.not_sent(request)
 
     def _send_control(self, control: Control) -> None:
         if not self.send(encode(control)):

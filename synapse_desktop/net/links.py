@@ -12,7 +12,14 @@ from synapse_desktop.models.session import Session
 from synapse_desktop.models.sparse import SparseRun
 from synapse_desktop.net.client import TICK_MS, Batch, Client
 from synapse_desktop.net.endpoint import Endpoint
-from synapse_native.protocol import Control, Frame, encode
+from synapse_native.protocol import (
+    ActionRequest,
+    Capability,
+    CaptureRequest,
+    Control,
+    Frame,
+    encode,
+)
 
 
 class Links(QObject):
@@ -36,6 +43,8 @@ class Links(QObject):
         self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(self.tick)
         session.control.requested.connect(self._send_control)
+        session.captures.requested.connect(self._send_capture)
+        session.actions.requested.connect(self._send_action)
 
     def open(self, endpoints: Sequence[Endpoint], token: str | None = None) -> None:
         """Connect to every endpoint (dropping the current ones) and keep reconnecting."""
@@ -84,6 +93,26 @@ class Links(QObject):
     def _raw(self, frames: list[bytes]) -> None:
         if self.raw_sink is not None:
             self.raw_sink(frames)
+
+    def _send_action(self, request: ActionRequest) -> None:
+        """To the first live trainer that offers actions (the script's own, run once)."""
+        frame = encode(request)
+        for client in self.clients:
+            offers = client.connection.status.capabilities & Capability.ACTIONS
+            if client.live and offers and client.send(frame):
+                return
+        self.session.actions.not_sent(request)
+
+    def _send_capture(self, request: CaptureRequest) -> None:
+        """To every live trainer that captures (each writes its own rank's tensors)."""
+        frame = encode(request)
+        capturing = [
+            client
+            for client in self.clients
+            if client.live and client.connection.status.capabilities & Capability.CAPTURE
+        ]
+        if not any([client.send(frame) for client in capturing]):
+            self.session.captures.not_sent(request)
 
     def _send_control(self, control: Control) -> None:
         frame = encode(control)

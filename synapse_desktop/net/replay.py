@@ -19,7 +19,7 @@ from typing import Protocol
 from synapse_desktop.models.frame_log import frame_step, frame_type
 from synapse_desktop.models.session import Session
 from synapse_desktop.net.batch import Item, decode_batch
-from synapse_native.protocol import ProtocolError, decode_frame
+from synapse_native.protocol import HEADER_SIZE, ProtocolError, decode_frame, header_fields
 
 WINDOW_STEPS = 64
 SPARSE_STEPS = 4
@@ -158,4 +158,4 @@ _UNWATCHED = _Unwatched()
 
 
 def _timestamp(frame: bytes) -> int:
-    return int.from_bytes(frame[16:24], "little") if len(frame) >= 24 else 0
+    return header_fields(frame).timestamp_ns if len(frame) >= HEADER_SIZE else 0

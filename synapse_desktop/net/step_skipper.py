@@ -1,34 +1,32 @@
 """Never falling behind: of the steps waiting in a drained batch, only the newest is applied.
 
 When frames arrive faster than the app applies them, a tick drains several whole steps. The
-frames of every step older than the newest complete one (per rank) are skipped, whole steps at
-a time, and counted; frames outside steps (model meta, acknowledgements, stats, training
-metrics, job status, errors, hello) are always kept, and so are the frames a trainer replays
-from its backlog on connect (flag ``BACKLOG``: history the user asked for). So a tick costs
-one step's work whatever arrived, and the lag stays about one tick.
+costly frames (sparse, lenses, skew) of every step older than the newest complete one (per
+rank) are skipped, whole steps at a time, and counted. Always kept: frames outside steps (model
+meta, acknowledgements, stats, training metrics, job status, errors, hello), each step's summary
+batch and block gradient norms (one frame each a step, cheap to apply: the history the heatmaps
+draw, which would otherwise show holes), and the frames a trainer replays from its backlog on
+connect (flag ``BACKLOG``: history the user asked for). So a tick costs one step's full work
+plus a summary a step, and the lag stays about one tick.
 
-The receiver pump has already checked every frame's header, so reading the header's type, seq,
-step, rank and flags straight from the bytes is safe.
+The receiver pump has already checked every frame's header, so the codec's unchecked
+``header_fields`` is safe here.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from typing import NamedTuple
 
 from synapse_desktop.models.ordering import Skipped
-from synapse_native.protocol import HeaderFlag, MsgType
+from synapse_native.protocol import HeaderFlag, MsgType, header_fields
 
-_FIELDS = struct.Struct("<6xH4xI8xIHH")  # msg_type, seq, step, rank, flags
 _END = int(HeaderFlag.END_OF_STEP)
 _BACKLOG = int(HeaderFlag.BACKLOG)  # history replayed on connect: applied, never skipped
-STEP_TYPES = frozenset(
+STEP_TYPES = frozenset(  # the frames of a step that skipping leaves out
     int(t)
     for t in (
-        MsgType.LAYER_SUMMARY_BATCH,
         MsgType.SPARSE_ACTIVATIONS,
-        MsgType.BLOCK_GRAD_NORMS,
         MsgType.ATTENTION,
         MsgType.RESIDUAL,
         MsgType.MOE_ROUTING,
@@ -51,22 +49,22 @@ class Skip(NamedTuple):
 def skip_old_steps(frames: Sequence[bytes]) -> Skip | None:
     """The frames to apply when ``frames`` hold more than one complete step of a rank; None
     when nothing needs skipping (the batch is applied as it is)."""
-    fields = [_FIELDS.unpack_from(f) for f in frames]
+    fields = [header_fields(f) for f in frames]
     newest: dict[int, int] = {}  # rank -> newest step completed in this batch
     several = False
-    for _, _, step, rank, flags in fields:
-        if flags & _END and not flags & _BACKLOG:  # the last frame of a live step
-            if rank in newest and newest[rank] != step:
+    for head in fields:
+        if head.flags & _END and not head.flags & _BACKLOG:  # the last frame of a live step
+            if head.rank in newest and newest[head.rank] != head.step:
                 several = True
-            newest[rank] = max(newest.get(rank, step), step)
+            newest[head.rank] = max(newest.get(head.rank, head.step), head.step)
     if not several:
         return None
     keep: list[int] = []
     old: set[tuple[int, int]] = set()
-    for i, (msg_type, _, step, rank, flags) in enumerate(fields):
-        live = not flags & _BACKLOG
-        if live and msg_type in STEP_TYPES and rank in newest and step < newest[rank]:
-            old.add((rank, step))
+    for i, head in enumerate(fields):
+        live = not head.flags & _BACKLOG
+        if live and head.msg_type in STEP_TYPES and newest.get(head.rank, -1) > head.step:
+            old.add((head.rank, head.step))
         else:
             keep.append(i)
-    return Skip(keep, [Skipped(seq, rank) for _, seq, _, rank, _ in fields], len(old))
+    return Skip(keep, [Skipped(head.seq, head.rank) for head in fields], len(old))

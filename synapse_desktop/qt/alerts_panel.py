@@ -52,14 +52,21 @@ class AlertsPanel(QWidget):
         self.summary = QLabel()
         self.clear_button = QPushButton("Clear")
         self.clear_button.setToolTip("Forget the alerts listed (ongoing episodes stay quiet)")
+        self.capture_button = QPushButton("Capture")  # wired by qt.capture_actions
+        self.capture_button.setEnabled(False)
+        self.capture_status = QLabel()  # where the last capture went
+        self.capture_status.setWordWrap(True)
+        self.capture_status.hide()
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 0)
         bar.addWidget(self.summary, 1)
+        bar.addWidget(self.capture_button)
         bar.addWidget(self.clear_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addLayout(bar)
+        layout.addWidget(self.capture_status)
         layout.addWidget(self.list, 1)
         self.evidence = EvidencePlot()
         layout.addWidget(self.evidence)
@@ -78,6 +85,12 @@ class AlertsPanel(QWidget):
         alert = self.list.item(row).data(ALERT_ROLE)
         assert isinstance(alert, Alert)
         return alert
+
+    def current_alert(self) -> Alert | None:
+        """The alert selected in the list, if any."""
+        item = self.list.currentItem()
+        alert = item.data(ALERT_ROLE) if item is not None else None
+        return alert if isinstance(alert, Alert) else None
 
     def clear(self) -> None:
         self.session.anomalies.clear()

@@ -53,7 +53,7 @@ def shown_token(token: str) -> str:
 
 def chosen_pattern(session: Session, choice: HeadChoice) -> Pattern | None:
     """The chosen head's latest pattern, from the rank the app shows (merged: lowest rank)."""
-    rank = session.ranks.choice
+    rank = session.ranks.lens_choice
     return session.attention.pattern(choice.layer, choice.head, None if rank == MERGED else rank)
 
 

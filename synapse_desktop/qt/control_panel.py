@@ -78,7 +78,10 @@ class ControlPanel(QWidget):
         self.spacing.setToolTip("Distance between layers")
         self.scale_note = QLabel()
         self.rank = QComboBox()
-        self.rank.setToolTip("Show one rank, or the mean across ranks")
+        self.rank.setToolTip(
+            "Show one rank, or the mean across ranks. On a job stream: the merged statistics, "
+            "with one rank's sparse points and attention relayed in full"
+        )
         self.rank_spread = QCheckBox("Colour by spread across ranks")
         self.rank_spread.setToolTip(
             "Colour each plane by how far apart the ranks' values of the statistic are "
@@ -109,7 +112,7 @@ class ControlPanel(QWidget):
         self.spacing.valueChanged.connect(
             lambda v: session.view.set(layer_spacing=v / SPACING_STEPS)
         )
-        self.rank.currentIndexChanged.connect(lambda: session.choose_rank(self.rank.currentData()))
+        self.rank.currentIndexChanged.connect(self._on_rank_chosen)
         self.rank_spread.toggled.connect(lambda v: session.view.set(rank_spread=v))
         session.control.changed.connect(self._on_control)
         session.view.changed.connect(self._on_view)
@@ -273,15 +276,25 @@ class ControlPanel(QWidget):
         if self.session.skew.active != self.rank_spread.isEnabled():  # a job stream began
             self._on_ranks()
 
+    def _on_rank_chosen(self) -> None:
+        """A job stream that relays ranks: ask for that rank in full; else show that rank."""
+        rank = self.rank.currentData()
+        if self.session.ranks.job_ranks:
+            self.session.follow_rank(rank)
+        else:
+            self.session.choose_rank(rank)
+
     def _on_ranks(self) -> None:
         ranks = self.session.ranks
+        job = ranks.job_ranks  # a job stream: every rank of the job can be relayed in full
         with QSignalBlocker(self.rank):
             self.rank.clear()
-            self.rank.addItem("merged (mean across ranks)", MERGED)
-            for rank in ranks.ranks:
+            self.rank.addItem("merged (whole job)" if job else "merged (mean across ranks)", MERGED)
+            for rank in range(job) if job else ranks.ranks:
                 self.rank.addItem(f"rank {rank}", rank)
-            self.rank.setCurrentIndex(max(0, self.rank.findData(ranks.choice)))
-        several = len(ranks) > 1
+            chosen = ranks.full if job else ranks.choice
+            self.rank.setCurrentIndex(max(0, self.rank.findData(chosen)))
+        several = len(ranks) > 1 or job > 1
         self.rank.setEnabled(several)
         self.rank_spread.setEnabled(several or self.session.skew.active)
         self._describe_scale()

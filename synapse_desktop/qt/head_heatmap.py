@@ -152,7 +152,7 @@ class HeadHeatmapView(QWidget):
         if not self._dirty:
             return
         self._dirty = False
-        choice = self.session.ranks.choice
+        choice = self.session.ranks.lens_choice
         rank = None if choice == MERGED else choice
         self.frame = self.session.head_stats.latest(rank)
         self.pattern_pairs = set(self.session.attention.pairs(rank))

@@ -35,6 +35,7 @@ from synapse_desktop.qt import layout_policy
 from synapse_desktop.qt.about_dialog import AboutDialog, SoftwareRenderWarning
 from synapse_desktop.qt.alerts_panel import AlertsPanel
 from synapse_desktop.qt.attention_panel import AttentionPanel
+from synapse_desktop.qt.capture_actions import CaptureActions
 from synapse_desktop.qt.connect_dialog import ConnectDialog
 from synapse_desktop.qt.control_panel import ControlPanel
 from synapse_desktop.qt.depth_panel import DepthPanel
@@ -53,6 +54,7 @@ from synapse_desktop.qt.settings_store import (
 )
 from synapse_desktop.qt.status_bar import StatusBar
 from synapse_desktop.qt.theme import apply_theme
+from synapse_desktop.qt.trainer_actions import TrainerActionsBox
 from synapse_desktop.resources import ICON
 from synapse_desktop.scene.scales import SCALES
 from synapse_desktop.views.inspector import InspectorView
@@ -118,6 +120,11 @@ class MainWindow(QMainWindow):
         self._token: str | None = None
         self._build_menus()
         self.recordings = RecordingActions(self)  # timeline bar, File > Open recording/Record
+        self.captures = CaptureActions(self)  # Capture buttons, File > Open capture...
+        self.trainer_actions = TrainerActionsBox(self.session)  # probe.on_request buttons
+        panel_layout = self.panel.layout()
+        assert isinstance(panel_layout, QVBoxLayout)
+        panel_layout.insertWidget(1, self.trainer_actions)
         self._inspector_timer = QTimer(self, interval=INSPECTOR_REFRESH_MS)
         self._inspector_timer.timeout.connect(self.inspector.refresh)
         self._inspector_timer.timeout.connect(self.overview.refresh)

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 from synapse_desktop.models.anomalies import Alert, Anomalies, Severity
 
 SHOW_MS = 8000
+SHOWN_KEPT = 16  # the newest alerts notified about that ``shown`` keeps
 
 
 class AlertNotifier:
@@ -21,7 +22,7 @@ class AlertNotifier:
         if QSystemTrayIcon.isSystemTrayAvailable():
             self.tray = QSystemTrayIcon(icon, window)
             self.tray.setToolTip("Synapse")
-        self.shown: list[Alert] = []  # the alerts notified about, oldest first
+        self.shown: list[Alert] = []  # the newest SHOWN_KEPT notified about, oldest first
         self._seen = (anomalies.generation, anomalies.total)
         anomalies.changed.connect(self._on_changed)
 
@@ -44,6 +45,7 @@ class AlertNotifier:
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         title = f"Synapse: {first.kind.value} at step {first.step}"
         self.shown.extend(errors)
+        del self.shown[:-SHOWN_KEPT]
         if self.tray is not None:
             self.tray.show()
             self.tray.showMessage(

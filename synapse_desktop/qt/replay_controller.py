@@ -132,7 +132,11 @@ class ReplayController(QObject):
             self.timeline.start(Mode.LIVE, self.session.connection.status.peer, self.log.steps())
             self.replay = Replay(self.session, self.log)
         self.log.append(frames)
-        self.timeline.index.feed(frames)
+        index = self.timeline.index
+        index.feed(frames)
+        held = self.log.steps()
+        if held:
+            index.forget_before(held[0])  # the live index spans the steps the log holds
         self._new_steps = True
         self.received.emit(frames)
 
@@ -274,6 +278,7 @@ class ReplayController(QObject):
             return
         if self.timeline.position < 0 and self.replay is not None:
             return
+        index = self.timeline.index
         restore_alerts(
-            self.session.anomalies, self.timeline.index.alerts_until(self.timeline.position)
+            self.session.anomalies, index.alerts_until(self.timeline.position), index.forgotten
         )

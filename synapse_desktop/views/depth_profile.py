@@ -378,7 +378,7 @@ class DepthProfileView:
     def _push_tokens(self) -> None:
         """Show the residual frame of the chosen rank (the plot appears with the first one)."""
         model = self.session.residual_tokens
-        snapshot = model.shown(self.session.ranks.choice)
+        snapshot = model.shown(self.session.ranks.lens_choice)
         appeared = (snapshot is None) != (self.snapshot is None)
         self.snapshot = snapshot
         plot = self.tokens

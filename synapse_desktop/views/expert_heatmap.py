@@ -287,7 +287,7 @@ class ExpertHeatmapView:
         if not self._dirty:
             return
         self._dirty = False
-        self.window = window = self.session.routing.shown(self.session.ranks.choice)
+        self.window = window = self.session.routing.shown(self.session.ranks.lens_choice)
         cmap = self.session.view.values.colormap
         n_layers, n_experts = len(window.layers), window.n_experts
         balanced = window.experts[:, None].astype(np.float64)

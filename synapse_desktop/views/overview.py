@@ -151,14 +151,60 @@ class _Panel:
         axis.tick_color = color
 
 
+class _ColourBar:
+    """A heatmap's colour scale, drawn at the right of its title strip: the low end, the colours
+    from low to high, the high end (in the scale's units, log10 for a log scale)."""
+
+    WIDTH = 96
+    HEIGHT = 8
+    END_PX = 34  # room for each end's number
+
+    def __init__(self, bar: _TitleBar, text: tuple[float, ...], fonts: FontManager) -> None:
+        self.bar = bar
+        self.image = scene.visuals.Image(
+            np.zeros((1, _LEVELS, 4), np.float32), interpolation="nearest", parent=bar
+        )
+        self.image.transform = STTransform(scale=(self.WIDTH / _LEVELS, self.HEIGHT))
+        self.low = plot_text(bar, text, fonts, anchor_x="right")
+        self.high = plot_text(bar, text, fonts, anchor_x="left")
+        self.visuals = (self.image, self.low, self.high)
+        self.colours = np.zeros((_LEVELS, 4), np.float32)
+        bar.events.resize.connect(self.place)
+        self.place()
+
+    @property
+    def left(self) -> float:
+        return float(self.bar.size[0] - 6 - self.END_PX - self.WIDTH)
+
+    def place(self, event: Any = None) -> None:
+        del event
+        x, y = self.left, self.bar.size[1] / 2
+        self.image.transform.translate = (x, y - self.HEIGHT / 2)
+        self.low.pos = (x - 4, y)
+        self.high.pos = (x + self.WIDTH + 4, y)
+
+    def show(self, scale: Scale, cmap: str, shown: bool) -> None:
+        self.colours = _colors(cmap)[:_LEVELS]  # drawn low to high (RGBA rows)
+        self.image.set_data(self.colours[None])
+        self.low.text, self.high.text = (f"{end:g}" for end in scale.clim)
+        for visual in self.visuals:
+            visual.visible = shown
+
+    def contains(self, x: float, y: float) -> bool:
+        """Whether title-strip pixel (x, y) is on the bar or its numbers."""
+        left = self.left - self.END_PX
+        return left <= x <= left + self.WIDTH + 2 * self.END_PX and 0 <= y <= self.bar.size[1]
+
+
 class _Heatmap(_Panel):
-    """A row x step image through the colour map (empty cells transparent), and the rows of the
-    selected layer marked."""
+    """A row x step image through the colour map (empty cells transparent), its colour bar, and
+    the rows of the selected layer marked."""
 
     def __init__(self, root: Any, text: tuple[float, ...], fonts: FontManager, title: str) -> None:
         super().__init__(root, text, fonts, flip=True)
         self.title = title
         self.note = ""  # the colour scale in words
+        self.colour_bar = _ColourBar(self.title_bar, text, fonts)
         self.group = 1  # layers an image row holds
         self.data = empty_image(WIDTH)
         self.image = scene.visuals.Image(
@@ -176,6 +222,10 @@ class _Heatmap(_Panel):
             mark.order = 1
             mark.visible = False
 
+    def set_text_color(self, color: tuple[float, ...]) -> None:
+        super().set_text_color(color)
+        self.colour_bar.low.color = self.colour_bar.high.color = color
+
     @property
     def values(self) -> npt.NDArray[np.float32]:
         """The (rows, WIDTH) values shown (NaN: nothing measured)."""
@@ -190,6 +240,7 @@ class _Heatmap(_Panel):
         normalized = scale.normalize(shown).ravel()
         rgba = _colors(cmap)[_levels(normalized)].reshape(len(shown), WIDTH, 4)
         self.image.set_data(rgba if rows else np.zeros((1, WIDTH, 4), np.float32))
+        self.colour_bar.show(scale, cmap, shown=not data.empty)
         self.image.transform.scale = (data.axis.stride, float(group))
         self.image.transform.translate = (data.axis.x0, -0.5)  # row r centred on y = r
         self.set_y(-0.5, max(rows, 1) - 0.5)
@@ -577,6 +628,8 @@ class OverviewView:
         self.cursor_step = step
         self.readout = self._describe(*hit) if hit is not None else ""
         axis = self.axis_at(pos) if pos is not None and hit is None else None
+        if axis is None and pos is not None and hit is None:
+            axis = self.colour_bar_at(pos)
         if axis is not None:
             self.readout = self.describe_axis(axis)
         self.readout_text.text = self.readout
@@ -587,6 +640,15 @@ class OverviewView:
         """The panel whose y axis is under canvas pixel ``pos``, if any."""
         for name, panel in self.panels.items():
             if panel.axis.visible and panel.axis.rect.contains(*pos):
+                return name
+        return None
+
+    def colour_bar_at(self, pos: tuple[float, float]) -> str | None:
+        """The heatmap whose colour bar is under canvas pixel ``pos``, if any."""
+        for name, heat in (("activation", self.activation), ("grads", self.grads)):
+            x, y = heat.title_bar.pos
+            bar = heat.colour_bar
+            if bar.image.visible and bar.contains(pos[0] - x, pos[1] - y):
                 return name
         return None
 

@@ -9,8 +9,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QWidget
 
-from synapse_desktop.models.anomalies import AlertKind
+from synapse_desktop.models.anomalies import Alert, AlertKind, Severity
 from synapse_desktop.qt.evidence_plot import ALERT_COLOR
+from synapse_desktop.qt.notifier import SHOWN_KEPT
 from synapse_native.protocol import OptimizerStats, TrainingMetrics
 
 from .frames import frame, meta
@@ -91,3 +92,7 @@ def test_an_error_raised_while_the_window_is_inactive_is_notified(window, qtbot)
     window.session.apply_frames([frame(TrainingMetrics({"loss": float("inf")}), seq=4, step=5)])
     (shown,) = notifier.shown
     assert shown.kind is AlertKind.LOSS_SPIKE and shown.step == 5
+    for step in range(6, 6 + 2 * SHOWN_KEPT):  # a long run of errors: the newest are kept
+        notifier.notify([Alert(AlertKind.LOSS_SPIKE, step, 0, -1, -1, "", "nan", Severity.ERROR)])
+    assert len(notifier.shown) == SHOWN_KEPT
+    assert notifier.shown[-1].step == 5 + 2 * SHOWN_KEPT

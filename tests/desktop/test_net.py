@@ -36,7 +36,7 @@ def test_backoff_doubles_up_to_the_cap_with_jitter_and_resets() -> None:
     assert backoff.next() <= 0.625
 
 
-def test_coalescing_keeps_control_frames_and_the_newest_data_per_site() -> None:
+def test_coalescing_keeps_control_frames_every_summary_and_the_newest_sparse_per_site() -> None:
     raw = [encode(meta(1), seq=0)]
     for step in range(3):
         raw.append(encode(summaries([0, 1, 2], float(step)), seq=1 + 4 * step, step=step))
@@ -48,7 +48,9 @@ def test_coalescing_keeps_control_frames_and_the_newest_data_per_site() -> None:
     kept = [decode_frame(raw[i]) for i in keep]
     assert [type(f.message).__name__ for f in kept] == [  # type: ignore[union-attr]
         "ModelMeta",
+        "LayerSummaryBatch",
         "ControlAck",
+        "LayerSummaryBatch",
         "LayerSummaryBatch",
         "SparseActivations",
         "SparseActivations",

@@ -178,6 +178,29 @@ def test_the_metric_is_smoothed_like_tensorboard_and_reads_in_log_scale(overview
 
 
 @pytest.mark.gui
+def test_every_heatmap_draws_its_colour_scale_and_names_it_on_hover(overview) -> None:  # type: ignore[no-untyped-def]
+    from synapse_desktop.scene.scales import SCALES
+
+    image = overview.canvas.render()
+    for name, heat in (("activation", overview.activation), ("grads", overview.grads)):
+        bar = heat.colour_bar
+        assert bar.image.visible and bar.low.visible and bar.high.visible
+        scale = SCALES["rms"] if name == "activation" else None
+        if scale is not None:
+            assert (bar.low.text, bar.high.text) == tuple(f"{end:g}" for end in scale.clim)
+        left, top = heat.title_bar.pos
+        y = top + heat.title_bar.size[1] / 2
+        ends = [left + bar.left + dx for dx in (2, bar.WIDTH - 2)]
+        low, high = (_pixel(image, (x, y)) for x in ends)
+        expected = (np.asarray(bar.colours)[[0, -1], :3] * 255).astype(int)
+        assert np.abs(low - expected[0]).sum() < 40 and np.abs(high - expected[1]).sum() < 40
+        assert np.abs(high - low).sum() > 150  # the dark end and the bright end, drawn
+        overview.hover((left + bar.left + bar.WIDTH / 2, y))
+        assert overview.readout.startswith("y axis: ")
+        assert heat.note in overview.readout  # the statistic and its range, in words
+
+
+@pytest.mark.gui
 def test_clicking_a_cell_selects_that_layers_site(overview, qtbot) -> None:  # type: ignore[no-untyped-def]
     from PySide6.QtCore import QPoint, Qt
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from screens import save
 
 from synapse_native.protocol import encode
 from synapse_native.recording import RecordingWriter, open_recording
@@ -78,6 +79,8 @@ def test_a_recording_opens_and_every_dock_follows_the_step(window, qtbot, record
     assert session.history.series(1).steps[-1] == 40  # the inspector's plots end at step 40
     assert session.metrics.series("loss")[0][-1] == 40  # the overview's metric plot too
     assert max(p.step for p in session.sparse.points) == 40  # the 3D view's points
+    qtbot.wait(600)  # the docks' and the status bar's refresh timers
+    save(window, "replay-at-step-40")  # looked at before calling replay done
     window.depth_panel.refresh()
     window.inspector.refresh()
     window.overview.refresh()

@@ -6,10 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from synapse_desktop.models.anomalies import Anomalies, AnomalyConfig
 from synapse_desktop.models.compare import compare
 from synapse_desktop.models.frame_log import FrameLog
 from synapse_desktop.models.session import Session
-from synapse_desktop.models.timeline import Mode, RunIndex, Timeline
+from synapse_desktop.models.timeline import Mode, RunIndex, Timeline, restore_alerts
+from synapse_desktop.models.topology import Topology
 from synapse_desktop.net.batch import decode_batch
 from synapse_desktop.net.recording_source import RecordingError, RecordingSource
 from synapse_desktop.net.replay import Replay
@@ -149,6 +151,32 @@ def test_the_run_index_has_the_loss_and_the_alerts_of_every_step() -> None:
     steps, loss = index2.loss()
     assert steps.tolist() == list(range(6))
     assert np.isfinite(loss).all()
+
+
+def test_a_live_run_index_keeps_the_held_steps_and_what_the_alerts_dock_lists() -> None:
+    """A live run's index is bounded by the frame log: the loss of the steps held, and their
+    alerts plus as many before them as the Alerts dock lists, with the dropped ones counted."""
+    capacity = AnomalyConfig().capacity
+    index = RunIndex()
+    index.feed([encode(meta(2), seq=0)])
+    steps = 2 * capacity + 200
+    for step in range(steps):  # NaN every other step: an alert every other step
+        index.feed([encode(nan_summaries(6, bad=step % 2 == 1), seq=step + 1, step=step)])
+    found = list(index.alerts)
+    assert len(found) == steps // 2
+    held = steps - 100  # the log holds the last 100 steps
+    index.forget_before(held)
+    assert index.alerts == found[-(50 + capacity) :]
+    assert index.forgotten == len(found) - len(index.alerts)
+    anomalies = Anomalies(Topology())
+    restore_alerts(anomalies, index.alerts_until(steps), index.forgotten)
+    assert list(anomalies.alerts) == found[-capacity:]
+    assert anomalies.total == len(found)  # the dock still says how many went before
+    loss_index = RunIndex()
+    for part in sim_steps(20, layers=2):
+        loss_index.feed(part)
+    loss_index.forget_before(12)
+    assert loss_index.loss()[0].tolist() == list(range(12, 20))
 
 
 def test_the_timeline_steps_and_alerts() -> None:

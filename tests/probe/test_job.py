@@ -102,6 +102,8 @@ def _worker(rank: int, master: int, port: int, out: Any, go: Any, kill: Any, fin
         time.sleep(0.1)  # a step rate the encoders of four ranks keep up with on two cores
     out.put(("after", rank, step - (killed_at or 0), (job.off, job.state, slowest_after_kill)))
     probe.close()
+    out.close()
+    out.join_thread()  # the queue's feeder thread: flushed before _exit, not lost
     os._exit(0)  # leave the broken group without a collective teardown
 
 

@@ -33,6 +33,7 @@ from synapse_native.protocol import (
     SiteInfo,
     SiteKind,
     SparseActivations,
+    ThresholdMode,
     encode,
     summary_records,
 )
@@ -244,6 +245,27 @@ def test_bad_control_is_rejected_to_all_and_changes_nothing(
             assert isinstance(ack, ControlAck) and not ack.applied and ack.request_id == 3
             assert needle in ack.error and ack.state == STATE
         assert live.poll_control() is None and live.control == STATE
+
+
+def test_a_control_valid_alone_but_not_with_the_state_in_force_is_refused_when_applied(
+    live: Server,
+) -> None:
+    """A top fraction of 2.5 (the sigma threshold in force, kept because the request names
+    only the mode) selects nothing meaningful: refused at the step boundary, with the reason."""
+    (viewer,) = greeted(live)
+    with viewer:
+        assert viewer.send(Control(4, threshold=2.5))
+        wait_until(lambda: bool(live._pending))
+        applied = live.poll_control()
+        assert applied is not None and applied.threshold == 2.5
+        viewer.wait_for(MsgType.CONTROL_ACK, TIMEOUT)
+        assert viewer.send(Control(5, threshold_mode=ThresholdMode.TOP_FRACTION))
+        wait_until(lambda: bool(live._pending))
+        assert live.poll_control() == applied == live.control  # nothing changed
+        ack = viewer.wait_for(MsgType.CONTROL_ACK, TIMEOUT).message
+        assert isinstance(ack, ControlAck) and ack.request_id == 5 and not ack.applied
+        assert "top-fraction threshold must be in [0, 1], got 2.5" in ack.error
+        assert ack.state == applied
 
 
 # -- bad input --------------------------------------------------------------------------------

@@ -12,9 +12,14 @@ from typing import Any
 import numpy as np
 
 from synapse_native.protocol import (
+    ActionList,
+    ActionRequest,
+    ActionResult,
     AttentionPattern,
     BlockGradNorms,
     Capability,
+    CaptureDone,
+    CaptureRequest,
     Control,
     ControlAck,
     ControlState,
@@ -152,6 +157,16 @@ def message_from_json(d: dict[str, Any]) -> Message:
         return RankSkew(fields["world_size"], _fill(skew_records(len(rows)), rows))
     if kind == "JOB_STATUS":
         return JobStatus(**fields)
+    if kind == "CAPTURE_REQUEST":
+        return CaptureRequest(fields["request_id"], tuple(fields["site_ids"]))
+    if kind == "CAPTURE_DONE":
+        return CaptureDone(**fields)
+    if kind == "ACTION_LIST":
+        return ActionList(tuple(fields["names"]))
+    if kind == "ACTION_REQUEST":
+        return ActionRequest(**fields)
+    if kind == "ACTION_RESULT":
+        return ActionResult(**fields)
     raise AssertionError(f"unknown message type in vectors: {kind}")
 
 

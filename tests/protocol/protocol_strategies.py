@@ -148,6 +148,7 @@ def controls() -> st.SearchStrategy[Control]:
         unknown_fields=U32.map(lambda bits: bits & ~KNOWN_CONTROL_FIELDS),
         threshold_mode=st.none() | U32,
         budget=st.none() | F32,
+        full_rank=st.none() | U32,
     )
 
 
@@ -316,6 +317,7 @@ MESSAGES: dict[str, st.SearchStrategy[Any]] = {
         ranks_reporting=U32,
         since_ns=U64,
         text=utf8_text(MAX_TEXT),
+        full_rank=U16,
     ),
 }
 

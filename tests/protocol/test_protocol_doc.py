@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synapse_native import _job_wire, _layout
+from synapse_native import _action_wire, _capture_wire, _job_wire, _layout
 from synapse_native._wire import HEADER_FIELDS
 from synapse_native.protocol import (
     HEADER,
@@ -79,6 +79,11 @@ FIXED_PARTS = {
     "PROBE_COST": (_layout.PROBE_COST_FIXED, _layout.PROBE_COST_FIELDS),
     "RANK_SKEW": (_job_wire.SKEW_FIXED, _job_wire.SKEW_FIELDS),
     "JOB_STATUS": (_job_wire.JOB_STATUS_FIXED, _job_wire.JOB_STATUS_FIELDS),
+    "CAPTURE_REQUEST": (_capture_wire.REQUEST_FIXED, _capture_wire.REQUEST_FIELDS),
+    "CAPTURE_DONE": (_capture_wire.DONE_FIXED, _capture_wire.DONE_FIELDS),
+    "ACTION_LIST": (_action_wire.LIST_FIXED, _action_wire.LIST_FIELDS),
+    "ACTION_REQUEST": (_action_wire.REQUEST_FIXED, _action_wire.REQUEST_FIELDS),
+    "ACTION_RESULT": (_action_wire.RESULT_FIXED, _action_wire.RESULT_FIELDS),
 }
 
 

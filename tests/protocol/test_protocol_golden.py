@@ -26,7 +26,10 @@ from synapse_native.protocol import (
     check_hello_mac,
     decode_frame,
     encode,
+    header_fields,
     hello_mac,
+    peek_header,
+    sparse_site,
 )
 
 GOOD = vectors()["good"]
@@ -156,7 +159,25 @@ def test_vectors_cover_every_message_type_and_stay_small() -> None:
     assert (
         types
         == {int(t) for t in MsgType} - RESERVED_TYPES
-        == {*range(1, 10), *range(16, 21), 28, 32, 36, 37}
+        == {*range(1, 10), *range(16, 21), 28, 29, 30, 31, 32, 33, 34, 36, 37}
     )
     assert all(len(frame_bytes(v)) < 4096 for v in GOOD)
     assert np.all([len(v["hex"][0]) == 2 * HEADER_SIZE for v in GOOD])
+
+
+@pytest.mark.parametrize("case", GOOD + SKIPPED, ids=_ids(GOOD + SKIPPED))
+def test_the_unchecked_peeks_read_what_the_checked_header_says(case: dict[str, Any]) -> None:
+    """``header_fields`` and ``sparse_site`` (the app's per-frame routing) agree with the
+    checked decoder on every golden frame."""
+    raw = frame_bytes(case)
+    header = peek_header(raw)
+    fields = header_fields(raw)
+    assert (fields.msg_type, fields.seq, fields.timestamp_ns) == (
+        int(header.msg_type),
+        header.seq,
+        header.timestamp_ns,
+    )
+    assert (fields.step, fields.rank, fields.flags) == (header.step, header.rank, header.flags)
+    if header.msg_type == MsgType.SPARSE_ACTIVATIONS:
+        decoded = decode_frame(raw)
+        assert decoded is not None and sparse_site(raw) == decoded.message.site_id

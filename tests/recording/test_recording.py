@@ -12,6 +12,7 @@ from recording_helpers import STEP_NS, T0, run_frames
 
 from synapse_native.protocol import MsgType, ProtocolError, decode_frame
 from synapse_native.recording import RecordingWriter, open_recording, part_path
+from synapse_native.recording._writer import StepIndex
 
 VECTORS = Path(__file__).parents[1] / "vectors"
 
@@ -43,6 +44,15 @@ def test_frames_come_back_byte_for_byte_with_metadata_and_step_index(tmp_path: P
         assert index.step_at(T0) is None
         with pytest.raises(KeyError, match="before the first recorded step"):
             index.time_of(-1)
+
+
+def test_the_step_index_keeps_each_step_s_first_time_in_12_bytes_a_step() -> None:
+    index = StepIndex()  # a recorder's only state that grows with the steps recorded
+    for step, log_time in [(5, 50), (6, 61), (6, 60), (3, 30), (5, 55), (7, 70)]:
+        index.add(step, log_time)
+    assert list(index.steps) == [3, 5, 6, 7]
+    assert list(index.times) == [30, 50, 60, 70]
+    assert index.steps.itemsize + index.times.itemsize == 12
 
 
 def test_frames_of_several_ranks_come_back_in_log_time_order(tmp_path: Path) -> None:

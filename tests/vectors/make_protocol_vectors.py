@@ -162,6 +162,7 @@ CONTROL_BITS = {
     "top_k": 16,
     "threshold_mode": 32,
     "budget": 64,
+    "full_rank": 128,
 }
 
 
@@ -179,7 +180,11 @@ def control(request_id: int, unknown_fields: int = 0, **present: Any) -> bytes:
         int(present.get("paused", 0)),
         present.get("top_k", 0),
         present.get("threshold_mode", 0),
-    ) + (struct.pack("<fI", present["budget"], 0) if "budget" in present else b"")
+    ) + (
+        struct.pack("<fI", present.get("budget", 0.0), present.get("full_rank", 0))
+        if "budget" in present or "full_rank" in present
+        else b""
+    )
 
 
 def probe_cost(cost: dict[str, Any]) -> bytes:
@@ -359,10 +364,67 @@ def job_status(s: dict[str, Any], text_len: int | None = None) -> bytes:
         s["ranks_reporting"],
         s["since_ns"],
         len(text) if text_len is None else text_len,
-        0,
+        s.get("full_rank", 65535),
         0,
     )
     return head + pad8(text)
+
+
+def capture_request(request_id: int, site_ids: list[int], n: int | None = None) -> bytes:
+    """CAPTURE_REQUEST (docs/PROTOCOL.md 5.18): head, then u32 site ids padded to 8."""
+    head = struct.pack("<IHH", request_id, len(site_ids) if n is None else n, 0)
+    return head + pad8(struct.pack(f"<{len(site_ids)}I", *site_ids))
+
+
+def capture_done(d: dict[str, Any], path_len: int | None = None) -> bytes:
+    """CAPTURE_DONE (docs/PROTOCOL.md 5.19): 32-byte head, path and text each padded to 8."""
+    path, text = d["path"].encode(), d["text"].encode()
+    head = struct.pack(
+        "<IBBHQQHHI",
+        *(d["request_id"], d["status"], 0, d["sites"], d["step"], d["size"]),
+        *(len(path) if path_len is None else path_len, len(text), 0),
+    )
+    return head + pad8(path) + pad8(text)
+
+
+def action_list(names: list[str], count: int | None = None) -> bytes:
+    """ACTION_LIST (docs/PROTOCOL.md 5.20): head, then the names joined by line feeds."""
+    text = "\n".join(names).encode()
+    return struct.pack("<HHI", len(names) if count is None else count, len(text), 0) + pad8(text)
+
+
+def action_request(request_id: int, name: str, name_len: int | None = None) -> bytes:
+    """ACTION_REQUEST (docs/PROTOCOL.md 5.21): head, then the name padded to 8."""
+    raw = name.encode()
+    return struct.pack("<IHH", request_id, len(raw) if name_len is None else name_len, 0) + pad8(
+        raw
+    )
+
+
+def action_result(request_id: int, status: int, step: int, text: str) -> bytes:
+    """ACTION_RESULT (docs/PROTOCOL.md 5.22): 16-byte head, then the text padded to 8."""
+    raw = text.encode()
+    return struct.pack("<IBBHQ", request_id, status, 0, len(raw), step) + pad8(raw)
+
+
+CAPTURE_WRITTEN = {
+    "request_id": 7,
+    "status": 0,
+    "step": 1200,
+    "sites": 2,
+    "size": 4_194_560,
+    "path": "/runs/gpt/synapse-captures/gpt-step00001200-r7.safetensors",
+    "text": "",
+}
+CAPTURE_REFUSED = {
+    "request_id": 8,
+    "status": 1,
+    "step": 0,
+    "sites": 0,
+    "size": 0,
+    "path": "",
+    "text": "capture is off: attach(model, capture=True) to allow it",
+}
 
 
 def mac(token: str, challenge: bytes) -> bytes:
@@ -478,6 +540,7 @@ JOB_RUNNING = {
     "ranks_reporting": 4,
     "since_ns": 0,
     "text": "",
+    "full_rank": 2,
 }
 VERSION_TEXT = "no common protocol version: peer speaks 2..3, this build speaks 1..1"
 
@@ -640,6 +703,22 @@ def good_vectors() -> list[dict[str, Any]]:
         {"type": "CONTROL", "request_id": 11, **none, "rate_hz": 5.0, "budget": 0.015625}
         | {"unknown_fields": 0},
         seq=5,
+    )
+    add(
+        "control_full_rank",
+        5,
+        control(12, full_rank=3),
+        {"type": "CONTROL", "request_id": 12, **none, "full_rank": 3, "budget": None}
+        | {"unknown_fields": 0},
+        seq=6,
+    )
+    add(
+        "control_full_rank_none_and_budget",
+        5,
+        control(13, budget=0.5, full_rank=0xFFFFFFFF),
+        {"type": "CONTROL", "request_id": 13, **none, "budget": 0.5, "full_rank": 0xFFFFFFFF}
+        | {"unknown_fields": 0},
+        seq=7,
     )
     add(
         "control_ack_threshold_mode",
@@ -874,6 +953,47 @@ def good_vectors() -> list[dict[str, Any]]:
         seq=40,
         step=12,
     )
+    add(
+        "capture_request_three_sites_padded",
+        29,
+        capture_request(7, [0, 3, 65536]),
+        {"type": "CAPTURE_REQUEST", "request_id": 7, "site_ids": [0, 3, 65536]},
+    )
+    add(
+        "capture_done_written",
+        30,
+        capture_done(CAPTURE_WRITTEN),
+        {"type": "CAPTURE_DONE", **CAPTURE_WRITTEN},
+        step=1200,
+    )
+    add(
+        "capture_done_refused",
+        30,
+        capture_done(CAPTURE_REFUSED),
+        {"type": "CAPTURE_DONE", **CAPTURE_REFUSED},
+        step=5,
+    )
+    add(
+        "action_list_two",
+        31,
+        action_list(["checkpoint", "lr x0.5"]),
+        {"type": "ACTION_LIST", "names": ["checkpoint", "lr x0.5"]},
+    )
+    add("action_list_empty", 31, action_list([]), {"type": "ACTION_LIST", "names": []})
+    add(
+        "action_request_checkpoint",
+        33,
+        action_request(12, "checkpoint"),
+        {"type": "ACTION_REQUEST", "request_id": 12, "name": "checkpoint"},
+    )
+    add(
+        "action_result_failed",
+        34,
+        action_result(12, 1, 1201, "OSError: [Errno 28] No space left on device"),
+        {"type": "ACTION_RESULT", "request_id": 12, "status": 1, "step": 1201}
+        | {"text": "OSError: [Errno 28] No space left on device"},
+        step=1201,
+    )
     bent_moe = moe_routing(
         [0], [[5, 0, 5]], [[0.5, 0.0, 0.5]], [7], top_k=3, reserved=0xBEEF, padding=0xFF
     )
@@ -940,7 +1060,7 @@ def good_vectors() -> list[dict[str, Any]]:
 def skipped_vectors() -> list[dict[str, Any]]:
     cases = [
         ("unknown_type_40", 40, bytes(range(24))),
-        ("unknown_type_31_empty", 31, b""),
+        ("unknown_type_250_empty", 250, b""),
         ("unknown_type_odd_length", 999, b"\x01\x02\x03\x04\x05"),
     ]
     return [
@@ -1165,6 +1285,11 @@ def bad_vectors() -> list[dict[str, Any]]:
         "control_budget_missing",
         frame(5, control(1, budget=0.5)[:32]),
         "CONTROL sets BUDGET but has no budget field",
+    )
+    add(
+        "control_full_rank_missing",
+        frame(5, control(1, full_rank=1)[:32]),
+        "CONTROL sets FULL_RANK but has no full_rank field",
     )
     add("probe_cost_short", frame(20, probe_cost(COST)[:32]), "PROBE_COST payload is 32 bytes, 40")
     add("rank_skew_short", frame(36, bytes(4)), "RANK_SKEW payload is 4 bytes, at least 8")
@@ -1460,6 +1585,58 @@ def bad_vectors() -> list[dict[str, Any]]:
         frame(28, optimizer[:-4]),
         "OPTIMIZER_STATS payload is 52 bytes, 8 + 8 + 40 expected",
     )
+    add(
+        "capture_request_no_sites",
+        frame(29, capture_request(1, [])),
+        "CAPTURE_REQUEST announces 0 sites (1..64)",
+    )
+    add(
+        "capture_request_too_many_sites",
+        frame(29, capture_request(1, list(range(65)))),
+        "CAPTURE_REQUEST announces 65 sites (1..64)",
+    )
+    add(
+        "capture_request_count_mismatch",
+        frame(29, capture_request(1, [0, 1], n=3)),
+        "CAPTURE_REQUEST payload is 16 bytes, 8 + 16 expected",
+    )
+    add("capture_done_short", frame(30, bytes(24)), "CAPTURE_DONE payload is 24 bytes, at least 32")
+    add(
+        "capture_done_path_len_mismatch",
+        frame(30, capture_done(CAPTURE_WRITTEN, path_len=70)),
+        "CAPTURE_DONE payload is 96 bytes, 104 expected",
+    )
+    add(
+        "capture_done_path_too_long",
+        frame(30, capture_done(CAPTURE_WRITTEN, path_len=4097)),
+        "CAPTURE_DONE path_len is 4097 (limit 4096)",
+    )
+    add(
+        "capture_done_path_not_utf8",
+        frame(30, capture_done(CAPTURE_WRITTEN | {"path": "ab"})[:32] + b"\xff\xfe" + bytes(6)),
+        "CAPTURE_DONE path is not valid UTF-8",
+    )
+    add(
+        "action_list_count_mismatch",
+        frame(31, action_list(["a", "b"], count=3)),
+        "ACTION_LIST names do not match its count of 3",
+    )
+    add(
+        "action_list_too_many",
+        frame(31, action_list(["a"], count=33)),
+        "ACTION_LIST announces 33 names (limit 32)",
+    )
+    add(
+        "action_request_empty_name",
+        frame(33, action_request(1, "")),
+        "ACTION_REQUEST name_len is 0 (1..64)",
+    )
+    add(
+        "action_request_name_len_mismatch",
+        frame(33, action_request(1, "checkpoint", name_len=17)),
+        "ACTION_REQUEST payload is 24 bytes, 8 + 24 expected",
+    )
+    add("action_result_short", frame(34, bytes(8)), "ACTION_RESULT payload is 8 bytes, at least 16")
     return v
 
 

@@ -8,7 +8,8 @@ for seeking.
 
 from __future__ import annotations
 
-from ._format import STEP_TYPES, topic
+from .._wire import STEP_TYPES
+from ._format import topic
 from ._reader import Recording, StepIndex, open_recording
 from ._scan import RecordingError
 from ._thin import Thinner

@@ -21,20 +21,6 @@ STEP_INDEX_MEDIA_TYPE = "application/x-synapse-step-index"
 MAX_CHUNK_SIZE = 16 << 20
 MAX_CHUNK_BYTES = MAX_CHUNK_SIZE + MAX_PAYLOAD + (1 << 20)
 
-# The frames whose header step is the step they measured (docs/PROTOCOL.md section 2).
-STEP_TYPES = frozenset(
-    int(t)
-    for t in (
-        MsgType.LAYER_SUMMARY_BATCH,
-        MsgType.SPARSE_ACTIVATIONS,
-        MsgType.BLOCK_GRAD_NORMS,
-        MsgType.ATTENTION,
-        MsgType.RESIDUAL,
-        MsgType.MOE_ROUTING,
-        MsgType.HEAD_STATS,
-        MsgType.TRAINING_METRICS,
-    )
-)
 
 # One step-index entry: u32 step, u32 zero, u64 log time of the step's first frame (ns).
 STEP_ENTRY = np.dtype([("step", "<u4"), ("reserved", "<u4"), ("log_time_ns", "<u8")])

@@ -14,7 +14,8 @@ from types import TracebackType
 import numpy as np
 from numpy.typing import NDArray
 
-from ._format import METADATA_NAME, STEP_INDEX_NAME, STEP_TYPES, unpack_step_index
+from .._wire import STEP_TYPES
+from ._format import METADATA_NAME, STEP_INDEX_NAME, unpack_step_index
 from ._scan import ChunkRef, RecordingError, locate, read_attachment, read_chunk
 
 _TYPE = struct.Struct("<H")

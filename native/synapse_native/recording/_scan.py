@@ -24,6 +24,8 @@ from mcap.opcode import Opcode
 from mcap.reader import SeekingReader
 from mcap.records import Attachment, Metadata
 
+from .._wire import HEADER_SIZE
+from .._wire import MAGIC as WIRE_MAGIC
 from ._format import MAX_CHUNK_BYTES
 
 MAGIC = b"\x89MCAP0\r\n"
@@ -31,7 +33,8 @@ _RECORD = struct.Struct("<BQ")
 _CHUNK_HEAD = struct.Struct("<QQQII")  # start, end, uncompressed size, crc, compression length
 _MESSAGE_HEAD = struct.Struct("<HIQQ")  # channel id, sequence, log time, publish time
 _FOOTER_SIZE = _RECORD.size + 20
-_RECORD_ERRORS = (McapError, ValueError, struct.error, UnicodeDecodeError, EOFError)
+_PAYLOAD_LENGTH = struct.Struct("<I")  # a wire frame's, at header offset 8
+_RECORD_ERRORS = (McapError, ValueError, struct.error, EOFError, OverflowError)
 
 
 class RecordingError(Exception):
@@ -89,11 +92,12 @@ def _from_summary(f: IO[bytes], size: int, metadata_name: str) -> Layout | None:
     summary_start, _offsets, crc = struct.unpack_from("<QQI", footer, _RECORD.size)
     if not 0 < summary_start <= size - len(MAGIC) - _FOOTER_SIZE:
         return None
-    if crc:
-        f.seek(summary_start)
-        body = f.read(size - len(MAGIC) - _FOOTER_SIZE - summary_start)
-        if zlib.crc32(footer[:-4], zlib.crc32(body)) != crc:
-            return None
+    # Only a summary under its CRC is trusted (its records' lengths are read as they claim);
+    # a file without one is scanned instead, which reads any valid file as well.
+    f.seek(summary_start)
+    body = f.read(size - len(MAGIC) - _FOOTER_SIZE - summary_start)
+    if not crc or zlib.crc32(footer[:-4], zlib.crc32(body)) != crc:
+        return None
     try:
         f.seek(0)
         summary = SeekingReader(f).get_summary()
@@ -103,7 +107,7 @@ def _from_summary(f: IO[bytes], size: int, metadata_name: str) -> Layout | None:
         return None
     layout = Layout()
     layout.channel_types = {
-        cid: int(ch.metadata.get("type", "-1")) for cid, ch in summary.channels.items()
+        cid: _type_of(ch.metadata.get("type", "")) for cid, ch in summary.channels.items()
     }
     for index in summary.chunk_indexes:
         layout.chunks.append(
@@ -141,7 +145,7 @@ def _from_scan(f: IO[bytes], size: int, name: str, metadata_name: str) -> Layout
         if end > size:
             layout.damage = _cut_short(f, offset, opcode, length, size, layout)
             break
-        if opcode == Opcode.CHUNK:
+        if opcode == Opcode.CHUNK and length >= _CHUNK_HEAD.size:  # shorter: holds nothing
             start_ns, end_ns, *_ = _CHUNK_HEAD.unpack(f.read(_CHUNK_HEAD.size))
             layout.chunks.append(ChunkRef(offset, start_ns, end_ns))
         elif opcode == Opcode.METADATA:
@@ -269,17 +273,29 @@ def _messages(
             pos += _RECORD.size
             if opcode == Opcode.MESSAGE:
                 _cid, _seq, log_time, _pub = _MESSAGE_HEAD.unpack_from(data, pos)
-                out.append((log_time, bytes(view[pos + _MESSAGE_HEAD.size : pos + length])))
+                frame = bytes(view[pos + _MESSAGE_HEAD.size : pos + length])
+                if not _whole_frame(frame, length - _MESSAGE_HEAD.size):
+                    raise ValueError(f"a message of {len(frame)} bytes is not a whole wire frame")
+                out.append((log_time, frame))
             elif opcode == Opcode.CHANNEL:
                 cid, _schema, topic_len = struct.unpack_from("<HHI", data, pos)
                 channel_types.setdefault(cid, _channel_type(data[pos + 8 + topic_len :]))
             pos += length
-    except struct.error as exc:
+    except _RECORD_ERRORS as exc:
         raise RecordingError(
-            f"{name}: the chunk at offset {chunk.offset} holds a malformed record ({exc})"
+            f"{name}: the chunk at offset {chunk.offset} holds a malformed record ({exc!r})"
         ) from exc
     out.sort(key=lambda m: m[0])
     return out
+
+
+def _whole_frame(frame: bytes, claimed: int) -> bool:
+    """Whether ``frame`` (``claimed`` bytes by its record) is one wire frame, whole."""
+    return (
+        len(frame) == claimed >= HEADER_SIZE
+        and frame.startswith(WIRE_MAGIC)
+        and len(frame) == HEADER_SIZE + _PAYLOAD_LENGTH.unpack_from(frame, 8)[0]
+    )
 
 
 def _channel_type(rest: bytes) -> int:
@@ -291,8 +307,13 @@ def _channel_type(rest: bytes) -> int:
     while stream.count < end:
         key, value = stream.read_prefixed_string(), stream.read_prefixed_string()
         if key == "type":
-            return int(value)
+            return _type_of(value)
     return -1
+
+
+def _type_of(value: str) -> int:
+    """A channel's ``type`` metadata as a message type; -1 when it is not a number."""
+    return int(value) if value.isdecimal() and len(value) < 6 else -1
 
 
 def _decompress(compression: str, data: bytes, raw_size: int) -> bytes:

@@ -6,6 +6,8 @@ import datetime
 import os
 import socket
 import time
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -16,7 +18,7 @@ from mcap.writer import CompressionType, Writer
 
 from .. import __version__
 from .._decode import decode_frame
-from .._wire import VERSION, MsgType
+from .._wire import STEP_TYPES, VERSION, MsgType
 from ._format import (
     MAX_CHUNK_SIZE,
     MESSAGE_ENCODING,
@@ -24,7 +26,6 @@ from ._format import (
     PROFILE,
     STEP_INDEX_MEDIA_TYPE,
     STEP_INDEX_NAME,
-    STEP_TYPES,
     frame_key,
     pack_step_index,
     topic,
@@ -38,6 +39,32 @@ _COMPRESSIONS = {
 # Frames that set the state later frames are read against: each part of a rotated recording
 # starts with the latest of each (per rank), so every file reads on its own.
 _IN_FORCE = (int(MsgType.HELLO), int(MsgType.MODEL_META), int(MsgType.CONTROL_ACK))
+
+
+class StepIndex:
+    """The first log time of each step, kept as two flat arrays (12 bytes a step, u32 step and
+    u64 time; a part's index grows by that much per step). Steps arrive mostly ascending; an
+    older step is inserted in place."""
+
+    def __init__(self) -> None:
+        self.steps = array("I")
+        self.times = array("Q")
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def add(self, step: int, log_time: int) -> None:
+        steps = self.steps
+        if not steps or step > steps[-1]:
+            steps.append(step)
+            self.times.append(log_time)
+            return
+        i = bisect_left(steps, step)
+        if steps[i] == step:
+            self.times[i] = min(self.times[i], log_time)
+        else:
+            steps.insert(i, step)
+            self.times.insert(i, log_time)
 
 
 def part_path(path: Path, part: int) -> Path:
@@ -152,7 +179,7 @@ class RecordingWriter:
         self._mcap = Writer(self._file, chunk_size=self._chunk_size, compression=self._compression)
         self._mcap.start(profile=PROFILE, library=f"synapse_native {__version__}")
         self._channels: dict[tuple[int, int], int] = {}
-        self._steps: dict[int, int] = {}
+        self._steps = StepIndex()
         self._chunk_started_ns: int | None = None
         self._chunk_started_at = 0
         self._metadata_written = False
@@ -162,20 +189,22 @@ class RecordingWriter:
                 self._add(rank, msg_type, frame, log_time)
 
     def _finish_part(self) -> None:
-        self._write_metadata()
-        if self._steps:
-            steps = np.fromiter(sorted(self._steps), np.uint32, len(self._steps))
-            times = np.array([self._steps[int(s)] for s in steps], np.uint64)
-            self._mcap.add_attachment(
-                create_time=time.time_ns(),
-                log_time=int(times.min()),
-                name=STEP_INDEX_NAME,
-                media_type=STEP_INDEX_MEDIA_TYPE,
-                data=pack_step_index(steps, times),
-            )
-        self._mcap.finish()  # type: ignore[no-untyped-call]
-        self._closed_bytes += self._file.tell()
-        self._file.close()
+        try:
+            self._write_metadata()
+            if self._steps:
+                steps = np.frombuffer(self._steps.steps, np.uint32)
+                times = np.frombuffer(self._steps.times, np.uint64)
+                self._mcap.add_attachment(
+                    create_time=time.time_ns(),
+                    log_time=int(times.min()),
+                    name=STEP_INDEX_NAME,
+                    media_type=STEP_INDEX_MEDIA_TYPE,
+                    data=pack_step_index(steps, times),
+                )
+            self._mcap.finish()  # type: ignore[no-untyped-call]
+        finally:  # a full disk: the file still closes (close() raises, the fd is released)
+            self._closed_bytes += self._file.tell()
+            self._file.close()
 
     # -- frames -------------------------------------------------------------------------------
 
@@ -187,9 +216,7 @@ class RecordingWriter:
             self._learn(frame, msg_type)
         self._add(rank, msg_type, frame, log_time)
         if msg_type in STEP_TYPES:
-            first = self._steps.setdefault(step, log_time)
-            if log_time < first:
-                self._steps[step] = log_time
+            self._steps.add(step, log_time)
         self.frames_written += 1
         if self._max_bytes is not None and self._file.tell() >= self._max_bytes:
             self._finish_part()
