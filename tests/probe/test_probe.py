@@ -29,13 +29,15 @@ def train(model: torch.nn.Module, steps: int, probe=None, start: int = 0) -> lis
         loss.backward()
         opt.step()
         losses.append(loss.item())
+        if probe is not None:  # the previous step sent before the next: no drop under load
+            assert probe._encoder.flush(10)
     return losses
 
 
 def test_each_sampled_step_sends_one_summary_batch_then_sparse_frames(server) -> None:
     model = llama_like(n_layers=2)
     with synapse_probe.attach(model, server=server, rate_hz=EVERY_STEP) as probe:
-        train(model, 3)
+        train(model, 3, probe)
     assert server.metas[0].n_layers == 2 and len(server.metas[0].sites) == 6
     assert server.steps() == [0, 1, 2]
     for _, records in server.summaries():
