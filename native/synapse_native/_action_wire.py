@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar
 
+from ._layout import decode_text, encode_text, padded, zero_padded
 from ._wire import HEADER_SIZE, MAX_TEXT, MsgType, ProtocolError
 
 MAX_ACTIONS = 32  # names in one ACTION_LIST
@@ -68,24 +69,6 @@ class ActionResult:
     text: str = ""
 
 
-def _padded(n: int) -> int:
-    return (n + 7) & ~7
-
-
-def _pad(raw: bytes) -> bytes:
-    return raw + bytes(_padded(len(raw)) - len(raw))
-
-
-def _utf8(text: str, what: str, limit: int) -> bytes:
-    try:
-        raw = text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ProtocolError(f"{what} cannot be encoded as UTF-8 ({exc.reason})") from None
-    if len(raw) > limit:
-        raise ProtocolError(f"{what} is {len(raw)} bytes (limit {limit})")
-    return raw
-
-
 def _pack(layout: struct.Struct, what: str, *values: Any) -> bytes:
     try:
         return layout.pack(*values)
@@ -95,7 +78,7 @@ def _pack(layout: struct.Struct, what: str, *values: Any) -> bytes:
 
 def check_name(name: str, what: str = "action name") -> bytes:
     """``name`` as wire bytes: 1 to 64 bytes of UTF-8 without a line feed."""
-    raw = _utf8(name, what, MAX_ACTION_NAME)
+    raw = encode_text(name, what, MAX_ACTION_NAME)
     if not raw or b"\n" in raw:
         raise ProtocolError(f"{what} must be 1 to {MAX_ACTION_NAME} bytes without a line feed")
     return raw
@@ -106,34 +89,25 @@ def encode_action_list(m: ActionList) -> tuple[int, list[bytes | memoryview]]:
         raise ProtocolError(f"ACTION_LIST has {len(m.names)} names (limit {MAX_ACTIONS})")
     text = b"\n".join(check_name(n, "ACTION_LIST name") for n in m.names)
     fixed = _pack(LIST_FIXED, "ACTION_LIST", len(m.names), len(text), 0)
-    return LIST_FIXED.size + _padded(len(text)), [fixed, _pad(text)]
+    return LIST_FIXED.size + padded(len(text)), [fixed, zero_padded(text)]
 
 
 def encode_action_request(m: ActionRequest) -> tuple[int, list[bytes | memoryview]]:
     name = check_name(m.name, "ACTION_REQUEST name")
     fixed = _pack(REQUEST_FIXED, "ACTION_REQUEST", m.request_id, len(name), 0)
-    return REQUEST_FIXED.size + _padded(len(name)), [fixed, _pad(name)]
+    return REQUEST_FIXED.size + padded(len(name)), [fixed, zero_padded(name)]
 
 
 def encode_action_result(m: ActionResult) -> tuple[int, list[bytes | memoryview]]:
-    text = _utf8(m.text, "ACTION_RESULT text", MAX_TEXT)
+    text = encode_text(m.text, "ACTION_RESULT text", MAX_TEXT)
     fixed = _pack(RESULT_FIXED, "ACTION_RESULT", m.request_id, int(m.status), 0, len(text), m.step)
-    return RESULT_FIXED.size + _padded(len(text)), [fixed, _pad(text)]
-
-
-def _text(frame: memoryview, start: int, length: int, what: str) -> str:
-    try:
-        return bytes(frame[start : start + length]).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ProtocolError(
-            f"{what} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
-        ) from None
+    return RESULT_FIXED.size + padded(len(text)), [fixed, zero_padded(text)]
 
 
 def _check_size(what: str, size: int, fixed: int, text_len: int) -> None:
-    if size != fixed + _padded(text_len):
+    if size != fixed + padded(text_len):
         raise ProtocolError(
-            f"{what} payload is {size} bytes, {fixed} + {_padded(text_len)} expected"
+            f"{what} payload is {size} bytes, {fixed} + {padded(text_len)} expected"
         )
 
 
@@ -144,7 +118,7 @@ def decode_action_list(frame: memoryview, size: int) -> ActionList:
     if count > MAX_ACTIONS:
         raise ProtocolError(f"ACTION_LIST announces {count} names (limit {MAX_ACTIONS})")
     _check_size("ACTION_LIST", size, LIST_FIXED.size, text_len)
-    text = _text(frame, HEADER_SIZE + LIST_FIXED.size, text_len, "ACTION_LIST names")
+    text = decode_text(frame, HEADER_SIZE + LIST_FIXED.size, text_len, "ACTION_LIST names")
     names = tuple(text.split("\n")) if count else ()
     if len(names) != count or not all(0 < len(n.encode()) <= MAX_ACTION_NAME for n in names):
         raise ProtocolError(f"ACTION_LIST names do not match its count of {count}")
@@ -158,7 +132,7 @@ def decode_action_request(frame: memoryview, size: int) -> ActionRequest:
     if not 1 <= name_len <= MAX_ACTION_NAME:
         raise ProtocolError(f"ACTION_REQUEST name_len is {name_len} (1..{MAX_ACTION_NAME})")
     _check_size("ACTION_REQUEST", size, REQUEST_FIXED.size, name_len)
-    name = _text(frame, HEADER_SIZE + REQUEST_FIXED.size, name_len, "ACTION_REQUEST name")
+    name = decode_text(frame, HEADER_SIZE + REQUEST_FIXED.size, name_len, "ACTION_REQUEST name")
     return ActionRequest(request_id, name)
 
 
@@ -172,5 +146,5 @@ def decode_action_result(frame: memoryview, size: int) -> ActionResult:
     if text_len > MAX_TEXT:
         raise ProtocolError(f"ACTION_RESULT text_len is {text_len} (limit {MAX_TEXT})")
     _check_size("ACTION_RESULT", size, RESULT_FIXED.size, text_len)
-    text = _text(frame, HEADER_SIZE + RESULT_FIXED.size, text_len, "ACTION_RESULT text")
+    text = decode_text(frame, HEADER_SIZE + RESULT_FIXED.size, text_len, "ACTION_RESULT text")
     return ActionResult(request_id, _STATUSES.get(status, status), step, text)

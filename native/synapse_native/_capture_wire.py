@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ._layout import decode_text, encode_text, padded, zero_padded
 from ._wire import HEADER_SIZE, MAX_TEXT, MsgType, ProtocolError
 
 MAX_CAPTURE_SITES = 64  # site ids in one CAPTURE_REQUEST (a trainer may allow fewer)
@@ -79,24 +80,6 @@ class CaptureDone:
     text: str = ""
 
 
-def _padded(n: int) -> int:
-    return (n + 7) & ~7
-
-
-def _utf8(text: str, what: str, limit: int) -> bytes:
-    try:
-        raw = text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ProtocolError(f"{what} cannot be encoded as UTF-8 ({exc.reason})") from None
-    if len(raw) > limit:
-        raise ProtocolError(f"{what} is {len(raw)} bytes (limit {limit})")
-    return raw
-
-
-def _pad(raw: bytes) -> bytes:
-    return raw + bytes(_padded(len(raw)) - len(raw))
-
-
 def _pack(layout: struct.Struct, what: str, *values: Any) -> bytes:
     try:
         return layout.pack(*values)
@@ -113,20 +96,20 @@ def encode_capture_request(m: CaptureRequest) -> tuple[int, list[bytes | memoryv
     if ids.dtype.kind not in "iu" or int(ids.min()) < 0 or int(ids.max()) > 0xFFFF_FFFF:
         raise ProtocolError("CAPTURE_REQUEST site_ids must be integers in 0..2**32-1")
     fixed = _pack(REQUEST_FIXED, "CAPTURE_REQUEST", m.request_id, n, 0)
-    return REQUEST_FIXED.size + _padded(4 * n), [fixed, _pad(ids.astype("<u4").tobytes())]
+    return REQUEST_FIXED.size + padded(4 * n), [fixed, zero_padded(ids.astype("<u4").tobytes())]
 
 
 def encode_capture_done(m: CaptureDone) -> tuple[int, list[bytes | memoryview]]:
     """CAPTURE_DONE payload: its size and the pieces to join."""
-    path = _utf8(m.path, "CAPTURE_DONE path", MAX_CAPTURE_PATH)
-    text = _utf8(m.text, "CAPTURE_DONE text", MAX_TEXT)
+    path = encode_text(m.path, "CAPTURE_DONE path", MAX_CAPTURE_PATH)
+    text = encode_text(m.text, "CAPTURE_DONE text", MAX_TEXT)
     fixed = _pack(
         DONE_FIXED,
         "CAPTURE_DONE",
         *(m.request_id, int(m.status), 0, m.sites, m.step, m.size, len(path), len(text), 0),
     )
-    size = DONE_FIXED.size + _padded(len(path)) + _padded(len(text))
-    return size, [fixed, _pad(path), _pad(text)]
+    size = DONE_FIXED.size + padded(len(path)) + padded(len(text))
+    return size, [fixed, zero_padded(path), zero_padded(text)]
 
 
 def decode_capture_request(frame: memoryview, size: int) -> CaptureRequest:
@@ -136,24 +119,15 @@ def decode_capture_request(frame: memoryview, size: int) -> CaptureRequest:
     request_id, n, _ = REQUEST_FIXED.unpack_from(frame, HEADER_SIZE)
     if not 1 <= n <= MAX_CAPTURE_SITES:
         raise ProtocolError(f"CAPTURE_REQUEST announces {n} sites (1..{MAX_CAPTURE_SITES})")
-    if size != REQUEST_FIXED.size + _padded(4 * n):
+    if size != REQUEST_FIXED.size + padded(4 * n):
         raise ProtocolError(
-            f"CAPTURE_REQUEST payload is {size} bytes, 8 + {_padded(4 * n)} expected"
+            f"CAPTURE_REQUEST payload is {size} bytes, 8 + {padded(4 * n)} expected"
         )
     ids = np.frombuffer(frame, "<u4", n, HEADER_SIZE + REQUEST_FIXED.size)
     return CaptureRequest(request_id, tuple(int(i) for i in ids))
 
 
 _STATUSES = {int(s): s for s in CaptureStatus}
-
-
-def _text(frame: memoryview, start: int, length: int, what: str) -> str:
-    try:
-        return bytes(frame[start : start + length]).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ProtocolError(
-            f"{what} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
-        ) from None
 
 
 def decode_capture_done(frame: memoryview, size: int) -> CaptureDone:
@@ -167,10 +141,10 @@ def decode_capture_done(frame: memoryview, size: int) -> CaptureDone:
         raise ProtocolError(f"CAPTURE_DONE path_len is {path_len} (limit {MAX_CAPTURE_PATH})")
     if text_len > MAX_TEXT:
         raise ProtocolError(f"CAPTURE_DONE text_len is {text_len} (limit {MAX_TEXT})")
-    expected = DONE_FIXED.size + _padded(path_len) + _padded(text_len)
+    expected = DONE_FIXED.size + padded(path_len) + padded(text_len)
     if size != expected:
         raise ProtocolError(f"CAPTURE_DONE payload is {size} bytes, {expected} expected")
     start = HEADER_SIZE + DONE_FIXED.size
-    path = _text(frame, start, path_len, "CAPTURE_DONE path")
-    text = _text(frame, start + _padded(path_len), text_len, "CAPTURE_DONE text")
+    path = decode_text(frame, start, path_len, "CAPTURE_DONE path")
+    text = decode_text(frame, start + padded(path_len), text_len, "CAPTURE_DONE text")
     return CaptureDone(request_id, _STATUSES.get(status, status), step, sites, nbytes, path, text)

@@ -45,6 +45,7 @@ from ._layout import (
     TOKEN_LEN_DTYPE,
     VALUE_DTYPE,
     WEIGHT_DTYPE,
+    decode_text,
     padded,
 )
 from ._messages import (
@@ -179,15 +180,6 @@ def _check_fixed(name: str, size: int, fixed: int) -> None:
         raise _fail_size(name, size, f"at least {fixed}")
 
 
-def _text(frame: memoryview, offset: int, length: int, what: str) -> str:
-    try:
-        return str(frame[offset : offset + length], "utf-8")
-    except UnicodeDecodeError as exc:
-        raise ProtocolError(
-            f"{what} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
-        ) from None
-
-
 def _check_text_len(what: str, length: int, limit: int) -> None:
     if length > limit:
         raise ProtocolError(f"{what} is {length} bytes (limit {limit})")
@@ -214,7 +206,7 @@ def _hello(frame: memoryview, size: int) -> Hello:
         raise _fail_size("HELLO", size, f"64 + {padded(name_len)}")
     if not 1 <= v_min <= v_max:
         raise ProtocolError(f"HELLO version range {v_min}..{v_max} is empty or starts below 1")
-    name = _text(frame, P + HELLO_FIXED.size, name_len, "HELLO name")
+    name = decode_text(frame, P + HELLO_FIXED.size, name_len, "HELLO name")
     return Hello(
         role=_ROLES.get(role, role),
         name=name,
@@ -251,14 +243,14 @@ def _model_meta(frame: memoryview, size: int) -> ModelMeta:
             site_id=site_id,
             layer=layer,
             kind=_SITE_KINDS.get(kind, kind),
-            name=_text(frame, strings_at + offset, length, f"MODEL_META site {site_id} name"),
+            name=decode_text(frame, strings_at + offset, length, f"MODEL_META site {site_id} name"),
             neurons=neurons,
             grid_rows=rows,
             grid_cols=cols,
         )
         for site_id, layer, neurons, rows, cols, kind, _, offset, length in table.tolist()
     )
-    model_name = _text(frame, strings_at, name_len, "MODEL_META model name")
+    model_name = decode_text(frame, strings_at, name_len, "MODEL_META model name")
     return ModelMeta(model_name=model_name, n_layers=n_layers, sites=sites)
 
 
@@ -336,7 +328,7 @@ def _control_ack(frame: memoryview, size: int) -> ControlAck:
         raise ProtocolError(f"CONTROL_ACK status {status} unknown (0 APPLIED or 1 REJECTED)")
     paused_flag = _paused("CONTROL_ACK", paused)
     state = ControlState(threshold, rate_hz, site_kinds, paused_flag, top_k, _threshold_mode(mode))
-    error = _text(frame, P + ACK_FIXED.size, error_len, "CONTROL_ACK error")
+    error = decode_text(frame, P + ACK_FIXED.size, error_len, "CONTROL_ACK error")
     return ControlAck(request_id, status == AckStatus.APPLIED, state, error)
 
 
@@ -363,7 +355,7 @@ def _error(frame: memoryview, size: int) -> ErrorReport:
     _check_text_len("ERROR text", text_len, MAX_TEXT)
     if size != ERROR_FIXED.size + padded(text_len):
         raise _fail_size("ERROR", size, f"8 + {padded(text_len)}")
-    text = _text(frame, P + ERROR_FIXED.size, text_len, "ERROR text")
+    text = decode_text(frame, P + ERROR_FIXED.size, text_len, "ERROR text")
     return ErrorReport(_ERROR_CODES.get(code, code), text)
 
 
@@ -435,7 +427,7 @@ def _attention(frame: memoryview, size: int) -> AttentionPattern:
     text_at = lengths_at + 2 * n_tokens
     tokens = []
     for i, length in enumerate(lengths.tolist()):
-        tokens.append(_text(frame, text_at, length, f"ATTENTION token {i}"))
+        tokens.append(decode_text(frame, text_at, length, f"ATTENTION token {i}"))
         text_at += length
     pairs = np.frombuffer(frame, PAIR_DTYPE, n_pairs, pairs_at)
     weights_at = lengths_at + table_len

@@ -70,8 +70,10 @@ from ._layout import (
     TOKEN_LEN_DTYPE,
     VALUE_DTYPE,
     WEIGHT_DTYPE,
+    encode_text,
     field_codes,
     padded,
+    zero_padded,
 )
 from ._messages import (
     AttentionPattern,
@@ -177,20 +179,6 @@ def _pack(layout: struct.Struct, what: str, names: Sequence[str], values: Sequen
         raise ProtocolError(f"{what}: {exc}") from None  # pragma: no cover - names cover all
 
 
-def _utf8(text: str, what: str, limit: int) -> bytes:
-    try:
-        raw = text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ProtocolError(f"{what} cannot be encoded as UTF-8 ({exc.reason})") from None
-    if len(raw) > limit:
-        raise ProtocolError(f"{what} is {len(raw)} bytes (limit {limit})")
-    return raw
-
-
-def _zero_padded(raw: bytes) -> bytes:
-    return raw + bytes(padded(len(raw)) - len(raw))
-
-
 def _records(array: Any, dtype: np.dtype[Any], what: str) -> npt.NDArray[Any]:
     if not isinstance(array, np.ndarray) or array.dtype != dtype or array.ndim != 1:
         raise ProtocolError(f"{what} must be a 1-D numpy array of the protocol's record dtype")
@@ -258,7 +246,7 @@ def _flat_bytes(array: npt.NDArray[Any]) -> memoryview:
 
 
 def _hello(m: Hello) -> Payload:
-    name = _utf8(m.name, "HELLO name", MAX_HELLO_NAME)
+    name = encode_text(m.name, "HELLO name", MAX_HELLO_NAME)
     if len(m.auth_data) != AUTH_DATA_SIZE:
         raise ProtocolError(f"HELLO auth_data is {len(m.auth_data)} bytes, 32 expected")
     if not 1 <= m.version_min <= m.version_max:
@@ -268,17 +256,17 @@ def _hello(m: Hello) -> Payload:
         *(m.rank, m.world_size, bytes(m.auth_data), 0),
     )
     fixed = _pack(HELLO_FIXED, "HELLO", HELLO_FIELDS, fixed_values)
-    return HELLO_FIXED.size + padded(len(name)), [fixed, _zero_padded(name)]
+    return HELLO_FIXED.size + padded(len(name)), [fixed, zero_padded(name)]
 
 
 def _model_meta(m: ModelMeta) -> Payload:
     if len(m.sites) > MAX_SITES:
         raise ProtocolError(f"MODEL_META has {len(m.sites)} sites (limit {MAX_SITES})")
-    strings = [_utf8(m.model_name, "MODEL_META model name", MAX_TEXT)]
+    strings = [encode_text(m.model_name, "MODEL_META model name", MAX_TEXT)]
     rows = []
     offset = len(strings[0])
     for site in m.sites:
-        name = _utf8(site.name, f"MODEL_META site {site.site_id} name", MAX_TEXT)
+        name = encode_text(site.name, f"MODEL_META site {site.site_id} name", MAX_TEXT)
         numbers = (site.site_id, site.layer, site.neurons, site.grid_rows, site.grid_cols)
         rows.append((*numbers, site.kind, 0, offset, len(name)))
         strings.append(name)
@@ -292,7 +280,7 @@ def _model_meta(m: ModelMeta) -> Payload:
             kind = "u16" if limit == 0xFFFF else "u32"
             raise ProtocolError(f"MODEL_META site {field} = {bad[0]!r} does not fit {kind}")
         table[field] = cells
-    string_table = _zero_padded(b"".join(strings))
+    string_table = zero_padded(b"".join(strings))
     check_site_table(table, m.n_layers, len(string_table))
     fixed_values = (len(rows), m.n_layers, len(strings[0]), len(string_table))
     fixed = _pack(META_FIXED, "MODEL_META", META_FIELDS, fixed_values)
@@ -345,7 +333,7 @@ def _control(m: Control) -> Payload:
 
 
 def _control_ack(m: ControlAck) -> Payload:
-    error = _utf8(m.error, "CONTROL_ACK error", MAX_TEXT)
+    error = encode_text(m.error, "CONTROL_ACK error", MAX_TEXT)
     status = AckStatus.APPLIED if m.applied else AckStatus.REJECTED
     s = m.state
     fixed_values = (
@@ -353,7 +341,7 @@ def _control_ack(m: ControlAck) -> Payload:
         *(s.top_k, len(error), s.threshold_mode),
     )
     fixed = _pack(ACK_FIXED, "CONTROL_ACK", ACK_FIELDS, fixed_values)
-    return ACK_FIXED.size + padded(len(error)), [fixed, _zero_padded(error)]
+    return ACK_FIXED.size + padded(len(error)), [fixed, zero_padded(error)]
 
 
 def _probe_stats(m: ProbeStats) -> Payload:
@@ -374,9 +362,9 @@ def _probe_cost(m: ProbeCost) -> Payload:
 
 
 def _error(m: ErrorReport) -> Payload:
-    text = _utf8(m.text, "ERROR text", MAX_TEXT)
+    text = encode_text(m.text, "ERROR text", MAX_TEXT)
     fixed = _pack(ERROR_FIXED, "ERROR", ERROR_FIELDS, (m.code, len(text), 0))
-    return ERROR_FIXED.size + padded(len(text)), [fixed, _zero_padded(text)]
+    return ERROR_FIXED.size + padded(len(text)), [fixed, zero_padded(text)]
 
 
 def _block_grad_norms(m: BlockGradNorms) -> Payload:
@@ -400,7 +388,7 @@ def _training_metrics(m: TrainingMetrics) -> Payload:
     for i, (name, value) in enumerate(m.values.items()):
         if not isinstance(name, str):
             raise ProtocolError(f"TRAINING_METRICS name {name!r} is not a string")
-        raw = _utf8(name, f"TRAINING_METRICS name {name!r}", METRIC_NAME_SIZE)
+        raw = encode_text(name, f"TRAINING_METRICS name {name!r}", METRIC_NAME_SIZE)
         if not raw or b"\0" in raw:
             raise ProtocolError(f"TRAINING_METRICS name {name!r} is empty or holds a NUL")
         if not isinstance(value, numbers.Real):
@@ -422,7 +410,7 @@ def _attention(m: AttentionPattern) -> Payload:
     for i, token in enumerate(m.tokens):
         if not isinstance(token, str):
             raise ProtocolError(f"ATTENTION token {i} is {type(token).__name__}, not str")
-        raws.append(_utf8(token, f"ATTENTION token {i}", MAX_TOKEN_BYTES))
+        raws.append(encode_text(token, f"ATTENTION token {i}", MAX_TOKEN_BYTES))
     n_pairs = _length(m.layers, "ATTENTION layers")
     _check_count("ATTENTION pair_count", n_pairs, 1, MAX_ATTENTION_PAIRS)
     pairs = np.zeros(n_pairs, PAIR_DTYPE)
@@ -434,8 +422,8 @@ def _attention(m: AttentionPattern) -> Payload:
     token_table = np.array([len(raw) for raw in raws], TOKEN_LEN_DTYPE).tobytes() + b"".join(raws)
     parts: list[Part] = [
         fixed,
-        _zero_padded(pairs.tobytes()),
-        _zero_padded(token_table),
+        zero_padded(pairs.tobytes()),
+        zero_padded(token_table),
         _flat_bytes(weights),
         _pad_to_8(weights.nbytes),
     ]
@@ -460,7 +448,7 @@ def _head_stats(m: HeadStats) -> Payload:
     fixed = HEAD_STATS_FIXED.pack(len(layers), n_heads, int(m.tokens), 0)
     parts: list[Part] = [
         fixed,
-        _zero_padded(layers.tobytes()),
+        zero_padded(layers.tobytes()),
         _flat_bytes(entropy),
         _flat_bytes(max_logit),
     ]
@@ -476,7 +464,7 @@ def _residual(m: ResidualTokens) -> Payload:
     fixed = RESIDUAL_FIXED.pack(len(layers), n_tokens, 0)
     parts: list[Part] = [
         fixed,
-        _zero_padded(layers.tobytes()),
+        zero_padded(layers.tobytes()),
         _flat_bytes(norms),
         _pad_to_8(norms.nbytes),
     ]
@@ -495,7 +483,7 @@ def _moe_routing(m: MoeRouting) -> Payload:
     fixed = MOE_FIXED.pack(len(layers), n_experts, int(m.top_k), 0)
     parts: list[Part] = [
         fixed,
-        _zero_padded(layers.tobytes()),
+        zero_padded(layers.tobytes()),
         _flat_bytes(tokens),
         _flat_bytes(probs),
         dropped.data,
@@ -516,7 +504,7 @@ def _optimizer_stats(m: OptimizerStats) -> Payload:
     values = 12 * len(layers)
     parts: list[Part] = [
         fixed,
-        _zero_padded(layers.tobytes()),
+        zero_padded(layers.tobytes()),
         *(column.data for column in columns),
         _pad_to_8(values),
     ]

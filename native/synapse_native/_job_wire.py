@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from ._layout import decode_text, encode_text, padded, zero_padded
 from ._wire import HEADER_SIZE, MAX_SITES, MAX_TEXT, MsgType, ProtocolError
 
 NO_RANK = 0xFFFF  # a rank field that names no rank
@@ -108,10 +109,6 @@ def skew_records(n: int) -> npt.NDArray[np.void]:
     return np.zeros(n, SKEW_DTYPE)
 
 
-def _padded(n: int) -> int:
-    return (n + 7) & ~7
-
-
 def _check_u16(what: str, value: Any) -> int:
     if not isinstance(value, (int, np.integer)) or not 0 <= int(value) <= 0xFFFF:
         raise ProtocolError(f"{what} must be an integer in 0..65535, got {value!r}")
@@ -132,9 +129,7 @@ def encode_rank_skew(m: RankSkew) -> tuple[int, list[bytes | memoryview]]:
 
 def encode_job_status(m: JobStatus) -> tuple[int, list[bytes | memoryview]]:
     """JOB_STATUS payload: its size and the pieces to join."""
-    text = m.text.encode("utf-8")
-    if len(text) > MAX_TEXT:
-        raise ProtocolError(f"JOB_STATUS text is {len(text)} bytes (limit {MAX_TEXT})")
+    text = encode_text(m.text, "JOB_STATUS text", MAX_TEXT)
     state = int(m.state)
     if not 0 <= state <= 0xFF:
         raise ProtocolError(f"JOB_STATUS state must fit a u8, got {state}")
@@ -154,8 +149,7 @@ def encode_job_status(m: JobStatus) -> tuple[int, list[bytes | memoryview]]:
         )
     except struct.error as exc:
         raise ProtocolError(f"JOB_STATUS field out of range: {exc}") from None
-    pad = bytes(_padded(len(text)) - len(text))
-    return JOB_STATUS_FIXED.size + _padded(len(text)), [fixed, text + pad]
+    return JOB_STATUS_FIXED.size + padded(len(text)), [fixed, zero_padded(text)]
 
 
 def decode_rank_skew(frame: memoryview, size: int) -> RankSkew:
@@ -183,16 +177,8 @@ def decode_job_status(frame: memoryview, size: int) -> JobStatus:
     )
     if text_len > MAX_TEXT:
         raise ProtocolError(f"JOB_STATUS text_len is {text_len} (limit {MAX_TEXT})")
-    if size != JOB_STATUS_FIXED.size + _padded(text_len):
-        raise ProtocolError(
-            f"JOB_STATUS payload is {size} bytes, 32 + {_padded(text_len)} expected"
-        )
-    start = HEADER_SIZE + JOB_STATUS_FIXED.size
-    try:
-        text = bytes(frame[start : start + text_len]).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ProtocolError(
-            f"JOB_STATUS text is not valid UTF-8 ({exc.reason} at byte {exc.start})"
-        ) from None
+    if size != JOB_STATUS_FIXED.size + padded(text_len):
+        raise ProtocolError(f"JOB_STATUS payload is {size} bytes, 32 + {padded(text_len)} expected")
+    text = decode_text(frame, HEADER_SIZE + JOB_STATUS_FIXED.size, text_len, "JOB_STATUS text")
     state = _STATES.get(state, state)
     return JobStatus(world, state, serve, rank, last, reporting, since, text, full_rank)

@@ -11,7 +11,7 @@ import struct
 
 import numpy as np
 
-from ._wire import HIST_BINS, METRIC_NAME_SIZE
+from ._wire import HIST_BINS, METRIC_NAME_SIZE, ProtocolError
 
 # Each fixed part: its struct and its field names (named in encoder errors); arrays follow it.
 
@@ -221,3 +221,30 @@ assert RESIDUAL_FIXED.size == MOE_FIXED.size == OPTIMIZER_FIXED.size == 8
 def padded(n: int) -> int:
     """``n`` rounded up to a multiple of 8 (strings are zero-padded to keep fields aligned)."""
     return (n + 7) & ~7
+
+
+def zero_padded(raw: bytes) -> bytes:
+    """``raw`` with zeros up to ``padded(len(raw))``."""
+    return raw + bytes(padded(len(raw)) - len(raw))
+
+
+def encode_text(text: str, what: str, limit: int) -> bytes:
+    """``text`` as UTF-8; ``ProtocolError`` naming ``what`` if it does not encode or is over
+    ``limit`` bytes."""
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ProtocolError(f"{what} cannot be encoded as UTF-8 ({exc.reason})") from None
+    if len(raw) > limit:
+        raise ProtocolError(f"{what} is {len(raw)} bytes (limit {limit})")
+    return raw
+
+
+def decode_text(frame: memoryview, start: int, length: int, what: str) -> str:
+    """The UTF-8 text at ``frame[start : start + length]``; ``ProtocolError`` naming ``what``."""
+    try:
+        return str(frame[start : start + length], "utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(
+            f"{what} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from None
