@@ -63,6 +63,7 @@ DEFAULT_SAMPLE_TOKENS = 128
 DEFAULT_BACKLOG_MB = 64.0  # MiB of the latest frames replayed to a viewer that connects
 
 _CAPTURE_JOIN_S = 30.0  # close() waits this long for a capture being written
+_CLOSE_DRAIN_S = 5.0  # close() waits this long for room in the encoder queue for the last step
 
 _default: Probe | None = None
 
@@ -484,6 +485,8 @@ class Probe:
         if self._closed:
             return
         self._closed = True
+        if self._measuring:  # training is over: the run's last step is worth a short wait
+            self._encoder.flush(_CLOSE_DRAIN_S)
         self._finish_step()
         for handle in self._handles:
             handle.remove()

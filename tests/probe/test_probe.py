@@ -8,9 +8,11 @@ import threading
 import numpy as np
 import pytest
 import torch
+from probe_fakes import FakeServer
 from probe_models import batch, llama_like, lm_loss
 
 import synapse_probe
+import synapse_probe.encoder as probe_encoder
 from synapse_native.protocol import ControlState, HeaderFlag, SiteKind, ThresholdMode
 from synapse_probe.control import ALL_KINDS, kind_bit
 
@@ -104,6 +106,7 @@ def test_live_control_pauses_filters_and_changes_threshold_and_top_k(server) -> 
         if step >= 1:
             server.push_control(states[step - 1])
         lm_loss(model, *batch(seed=step)).backward()
+        assert probe._encoder.flush(10)  # each step sent before the next: no drop under load
     probe.close()
     summaries = dict(server.summaries())
     assert sorted(summaries) == [0, 1, 3]
@@ -117,6 +120,34 @@ def test_live_control_pauses_filters_and_changes_threshold_and_top_k(server) -> 
     assert all(len(m.indices) == 2 for m in by_step[1])  # threshold 0: everything, capped
     assert max(len(m.indices) for m in by_step[3]) <= 3
     assert probe.control.threshold == 0.25
+
+
+class GatedServer(FakeServer):
+    """Holds the first broadcast until ``gate`` opens; ``entered`` is set once it is held."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.gate = threading.Event(), threading.Event()
+
+    def broadcast_step(self, messages: list, *, step: int) -> int:
+        self.entered.set()
+        self.gate.wait(10)
+        return super().broadcast_step(messages, step=step)
+
+
+def test_close_waits_for_room_to_send_the_runs_last_step(monkeypatch) -> None:
+    monkeypatch.setattr(probe_encoder, "QUEUE_SIZE", 1)
+    server = GatedServer()
+    model = llama_like(n_layers=1)
+    probe = synapse_probe.attach(model, server=server, rate_hz=EVERY_STEP, budget=None)
+    for step in range(3):
+        lm_loss(model, *batch(seed=step)).backward()
+        if step == 1:  # step 0 is held in the encoder; step 1 will fill the queue
+            assert server.entered.wait(10)
+    threading.Timer(0.3, server.gate.set).start()
+    probe.close()  # step 2 finds the queue full: close waits for room instead of dropping it
+    assert server.steps() == [0, 1, 2]
+    assert probe.stats().snapshots_dropped == 0
 
 
 def test_log_activation_adds_a_site_and_announces_it(server) -> None:
