@@ -74,7 +74,7 @@ lint: install
 	$(BIN)/lint-imports
 
 check: install
-	$(BIN)/mypy native probe synapse_desktop
+	$(BIN)/mypy native serve probe synapse_desktop
 
 sanitize:
 	$(MAKE) -C native/ctests sanitize

@@ -41,7 +41,7 @@ def _free_port() -> int:
 
 
 def _serve_sim(port: int, top_k: int) -> None:
-    from synapse_probe.sim import SimOptions, run
+    from synapse_serve.sim.simulator import SimOptions, run
 
     run(SimOptions(port=port, top_k=top_k, announce=False))
 
@@ -56,7 +56,7 @@ def _flood_frames(top_k: int) -> tuple[bytes, list[bytes]]:
         encode,
         summary_records,
     )
-    from synapse_probe.sim import SimOptions, Simulator
+    from synapse_serve.sim.simulator import SimOptions, Simulator
 
     sim = Simulator(SimOptions(port=0, top_k=top_k, announce=False))
     meta = sim.server._meta  # the simulator's site table (not started: nothing listens)

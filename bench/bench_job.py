@@ -30,7 +30,7 @@ def _free_port() -> int:
 
 
 def _serve(port: int, ranks: int, layers: int, fps: float) -> None:
-    from synapse_probe.sim import SimOptions, Simulator
+    from synapse_serve.sim import SimOptions, Simulator
 
     options = SimOptions(port=port, layers=layers, ranks=ranks, fps=fps, announce=False)
     with Simulator(options) as sim:

@@ -41,7 +41,7 @@ from _reader import read_frames
 from torch import nn
 
 import synapse_probe
-from synapse_probe.governor import DEFAULT_BUDGET
+from synapse_serve.control import DEFAULT_BUDGET
 
 D, BLOCKS, HEADS, T, BATCH, VOCAB = 256, 6, 4, 128, 8, 512
 

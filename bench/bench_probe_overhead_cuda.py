@@ -30,7 +30,7 @@ from _reader import read_frames
 from torch import nn
 
 import synapse_probe
-from synapse_probe.governor import DEFAULT_BUDGET
+from synapse_serve.control import DEFAULT_BUDGET
 
 D, LAYERS, HEADS, FFN, VOCAB = 2048, 16, 16, 8192, 32000
 

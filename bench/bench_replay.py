@@ -41,7 +41,7 @@ STEP_NS = 100_000_000
 def make_recording(path: Path, steps: int, layers: int, pool: int) -> None:
     from synapse_native.protocol import HeaderFlag, Hello, Role, TrainingMetrics, encode
     from synapse_native.recording import RecordingWriter
-    from synapse_probe.sim import SimOptions, Simulator, model_meta
+    from synapse_serve.sim.simulator import SimOptions, Simulator, model_meta
 
     sim = Simulator(SimOptions(port=0, layers=layers))
     steps_frames: list[list[bytes]] = []

@@ -64,7 +64,7 @@ def read_status(path: Path) -> dict[str, Any] | None:
 
 def role_sim(args: argparse.Namespace) -> int:
     """The simulator; on SIGTERM it stops, waits for its client queues to empty, reports."""
-    from synapse_probe.sim import SimOptions, Simulator
+    from synapse_serve.sim import SimOptions, Simulator
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -24,9 +24,9 @@ with atheris.instrument_imports():
         check_hello_mac,
         decode_frame,
     )
-    from synapse_probe import handshake
-    from synapse_probe.control import DEFAULT_STATE, apply, request_errors, state_errors
-    from synapse_probe.server import _MAX_INBOUND_PAYLOAD
+    from synapse_serve import handshake
+    from synapse_serve.control import DEFAULT_STATE, apply, request_errors, state_errors
+    from synapse_serve.server import _MAX_INBOUND_PAYLOAD
 
 TOKEN = "fuzzing-token-0123456789"
 CHALLENGE = bytes(range(32))

@@ -1,5 +1,5 @@
-"""The layering rule (docs/ARCHITECTURE.md): the app never imports torch; probe and native never
-import Qt or VisPy; native imports nothing above it.
+"""The layering rule (docs/ARCHITECTURE.md): the app never imports torch or the probe; probe, serve
+and native never import Qt or VisPy; serve and native import nothing above them.
 
 Checked twice: statically by import-linter's contracts (every import statement, including those
 inside functions) and at run time by importing every module in a fresh interpreter and looking at
@@ -20,10 +20,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 FORBIDDEN = {
-    "synapse_desktop": ["torch"],
+    "synapse_desktop": ["torch", "synapse_probe"],
     "synapse_desktop.models": ["PySide6", "vispy"],
     "synapse_desktop.scene": ["PySide6", "vispy"],
     "synapse_probe": ["PySide6", "vispy", "synapse_desktop"],
+    "synapse_serve": ["torch", "PySide6", "vispy", "synapse_desktop", "synapse_probe"],
     "synapse_native": ["torch", "PySide6", "vispy", "synapse_desktop", "synapse_probe"],
 }
 

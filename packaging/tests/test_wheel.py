@@ -26,7 +26,7 @@ def test_the_wheel_carries_the_compiled_core_under_an_honest_platform_tag(wheel:
         "synapse_desktop/resources/synapse.svg",
         "synapse_desktop/resources/synapse-desktop.desktop",
         "synapse_desktop/resources/synapse-recording.xml",
-        "synapse_probe/sim.py",
+        "synapse_serve/sim/simulator.py",
     ):
         assert path in names, path
     assert not any(name.endswith((".c", ".h")) for name in names)

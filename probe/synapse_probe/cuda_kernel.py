@@ -21,8 +21,9 @@ from typing import Any
 
 import torch
 
+from synapse_serve.selection import relative
+
 from .reductions import write_selection, write_top_k
-from .selection import relative
 from .slots import HIST, N_SCALARS
 
 TILE = 8192  # elements per program (with TILE_WARPS, the fastest of a sweep on an H100)

@@ -28,12 +28,12 @@ from synapse_native.protocol import (
     SparseActivations,
     SummaryFlag,
 )
+from synapse_serve.selection import host_cut, relative
 
 from .cpu_kernel import CpuKernel
 from .governor import CostReport
 from .metrics import MetricsSlot
 from .records import sparse_message, summary_records
-from .selection import host_cut, relative
 from .slots import ALL_INF, ALL_NAN, TOP
 from .snapshot import DeviceRow, Snapshot
 

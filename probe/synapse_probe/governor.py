@@ -28,6 +28,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from synapse_serve.control import DEFAULT_BUDGET, budget_errors
+
 from .sampling import Sampler
 
 EPOCH = 16  # the intervals change only at multiples of this step number
@@ -36,8 +38,6 @@ LENS_RATIO_MAX = 8  # lenses run at least once every 8 measured steps
 HYSTERESIS = 0.8  # measure more often only when the new plan costs <= 80 % of the budget
 HISTORY = 3  # measured steps whose median cost is the estimate
 STEP_HISTORY = EPOCH  # steps whose median time is the step-time estimate
-BUDGET_MAX = 1.0
-DEFAULT_BUDGET = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,18 +59,6 @@ class CostReport:
     step_ns: int  # step time without the probe (median)
     stats_ns: int  # cost of one measured step (training thread, encoder, GPU)
     lens_ns: int  # cost of the lenses on a step they run
-
-
-def budget_errors(value: object) -> list[str]:
-    """Why ``value`` is not a budget (a share of the step time in (0, 1])."""
-    if (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and 0 < value <= BUDGET_MAX
-    ):
-        return []
-    return [f"budget must be a share of the step time in (0, {BUDGET_MAX:g}], got {value!r}"]
 
 
 def next_power_of_two(x: float) -> int:

@@ -56,9 +56,10 @@ from synapse_native.protocol import (
     ModelMeta,
     RankSkew,
 )
+from synapse_serve import job_merge
+from synapse_serve.job_merge import Rows
 
-from . import job_merge, relay_frames
-from .job_merge import Rows
+from . import relay_frames
 
 log = logging.getLogger(__name__)
 

@@ -20,47 +20,38 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from synapse_native.protocol import (
-    MAX_SAMPLED_TOKENS,
     Capability,
     ControlState,
     ModelMeta,
-    ThresholdMode,
+)
+from synapse_serve.control import (
+    KNOWN_KINDS,
+    budget_errors,
 )
 
 from . import cpu_kernel, cuda_kernel, distributed
 from .actions import TrainerActions
 from .attention import AttentionLens
-from .capture import DEFAULT_DIR as DEFAULT_CAPTURE_DIR
-from .capture import DEFAULT_MAX_MB as DEFAULT_CAPTURE_MB
 from .capture import Capturer
 from .collector import StepCollector
-from .control import DEFAULT_THRESHOLDS, KNOWN_KINDS, parse_mode
 from .discovery import find_blocks, find_sites, guess_width, unwrap
 from .distributed import Ports
 from .encoder import Encoder
-from .governor import DEFAULT_BUDGET, CostReport, Governor, Plan, budget_errors
+from .governor import CostReport, Governor, Plan
 from .gpu_timer import GpuTimer
 from .grads import BlockGradNorms
-from .job import DEFAULT_TIMEOUT as DEFAULT_JOB_TIMEOUT
 from .job import Job
 from .lens import Lens, LensCapture, outside_graphs
 from .metrics import MetricsRing, MetricValue
 from .metrics import check as check_metrics
 from .metrics import stage as stage_metrics
 from .optimizer_lens import OptimizerLens
+from .options import ProbeOptions
 from .recorder import FrameRecorder
 from .routing import MoeRoutingLens
 from .sites import Site, SiteTable, first_tensor
 
 log = logging.getLogger(__name__)
-
-DEFAULT_THRESHOLD_MODE = "sigma"  # each site by its own scale (docs/PROTOCOL.md 5.5)
-DEFAULT_THRESHOLD = DEFAULT_THRESHOLDS[ThresholdMode.SIGMA]
-DEFAULT_TOP_K = 512
-DEFAULT_RATE_HZ = 10.0
-DEFAULT_PATTERN_HZ = 1.0
-DEFAULT_SAMPLE_TOKENS = 128
-DEFAULT_BACKLOG_MB = 64.0  # MiB of the latest frames replayed to a viewer that connects
 
 _CAPTURE_JOIN_S = 30.0  # close() waits this long for a capture being written
 _CLOSE_DRAIN_S = 5.0  # close() waits this long for room in the encoder queue for the last step
@@ -69,7 +60,7 @@ _default: Probe | None = None
 
 
 class ServerLike(Protocol):
-    """What the probe needs of ``synapse_probe.server.Server`` (tests pass a fake)."""
+    """What the probe needs of ``synapse_serve.server.Server`` (tests pass a fake)."""
 
     def broadcast_step(self, messages: Sequence[Any], *, step: int) -> int: ...
 
@@ -100,82 +91,26 @@ class ProbeCounters:
 
 def attach(
     model: nn.Module,
-    host: str = "127.0.0.1",
-    port: Ports = 9000,
+    host: str | None = None,
+    port: Ports | None = None,
     *,
-    token: str | None = None,
-    port_fallback: bool = False,
-    per_block: str = "attn+mlp+residual",
-    layers: str | nn.ModuleList | Sequence[nn.Module] | None = None,
-    rate_hz: float = DEFAULT_RATE_HZ,
-    threshold: float | None = None,
-    threshold_mode: str | int = DEFAULT_THRESHOLD_MODE,
-    top_k: int = DEFAULT_TOP_K,
-    grads: bool = False,
-    attention: bool = True,
-    pattern_hz: float = DEFAULT_PATTERN_HZ,
-    sample_tokens: int = DEFAULT_SAMPLE_TOKENS,
-    tokenizer: Any = None,
-    routing: bool = True,
-    optimizer: torch.optim.Optimizer | None = None,
-    budget: float | None = DEFAULT_BUDGET,
-    sample_fraction: float = 1.0,
-    name: str | None = None,
+    options: ProbeOptions | None = None,
     server: ServerLike | None = None,
-    record: str | os.PathLike[str] | None = None,
-    record_max_mb: float | None = None,
-    record_sparse_hz: float | None = None,
-    record_pattern_hz: float | None = None,
-    backlog_mb: float = DEFAULT_BACKLOG_MB,
-    job: bool | None = None,
-    serve_rank: int = 0,
-    job_timeout: float = DEFAULT_JOB_TIMEOUT,
-    capture: bool = False,
-    capture_dir: str | os.PathLike[str] = DEFAULT_CAPTURE_DIR,
-    capture_max_mb: float = DEFAULT_CAPTURE_MB,
+    **overrides: Any,
 ) -> Probe:
     """Hook ``model``'s transformer blocks and stream their statistics on ``host:port``.
 
-    Under torch.distributed each rank listens on ``port + its local rank`` (or on its entry of
-    a list of ports). See docs/PROBE.md for every option. ``server`` replaces the TCP server
-    (e.g. in tests). The new probe becomes the default one that
-    ``synapse_probe.log_activation`` logs to.
+    The keywords are ``ProbeOptions``' fields (docs/PROBE.md explains each); they override
+    ``options`` where both are given. Under torch.distributed each rank listens on
+    ``port + its local rank`` (or on its entry of a list of ports), or the serving rank alone on
+    ``port`` (the job stream). ``server`` replaces the TCP server (tests). The new probe becomes
+    the default one that ``synapse_probe.log_activation`` logs to.
     """
-    return Probe(
-        model,
-        host=host,
-        port=port,
-        token=token,
-        port_fallback=port_fallback,
-        per_block=per_block,
-        layers=layers,
-        rate_hz=rate_hz,
-        threshold=threshold,
-        threshold_mode=threshold_mode,
-        top_k=top_k,
-        grads=grads,
-        attention=attention,
-        pattern_hz=pattern_hz,
-        sample_tokens=sample_tokens,
-        tokenizer=tokenizer,
-        routing=routing,
-        optimizer=optimizer,
-        budget=budget,
-        sample_fraction=sample_fraction,
-        name=name,
-        server=server,
-        record=record,
-        record_max_mb=record_max_mb,
-        record_sparse_hz=record_sparse_hz,
-        record_pattern_hz=record_pattern_hz,
-        backlog_mb=backlog_mb,
-        job=job,
-        serve_rank=serve_rank,
-        job_timeout=job_timeout,
-        capture=capture,
-        capture_dir=capture_dir,
-        capture_max_mb=capture_max_mb,
-    )
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    return Probe(model, (options or ProbeOptions()).with_overrides(**overrides), server=server)
 
 
 def log_activation(layer_id: int, tensor: torch.Tensor, site: str = "residual") -> None:
@@ -199,113 +134,79 @@ class Probe:
     def __init__(
         self,
         model: nn.Module,
+        options: ProbeOptions | None = None,
         *,
-        host: str = "127.0.0.1",
-        port: Ports = 9000,
-        token: str | None = None,
-        port_fallback: bool = False,
-        per_block: str = "attn+mlp+residual",
-        layers: str | nn.ModuleList | Sequence[nn.Module] | None = None,
-        rate_hz: float = DEFAULT_RATE_HZ,
-        threshold: float | None = None,
-        threshold_mode: str | int = DEFAULT_THRESHOLD_MODE,
-        top_k: int = DEFAULT_TOP_K,
-        grads: bool = False,
-        attention: bool = True,
-        pattern_hz: float = DEFAULT_PATTERN_HZ,
-        sample_tokens: int = DEFAULT_SAMPLE_TOKENS,
-        tokenizer: Any = None,
-        routing: bool = True,
-        optimizer: torch.optim.Optimizer | None = None,
-        budget: float | None = DEFAULT_BUDGET,
-        sample_fraction: float = 1.0,
-        name: str | None = None,
         server: ServerLike | None = None,
-        record: str | os.PathLike[str] | None = None,
-        record_max_mb: float | None = None,
-        record_sparse_hz: float | None = None,
-        record_pattern_hz: float | None = None,
-        backlog_mb: float = DEFAULT_BACKLOG_MB,
-        job: bool | None = None,
-        serve_rank: int = 0,
-        job_timeout: float = DEFAULT_JOB_TIMEOUT,
-        capture: bool = False,
-        capture_dir: str | os.PathLike[str] = DEFAULT_CAPTURE_DIR,
-        capture_max_mb: float = DEFAULT_CAPTURE_MB,
     ) -> None:
+        options = options or ProbeOptions()
+        self.options = options
         global _default
         root = unwrap(model)
-        self.model_name = name or type(root).__name__
-        if record is not None and server is not None and not hasattr(server, "add_tap"):
+        self.model_name = options.name or type(root).__name__
+        if options.record is not None and server is not None and not hasattr(server, "add_tap"):
             raise ValueError("record= needs a server that takes taps (the probe's own server)")
-        if backlog_mb < 0:
-            raise ValueError(f"backlog_mb must be >= 0, got {backlog_mb}")
-        if capture and (
+        if options.capture and (
             (server is not None and not hasattr(server, "set_capture_handler"))
-            or (server is None and _job_wanted(job))
+            or (server is None and _job_wanted(options.job))
         ):
             raise ValueError("capture=True needs the probe's own server (not a job stream)")
-        self._backlog_bytes = int(backlog_mb * (1 << 20))
+        self._backlog_bytes = int(options.backlog_mb * (1 << 20))
         self._recorder = (
             FrameRecorder(
-                record,
+                options.record,
                 model=self.model_name,
-                max_mb=record_max_mb,
-                sparse_hz=record_sparse_hz,
-                pattern_hz=record_pattern_hz,
+                max_mb=options.record_max_mb,
+                sparse_hz=options.record_sparse_hz,
+                pattern_hz=options.record_pattern_hz,
             )
-            if record is not None
+            if options.record is not None
             else None
         )
-        self.grads = grads
-        self._capture = capture  # announced as Capability.CAPTURE by the probe's own server
-        blocks = find_blocks(model, layers)
+        self.grads = options.grads
+        self._capture = options.capture  # announced as Capability.CAPTURE by the probe's own server
+        blocks = find_blocks(model, options.layers)
         self._block_names = [block_name for block_name, _ in blocks]
         self._table = SiteTable()
-        specs = find_sites(model, blocks, per_block)
+        specs = find_sites(model, blocks, options.per_block)
         sites = [
             self._table.add(spec.layer, spec.kind, spec.name, guess_width(spec.module))
             for spec in specs
         ]
-        mode = parse_mode(threshold_mode)
-        if threshold is None:
-            threshold = DEFAULT_THRESHOLDS[mode]
-        self._control = ControlState(threshold, rate_hz, KNOWN_KINDS, False, top_k, mode)
+        self._control = ControlState(
+            options.start_threshold,
+            options.rate_hz,
+            KNOWN_KINDS,
+            False,
+            options.top_k,
+            options.mode,
+        )
         self._kinds = KNOWN_KINDS
         kernel = cpu_kernel.load()
-        norms = BlockGradNorms([block for _, block in blocks]) if grads else None
+        norms = BlockGradNorms([block for _, block in blocks]) if options.grads else None
         fused = cuda_kernel.load() if torch.cuda.is_available() else None
         self._collector = StepCollector(len(self._table), norms, kernel, fused)
         self._collector.max_width = max((s.neurons for s in sites), default=0)
-        if not 0 < sample_fraction <= 1:
-            raise ValueError(f"sample_fraction must be in (0, 1], got {sample_fraction!r}")
-        self._collector.sample_fraction = float(sample_fraction)
+        self._collector.sample_fraction = float(options.sample_fraction)
         self.probe_ns = 0
         self._lens_ns = 0  # of probe_ns, the lenses' share
         self._marks = (0, 0)  # probe_ns and _lens_ns when the step being run began
         self._gpu_timer = GpuTimer() if torch.cuda.is_available() else None
         self._on_gpu = False  # a site's tensor was on a GPU: the lenses' captures are timed too
-        self._lenses: list[Lens] = self._make_lenses(
-            root, blocks, attention, pattern_hz, sample_tokens, tokenizer, routing
-        )
-        if optimizer is not None:
+        self._lenses: list[Lens] = self._make_lenses(root, blocks, options)
+        if options.optimizer is not None:
             try:
-                self._lenses.append(OptimizerLens(optimizer, blocks, on_time=self._add_probe_ns))
+                self._lenses.append(
+                    OptimizerLens(options.optimizer, blocks, on_time=self._add_probe_ns)
+                )
             except BaseException:
                 for lens in self._lenses:
                     lens.close()
                 raise
         self._job: Job | None = None
         try:
-            if server is None and _job_wanted(job):
-                server = self._job = self._start_job(
-                    host, port, token, port_fallback, serve_rank, job_timeout
-                )
-            self._server = (
-                server
-                if server is not None
-                else self._start_server(host, port, token, port_fallback)
-            )
+            if server is None and _job_wanted(options.job):
+                server = self._job = self._start_job(options)
+            self._server = server if server is not None else self._start_server(options)
         except BaseException:
             for lens in self._lenses:
                 lens.close()
@@ -316,13 +217,19 @@ class Probe:
         if server is not None:
             server.set_meta(self._table.meta(self.model_name))
         self._table.changed = False
-        self._governor = Governor(budget, rate_hz=rate_hz, has_lenses=bool(self._lenses))
+        self._governor = Governor(
+            options.budget, rate_hz=options.rate_hz, has_lenses=bool(self._lenses)
+        )
         self._encoder = Encoder(self._server, kernel, on_cost=self._governor.add_cost)
         if self._recorder is not None:
             self._encoder.after_item = self._recorder.drain
             self._server.add_tap(self._recorder.tap)  # type: ignore[attr-defined]
         self._metrics = MetricsRing()
-        self._capturer = self._start_capture(capture_dir, capture_max_mb) if capture else None
+        self._capturer = (
+            self._start_capture(options.capture_dir, options.capture_max_mb)
+            if options.capture
+            else None
+        )
         self._actions: TrainerActions | None = None  # made by the first on_request
 
         self._measuring = False  # the one flag every hook checks first
@@ -688,35 +595,22 @@ class Probe:
     # -- set-up ---------------------------------------------------------------------------------
 
     def _make_lenses(
-        self,
-        root: nn.Module,
-        blocks: Sequence[tuple[str, nn.Module]],
-        attention: bool,
-        pattern_hz: float,
-        sample_tokens: int,
-        tokenizer: Any,
-        routing: bool,
+        self, root: nn.Module, blocks: Sequence[tuple[str, nn.Module]], options: ProbeOptions
     ) -> list[Lens]:
         """The lenses asked for that apply to this model (each hooks what it reads)."""
-        if not 1 <= sample_tokens <= MAX_SAMPLED_TOKENS:
-            raise ValueError(
-                f"sample_tokens must be in 1..{MAX_SAMPLED_TOKENS}, got {sample_tokens}"
-            )
-        if not pattern_hz >= 0:
-            raise ValueError(f"pattern_hz must be >= 0, got {pattern_hz}")
         lenses: list[Lens] = []
-        if attention:
+        if options.attention:
             found = AttentionLens.for_blocks(
                 root,
                 blocks,
-                pattern_hz=pattern_hz,
-                sample_tokens=sample_tokens,
-                tokenizer=tokenizer,
+                pattern_hz=options.pattern_hz,
+                sample_tokens=options.sample_tokens,
+                tokenizer=options.tokenizer,
                 on_time=self._add_probe_ns,
             )
             if found is not None:
                 lenses.append(found)
-        if routing:
+        if options.routing:
             routers = MoeRoutingLens.for_blocks(blocks, on_time=self._add_probe_ns)
             if routers is not None:
                 lenses.append(routers)
@@ -748,24 +642,17 @@ class Probe:
         self._collector.max_width = max(self._collector.max_width, width)
         return site
 
-    def _start_job(
-        self,
-        host: str,
-        port: Ports,
-        token: str | None,
-        port_fallback: bool,
-        serve_rank: int,
-        timeout: float,
-    ) -> Job:
+    def _start_job(self, options: ProbeOptions) -> Job:
         """This rank's part of the job stream; the serving rank also starts the server."""
+        port = options.port
         base = port if isinstance(port, int) else distributed.rank_port(port, 0)
         return Job(
             meta=self._table.meta(self.model_name),
             control=self._control,
             grads=self.grads,
-            serve_rank=serve_rank,
-            timeout=timeout,
-            start_server=lambda: self._start_server(host, base, token, port_fallback, job=True),
+            serve_rank=options.serve_rank,
+            timeout=options.job_timeout,
+            start_server=lambda: self._start_server(options, port=base, job=True),
             interval_source=self._governed_interval,
         )
 
@@ -799,10 +686,13 @@ class Probe:
         return Plan(measure, measure and full and step % lens_every == 0)
 
     def _start_server(
-        self, host: str, port: Ports, token: str | None, port_fallback: bool, *, job: bool = False
+        self, options: ProbeOptions, *, port: Ports | None = None, job: bool = False
     ) -> ServerLike:
-        from .server import DEFAULT_CAPABILITIES, Server
+        """The probe's TCP server (``port``: instead of the options' own, for the job's)."""
+        from synapse_serve.server import DEFAULT_CAPABILITIES, Server
 
+        host = options.host
+        port = options.port if port is None else port
         rank, world_size = _rank_and_world_size()
         local_rank, local_size = distributed.local_rank_and_size(rank, world_size)
         if job:  # the job's one server listens on ``port`` itself
@@ -821,8 +711,8 @@ class Probe:
             self._table.meta(self.model_name),
             host=host,
             port=distributed.rank_port(port, local_rank),
-            token=token,
-            port_fallback=port_fallback,
+            token=options.token,
+            port_fallback=options.port_fallback,
             rank=rank,
             world_size=world_size,
             control=self._control,

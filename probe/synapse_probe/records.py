@@ -8,8 +8,8 @@ import numpy as np
 import numpy.typing as npt
 
 from synapse_native.protocol import SUMMARY_DTYPE, SparseActivations, SummaryFlag
+from synapse_serve.selection import relative
 
-from .selection import relative
 from .slots import (
     ABOVE,
     CUT,

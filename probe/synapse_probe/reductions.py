@@ -12,8 +12,8 @@ import math
 import torch
 
 from synapse_native.protocol import ThresholdMode
+from synapse_serve.selection import relative, top_count
 
-from .selection import relative, top_count
 from .slots import CUT, HIST, N_SCALARS, NEURONS_ABOVE, TOP, TRASH_BIN
 
 # Symmetric-log2 histogram: |x| = m * 2**e (1 <= m < 2) falls in magnitude bin

@@ -8,8 +8,7 @@ from typing import Any
 import torch
 
 from synapse_native.protocol import ModelMeta, SiteInfo, SiteKind, grid_shape
-
-from .control import kind_bit
+from synapse_serve.control import kind_bit
 
 KIND_CODES = {"attn": SiteKind.ATTN, "mlp": SiteKind.MLP, "residual": SiteKind.RESIDUAL}
 

@@ -78,8 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from synapse_probe.listener import PortInUseError
-    from synapse_probe.sim import SimOptions, Simulator
+    from synapse_serve.listener import PortInUseError
+    from synapse_serve.sim import SimOptions, Simulator
 
     options = SimOptions(
         host=args.host,

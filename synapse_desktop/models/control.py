@@ -49,6 +49,12 @@ class ControlModel:
         self.requested.emit(control)
         return control
 
+    def not_sent(self, control: Control) -> None:
+        """The connection could not send ``control``."""
+        self.pending.pop(control.request_id, None)
+        self.error = "not connected: the change was not sent"
+        self.changed.emit()
+
     def acknowledge(self, ack: ControlAck) -> None:
         """Take the trainer's answer (``request_id`` 0: an unsolicited announcement)."""
         self.pending.pop(ack.request_id, None)

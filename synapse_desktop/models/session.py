@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from synapse_desktop.models.signal import Signal
 from synapse_desktop.models.skew import RankSkewModel, SkewAlert
 from synapse_desktop.models.sparse import LatestSparse, SparsePoints, SparseRun
 from synapse_desktop.models.stats import LatestStats
+from synapse_desktop.models.store import SiteStore, Store
 from synapse_desktop.models.topology import Topology
 from synapse_desktop.models.view_settings import ViewSettings
 from synapse_native.protocol import (
@@ -41,6 +43,7 @@ from synapse_native.protocol import (
     ControlAck,
     ErrorReport,
     Frame,
+    Header,
     HeadStats,
     Hello,
     JobState,
@@ -103,6 +106,43 @@ class Session:
         self._max_steps: dict[int, int] = {}  # per rank, the newest step it sent
         self._new_streams: set[int] = set()  # ranks whose HELLO came and no data yet
         self._trainer_dropped: dict[int, int] = {}  # per rank, from its PROBE_STATS
+        # The stores of a run's data, in flush order: the counters (kept across runs) and the
+        # anomalies (a new run resets their detectors too) come after them.
+        self._stores: tuple[Store, ...] = (
+            self.ranks,  # first: it brings the merge shown by stats, history and sparse up to date
+            self.stats,
+            self.history,
+            self.grad_norms,
+            self.optimizer,
+            self.metrics,
+            self.attention,
+            self.head_stats,
+            self.routing,
+            self.residual_tokens,
+            self.sparse,
+            self.skew,
+        )
+        self._handlers: dict[type, Callable[[Header, Any], bool]] = {
+            LayerSummaryBatch: self._on_summaries,
+            SparseActivations: self._on_sparse,
+            BlockGradNorms: self._on_grad_norms,
+            TrainingMetrics: self._on_metrics,
+            AttentionPattern: self._on_attention,
+            HeadStats: self._on_head_stats,
+            OptimizerStats: self._on_optimizer,
+            MoeRouting: self._on_routing,
+            ResidualTokens: self._on_residual_tokens,
+            ModelMeta: self._on_model_meta,
+            ControlAck: self._on_control_ack,
+            ProbeStats: self._on_probe_stats,
+            ProbeCost: self._on_probe_cost,
+            ErrorReport: self._on_error,
+            CaptureDone: self._on_capture_done,
+            ActionList: self._on_action_list,
+            ActionResult: self._on_action_result,
+            RankSkew: self._on_rank_skew,
+            JobStatus: self._on_job_status,
+        }
         self.topology.changed.connect(self._follow_topology)
 
     def apply_frame(self, frame: Frame) -> None:
@@ -136,37 +176,17 @@ class Session:
 
     def flush(self) -> None:
         """Emit the pending change signals of every model, then ``flushed``."""
-        self.ranks.flush()  # first: it brings the merge shown by stats and history up to date
-        self.stats.flush()
-        self.history.flush()
-        self.grad_norms.flush()
-        self.optimizer.flush()
-        self.metrics.flush()
-        self.attention.flush()
-        self.head_stats.flush()
-        self.routing.flush()
-        self.residual_tokens.flush()
-        self.sparse.flush()
+        for store in self._stores:
+            store.flush()
         self.counters.flush()
-        self.skew.flush()
         self.anomalies.flush()
         self.flushed.emit()
 
     def reset_data(self) -> None:
         """Forget statistics, history and points (a new training run)."""
-        self.stats.clear()
-        self.history.clear()
-        self.grad_norms.clear()
-        self.optimizer.clear()
-        self.metrics.clear()
-        self.attention.clear()
-        self.head_stats.clear()
-        self.routing.clear()
-        self.residual_tokens.clear()
-        self.sparse.clear()
-        self.ranks.clear()
-        self.skew.clear()
-        self.anomalies.reset()
+        for store in self._stores:
+            store.clear()
+        self.anomalies.reset()  # its clear() keeps the detectors' state (the alerts panel's)
         self._max_steps.clear()
         self.data_reset.emit()
 
@@ -201,110 +221,35 @@ class Session:
     def _apply(self, frame: Frame) -> bool:
         """Apply one frame; returns whether it carried fresh data."""
         header, message = frame.header, frame.message
-        if isinstance(message, Hello):
-            if message.role == Role.TRAINER:
-                self._seq.reset(header.rank)
-                if not message.capabilities & Capability.ACTIONS:
-                    self.actions.offer(())  # a trainer without actions (its ACTION_LIST: later)
-                self.counters.costs.pop(header.rank, None)  # a new probe: its cost is unknown
-                self.ranks.see(header.rank)
-                self._new_streams.add(header.rank)
-                if message.capabilities & Capability.RANK_RELAY:
-                    self.ranks.set_job(message.world_size, header.rank)
-            return False
-        verdict = self._seq.check(header.rank, header.seq)
-        if verdict is not Verdict.NEW:
+        if isinstance(message, Hello):  # before the sequence check: it restarts the numbering
+            return self._on_hello(header, message)
+        if self._seq.check(header.rank, header.seq) is not Verdict.NEW:
             self.counters.stale += 1
             self.counters.mark()
             return False
-        if isinstance(message, LayerSummaryBatch):
-            self._summaries(message, header.step, header.rank)
-        elif isinstance(message, SparseActivations):
-            self._sparse(message, header.step, header.rank)
-        elif isinstance(message, BlockGradNorms):
-            self._check_new_run(header.step, header.rank)
-            self.grad_norms.append(header.step, message.norms)
-            self.anomalies.feed_grad_norms(header.rank, header.step, message.norms)
-        elif isinstance(message, TrainingMetrics):
-            self._check_new_run(header.step, header.rank)
-            self.metrics.apply(message, header.step, header.rank)
-            self.anomalies.feed_metrics(header.rank, header.step, message.values)
-        elif isinstance(message, AttentionPattern):
-            self._check_new_run(header.step, header.rank)
-            self.attention.apply(message, header.step, header.rank, header.timestamp_ns)
-        elif isinstance(message, HeadStats):
-            self._check_new_run(header.step, header.rank)
-            self.head_stats.apply(message, header.step, header.rank)
-            self.anomalies.feed_head_stats(
-                header.rank, header.step, message.layers, message.max_logit
-            )
-        elif isinstance(message, OptimizerStats):
-            self._check_new_run(header.step, header.rank)
-            self.optimizer.append(header.rank, header.step, message)
-            self.anomalies.feed_optimizer(
-                header.rank,
-                header.step,
-                message.layers,
-                message.update_ratio,
-                message.grad_norm,
-                message.v_below_g2,
-            )
-        elif isinstance(message, MoeRouting):
-            self._check_new_run(header.step, header.rank)
-            m = message
-            if self.routing.append(
-                header.rank, header.step, m.layers, m.tokens, m.probs, m.dropped, m.top_k
-            ):
-                self.anomalies.feed_routing(header.rank, header.step, m.layers, m.tokens, m.dropped)
-        elif isinstance(message, ResidualTokens):
-            self._check_new_run(header.step, header.rank)
-            self.residual_tokens.take(header.rank, header.step, message.layers, message.norms)
-        elif isinstance(message, ModelMeta):
-            if (
-                header.rank in self._new_streams
-                and self.topology.from_meta
-                and message.model_name != self.topology.model_name
-            ):
-                self.reset_data()  # a restarted trainer with another model: a new run
-            self.topology.set_meta(message.model_name, message.sites)
-            return False
-        elif isinstance(message, ControlAck):
-            self.control.acknowledge(message)
-            return False
-        elif isinstance(message, ProbeStats):
-            self._trainer_dropped[header.rank] = _dropped_for_us(message)
-            self.counters.trainer_dropped = sum(self._trainer_dropped.values())
-            self.counters.mark()
-            return False
-        elif isinstance(message, ProbeCost):
-            self.counters.cost(header.rank, message)
-            return False
-        elif isinstance(message, ErrorReport):
-            self.peer_error.emit(message.text)
-            return False
-        elif isinstance(message, CaptureDone):
-            self.captures.take(message)
-            return False
-        elif isinstance(message, ActionList):
-            self.actions.offer(message.names)
-            return False
-        elif isinstance(message, ActionResult):
-            self.actions.take(message)
-            return False
-        elif isinstance(message, RankSkew):
-            self.skew.apply(message, header.step)
-        elif isinstance(message, JobStatus):
-            self.skew.take_status(message)
-            return False
-        else:
-            return False
-        return True
+        handler = self._handlers.get(type(message))
+        return handler is not None and handler(header, message)
 
-    def _summaries(self, message: LayerSummaryBatch, step: int, rank: int) -> None:
+    # -- one handler per message type: whether the frame carried fresh data ------------------------
+
+    def _on_hello(self, header: Header, message: Hello) -> bool:
+        if message.role == Role.TRAINER:
+            self._seq.reset(header.rank)
+            if not message.capabilities & Capability.ACTIONS:
+                self.actions.offer(())  # a trainer without actions (its ACTION_LIST: later)
+            self.counters.costs.pop(header.rank, None)  # a new probe: its cost is unknown
+            self.ranks.see(header.rank)
+            self._new_streams.add(header.rank)
+            if message.capabilities & Capability.RANK_RELAY:
+                self.ranks.set_job(message.world_size, header.rank)
+        return False
+
+    def _on_summaries(self, header: Header, message: LayerSummaryBatch) -> bool:
         records = message.records
         records = records[(records["flags"] & int(SummaryFlag.GRADIENT)) == 0]
         if len(records) == 0:
-            return
+            return True
+        step, rank = header.step, header.rank
         self._check_new_run(step, rank)
         ids = records["site_id"].astype(np.int64)
         indices = self.topology.indices_of(ids)
@@ -315,17 +260,115 @@ class Session:
         self.anomalies.feed(rank, indices, records, step)
         self.counters.step = max(self.counters.step, step)
         self.counters.mark()
+        return True
 
-    def _sparse(self, message: SparseActivations, step: int, rank: int) -> None:
-        self._check_new_run(step, rank)
+    def _on_sparse(self, header: Header, message: SparseActivations) -> bool:
+        self._check_new_run(header.step, header.rank)
         index = self.topology.index_of(message.site_id)
         if index < 0:
             self.topology.ensure([message.site_id])
             index = self.topology.index_of(message.site_id)
         points = SparsePoints(
-            step, message.threshold, message.n_above, message.indices, message.values
+            header.step, message.threshold, message.n_above, message.indices, message.values
         )
-        self.ranks.sparse(rank, index, points)
+        self.ranks.sparse(header.rank, index, points)
+        return True
+
+    def _on_grad_norms(self, header: Header, message: BlockGradNorms) -> bool:
+        self._check_new_run(header.step, header.rank)
+        self.grad_norms.append(header.step, message.norms)
+        self.anomalies.feed_grad_norms(header.rank, header.step, message.norms)
+        return True
+
+    def _on_metrics(self, header: Header, message: TrainingMetrics) -> bool:
+        self._check_new_run(header.step, header.rank)
+        self.metrics.apply(message, header.step, header.rank)
+        self.anomalies.feed_metrics(header.rank, header.step, message.values)
+        return True
+
+    def _on_attention(self, header: Header, message: AttentionPattern) -> bool:
+        self._check_new_run(header.step, header.rank)
+        self.attention.apply(message, header.step, header.rank, header.timestamp_ns)
+        return True
+
+    def _on_head_stats(self, header: Header, message: HeadStats) -> bool:
+        self._check_new_run(header.step, header.rank)
+        self.head_stats.apply(message, header.step, header.rank)
+        self.anomalies.feed_head_stats(header.rank, header.step, message.layers, message.max_logit)
+        return True
+
+    def _on_optimizer(self, header: Header, message: OptimizerStats) -> bool:
+        self._check_new_run(header.step, header.rank)
+        self.optimizer.append(header.rank, header.step, message)
+        m = message
+        self.anomalies.feed_optimizer(
+            header.rank, header.step, m.layers, m.update_ratio, m.grad_norm, m.v_below_g2
+        )
+        return True
+
+    def _on_routing(self, header: Header, message: MoeRouting) -> bool:
+        self._check_new_run(header.step, header.rank)
+        m = message
+        if self.routing.append(
+            header.rank, header.step, m.layers, m.tokens, m.probs, m.dropped, m.top_k
+        ):
+            self.anomalies.feed_routing(header.rank, header.step, m.layers, m.tokens, m.dropped)
+        return True
+
+    def _on_residual_tokens(self, header: Header, message: ResidualTokens) -> bool:
+        self._check_new_run(header.step, header.rank)
+        self.residual_tokens.take(header.rank, header.step, message.layers, message.norms)
+        return True
+
+    def _on_model_meta(self, header: Header, message: ModelMeta) -> bool:
+        if (
+            header.rank in self._new_streams
+            and self.topology.from_meta
+            and message.model_name != self.topology.model_name
+        ):
+            self.reset_data()  # a restarted trainer with another model: a new run
+        self.topology.set_meta(message.model_name, message.sites)
+        return False
+
+    def _on_control_ack(self, header: Header, message: ControlAck) -> bool:
+        self.control.acknowledge(message)
+        return False
+
+    def _on_probe_stats(self, header: Header, message: ProbeStats) -> bool:
+        self._trainer_dropped[header.rank] = _dropped_for_us(message)
+        self.counters.trainer_dropped = sum(self._trainer_dropped.values())
+        self.counters.mark()
+        return False
+
+    def _on_probe_cost(self, header: Header, message: ProbeCost) -> bool:
+        self.counters.cost(header.rank, message)
+        return False
+
+    def _on_error(self, header: Header, message: ErrorReport) -> bool:
+        self.peer_error.emit(message.text)
+        return False
+
+    def _on_capture_done(self, header: Header, message: CaptureDone) -> bool:
+        self.captures.take(message)
+        return False
+
+    def _on_action_list(self, header: Header, message: ActionList) -> bool:
+        self.actions.offer(message.names)
+        return False
+
+    def _on_action_result(self, header: Header, message: ActionResult) -> bool:
+        self.actions.take(message)
+        return False
+
+    def _on_rank_skew(self, header: Header, message: RankSkew) -> bool:
+        self.skew.apply(message, header.step)
+        return True
+
+    def _on_job_status(self, header: Header, message: JobStatus) -> bool:
+        self.skew.take_status(message)
+        return False
+
+    # -- sparse runs and upkeep --------------------------------------------------------------------
 
     def _sparse_run(self, run: SparseRun) -> int:
         """Apply a run of sparse frames (as ``_apply`` would, one by one); returns the newest
@@ -430,9 +473,10 @@ class Session:
     def _follow_topology(self) -> None:
         old_to_new = self.topology.indices_of(self._site_ids)
         size = len(self.topology)
-        models = (self.stats, self.history, self.sparse, self.ranks, self.anomalies, self.skew)
-        for model in models:
-            model.remap(old_to_new, size)
+        for store in self._stores:
+            if isinstance(store, SiteStore):
+                store.remap(old_to_new, size)
+        self.anomalies.remap(old_to_new, size)
         self._site_ids = np.array([s.site_id for s in self.topology.sites], np.int64)
         selected = self.selection.selected
         self.selection.hover(-1)

@@ -313,9 +313,7 @@ class Client(QObject):
 
     def _send_control(self, control: Control) -> None:
         if not self.send(encode(control)):
-            self.session.control.pending.pop(control.request_id, None)
-            self.session.control.error = "not connected: the change was not sent"
-            self.session.control.changed.emit()
+            self.session.control.not_sent(control)
 
     # -- failure and retry ----------------------------------------------------------------------
 

@@ -118,6 +118,4 @@ class Links(QObject):
         frame = encode(control)
         sent = [client.send(frame) for client in self.clients if client.live]
         if not any(sent):
-            self.session.control.pending.pop(control.request_id, None)
-            self.session.control.error = "not connected: the change was not sent"
-            self.session.control.changed.emit()
+            self.session.control.not_sent(control)

@@ -11,10 +11,10 @@ import pytest
 
 
 class SimThread:
-    """A ``synapse_probe.sim.Simulator`` streaming from a thread until ``stop``."""
+    """A ``synapse_serve.sim.Simulator`` streaming from a thread until ``stop``."""
 
     def __init__(self, port: int = 0, **options: object) -> None:
-        from synapse_probe.sim import SimOptions, Simulator
+        from synapse_serve.sim import SimOptions, Simulator
 
         defaults: dict[str, object] = {"layers": 4, "top_k": 128, "fps": 20.0, "announce": False}
         defaults.update(options)

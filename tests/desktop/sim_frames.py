@@ -12,7 +12,7 @@ from synapse_native.protocol import (
     TrainingMetrics,
     encode,
 )
-from synapse_probe.sim import SimOptions, Simulator, model_meta
+from synapse_serve.sim.simulator import SimOptions, Simulator, model_meta
 
 from .frames import summaries
 

@@ -324,7 +324,7 @@ def test_the_window_has_an_attention_dock_toggled_by_ctrl_6(window, qtbot) -> No
 @pytest.mark.gui
 def test_the_simulators_attention_reaches_the_dock(window, qtbot, sim) -> None:  # type: ignore[no-untyped-def]
     from synapse_desktop.net.endpoint import Endpoint
-    from synapse_probe.sim_attention import TOKENS as SIM_TOKENS
+    from synapse_serve.sim.attention import TOKENS as SIM_TOKENS
 
     window.connect_to(Endpoint("127.0.0.1", sim.port))
     session, panel = window.session, window.attention_panel

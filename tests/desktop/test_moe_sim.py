@@ -18,7 +18,7 @@ WAIT_MS = 30_000
 
 
 def test_the_simulated_moe_model_reaches_the_experts_dock(window, qtbot) -> None:  # type: ignore[no-untyped-def]
-    from synapse_probe.sim_routing import STARVE_FROM
+    from synapse_serve.sim.routing import STARVE_FROM
 
     sim = SimThread(moe=8, fps=200.0, top_k=16)
     try:

@@ -1,4 +1,4 @@
-"""A stand-in for ``synapse_probe.server.Server`` that records what the probe sends."""
+"""A stand-in for ``synapse_serve.server.Server`` that records what the probe sends."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from synapse_native.protocol import (
     decode_frame,
     encode,
 )
-from synapse_probe.backlog import Backlog, flagged
+from synapse_serve.backlog import Backlog, flagged
 
 STATE = ControlState(0.5, 10.0, 7, False, 8)
 

@@ -29,7 +29,7 @@ from synapse_native.protocol import (
     encode,
 )
 from synapse_probe.capture import METADATA_KEY
-from synapse_probe.server import Server
+from synapse_serve.server import Server
 
 TIMEOUT = 10.0
 ON_GPU = torch.cuda.is_available()

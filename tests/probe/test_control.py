@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from synapse_native.protocol import Control, SiteKind, ThresholdMode
-from synapse_probe import control
+from synapse_serve import control
 
 STATE = control.DEFAULT_STATE
 

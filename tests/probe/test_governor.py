@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from synapse_probe.governor import EPOCH, Governor, Plan, budget_errors, next_power_of_two
+from synapse_probe.governor import EPOCH, Governor, Plan, next_power_of_two
+from synapse_serve.control import budget_errors
 
 MS = 1_000_000
 

@@ -21,9 +21,9 @@ from synapse_native.protocol import (
     RankSkew,
     SkewStatistic,
 )
-from synapse_probe import job_merge
 from synapse_probe.job import apply_at, wanted_interval
-from synapse_probe.sim import SimOptions, Simulator
+from synapse_serve import job_merge
+from synapse_serve.sim import SimOptions, Simulator
 
 THRESHOLD = 1.0
 

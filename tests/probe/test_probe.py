@@ -14,7 +14,7 @@ from probe_models import batch, llama_like, lm_loss
 import synapse_probe
 import synapse_probe.encoder as probe_encoder
 from synapse_native.protocol import ControlState, HeaderFlag, SiteKind, ThresholdMode
-from synapse_probe.control import ALL_KINDS, kind_bit
+from synapse_serve.control import ALL_KINDS, kind_bit
 
 EVERY_STEP = math.inf
 

@@ -13,7 +13,7 @@ import pytest
 from synapse_native.errors import ClosedError, RecordTooLargeError
 from synapse_native.protocol import ControlAck, ControlState, ErrorCode, ErrorReport, Message
 from synapse_native.pumps import SenderPump
-from synapse_probe.publisher import Publisher
+from synapse_serve.publisher import Publisher
 
 pytestmark = pytest.mark.timeout(30)
 

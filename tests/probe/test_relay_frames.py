@@ -15,7 +15,7 @@ from synapse_native.protocol import (
     encode,
 )
 from synapse_probe import relay_frames
-from synapse_probe.control import full_rank_errors
+from synapse_serve.control import full_rank_errors
 
 
 def _sparse(site: int, values: list[float]) -> SparseActivations:

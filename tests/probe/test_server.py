@@ -37,8 +37,8 @@ from synapse_native.protocol import (
     encode,
     summary_records,
 )
-from synapse_probe.listener import PortInUseError
-from synapse_probe.server import Server
+from synapse_serve.listener import PortInUseError
+from synapse_serve.server import Server
 
 TIMEOUT = 10.0
 META = ModelMeta(

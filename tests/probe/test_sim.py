@@ -28,9 +28,9 @@ from synapse_native.protocol import (
     SparseActivations,
 )
 from synapse_native.protocol import Control as ControlRequest
-from synapse_probe.control import kind_bit
-from synapse_probe.sim import SimOptions, Simulator
-from synapse_probe.sim_model import SimModel
+from synapse_serve.control import kind_bit
+from synapse_serve.sim import SimOptions, Simulator
+from synapse_serve.sim.model import SimModel
 
 TIMEOUT = 10.0
 
@@ -105,7 +105,7 @@ def control(simulator: Simulator, client: StreamClient, request: ControlRequest)
 
 
 def test_importing_the_simulator_does_not_import_torch() -> None:
-    code = "import sys, synapse_probe.sim; print('torch' in sys.modules)"
+    code = "import sys, synapse_serve.sim; print('torch' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )

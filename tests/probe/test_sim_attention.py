@@ -24,10 +24,10 @@ from synapse_native.protocol import (
     ResidualTokens,
     SiteKind,
 )
-from synapse_probe.sim import TOKENS_PER_STEP, SimOptions, Simulator
-from synapse_probe.sim_attention import HEAD_KINDS, PATTERN_LAYERS, TOKENS, SimAttention
-from synapse_probe.sim_model import N_HEADS
-from synapse_probe.sim_routing import STARVE_FROM, STARVED_AT, SimRouter
+from synapse_serve.sim.attention import HEAD_KINDS, PATTERN_LAYERS, TOKENS, SimAttention
+from synapse_serve.sim.model import N_HEADS
+from synapse_serve.sim.routing import STARVE_FROM, STARVED_AT, SimRouter
+from synapse_serve.sim.simulator import TOKENS_PER_STEP, SimOptions, Simulator
 
 TIMEOUT = 10.0
 

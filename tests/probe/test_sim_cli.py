@@ -27,7 +27,7 @@ from synapse_native.protocol import (
     decode_frame,
     encode,
 )
-from synapse_probe.sim import SimOptions, Simulator
+from synapse_serve.sim import SimOptions, Simulator
 
 TIMEOUT = 30.0
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from synapse_native.protocol import HIST_BINS, SUMMARY_DTYPE
-from synapse_probe.sim_model import (
+from synapse_serve.sim.model import (
     HIDDEN,
     INTERMEDIATE,
     MASSIVE_CHANNELS,
     SimModel,
 )
-from synapse_probe.sim_stats import histogram_bins, summarize
+from synapse_serve.sim.stats import histogram_bins, summarize
 
 
 @pytest.fixture(scope="module")

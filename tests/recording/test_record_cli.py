@@ -15,7 +15,7 @@ from synapse_desktop.commands.record import record
 from synapse_desktop.net.endpoint import Endpoint
 from synapse_native.protocol import HeaderFlag, MsgType, decode_frame
 from synapse_native.recording import open_recording
-from synapse_probe.sim import SimOptions, Simulator
+from synapse_serve.sim import SimOptions, Simulator
 
 
 def _sim(**options: object) -> tuple[Simulator, threading.Thread, threading.Event]:

@@ -24,10 +24,10 @@ from synapse_native.protocol import (
     check_hello_mac,
     encode,
 )
-from synapse_probe.auth_throttle import FIRST_DELAY_S, MAX_DELAY_S, AuthThrottle
-from synapse_probe.server import Server
-from synapse_probe.sim import model_meta
-from synapse_probe.sim_model import SimModel
+from synapse_serve.auth_throttle import FIRST_DELAY_S, MAX_DELAY_S, AuthThrottle
+from synapse_serve.server import Server
+from synapse_serve.sim.model import SimModel
+from synapse_serve.sim.simulator import model_meta
 
 TOKEN = "a-token-of-twenty-four-b"
 TIMEOUT = 10.0
@@ -116,7 +116,7 @@ def test_failed_proofs_back_off_and_are_counted(server: Server) -> None:
 def test_a_guessing_flood_gets_few_proofs_checked(
     server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="synapse_probe.auth_throttle")
+    caplog.set_level(logging.WARNING, logger="synapse_serve.auth_throttle")
     started = time.monotonic()
     outcomes = [attempt(server, f"guess-number-{i:08d}") for i in range(200)]
     elapsed = time.monotonic() - started

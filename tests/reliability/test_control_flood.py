@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from synapse_native.protocol import Control, ControlAck, MsgType
-from synapse_probe.control_throttle import BURST, RATE_HZ, ControlThrottle
-from synapse_probe.server import Server
+from synapse_serve.control_throttle import BURST, RATE_HZ, ControlThrottle
+from synapse_serve.server import Server
 
 from .test_faults import META, connect, wait_until
 

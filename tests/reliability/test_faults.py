@@ -28,9 +28,9 @@ from synapse_native.protocol import (
     SparseActivations,
 )
 from synapse_native.pumps import SenderPump
-from synapse_probe.server import Server
-from synapse_probe.sim import model_meta
-from synapse_probe.sim_model import SimModel
+from synapse_serve.server import Server
+from synapse_serve.sim.model import SimModel
+from synapse_serve.sim.simulator import model_meta
 
 from .faulty_proxy import FaultyProxy
 

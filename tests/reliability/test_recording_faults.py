@@ -25,7 +25,7 @@ import pytest
 
 from synapse_native.protocol import HEADER_SIZE, HeaderFlag, MsgType, decode_frame
 from synapse_native.recording import RecordingWriter, open_recording
-from synapse_probe.sim import SimOptions, Simulator
+from synapse_serve.sim import SimOptions, Simulator
 
 PROBE_TESTS = Path(__file__).parents[1] / "probe"
 LIMIT = 2 << 20  # RLIMIT_FSIZE of the "full disk"

@@ -14,7 +14,7 @@ import pytest
 
 from synapse_native.client import StreamClient
 from synapse_native.protocol import LayerSummaryBatch, MsgType, SparseActivations
-from synapse_probe.sim import SimOptions, Simulator
+from synapse_serve.sim import SimOptions, Simulator
 
 STEPS = 40
 TIMEOUT = 10.0

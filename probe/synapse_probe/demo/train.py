@@ -215,7 +215,7 @@ def main(argv: Sequence[str] | None = None, *, server: Any = None) -> int:
 
 def _run(args: argparse.Namespace, stop: StopFlag, server: Any = None) -> int:
     from synapse_probe import attach
-    from synapse_probe.listener import PortInUseError
+    from synapse_serve.listener import PortInUseError
 
     try:
         device = pick_device(args.device)

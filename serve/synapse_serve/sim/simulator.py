@@ -31,15 +31,14 @@ from synapse_native.protocol import (
     grid_shape,
 )
 
-from .control import ALL_KINDS, DEFAULT_THRESHOLDS, kind_bit, parse_mode
-from .governor import DEFAULT_BUDGET
-from .selection import host_cut, relative
-from .server import DEFAULT_CAPABILITIES, Server
-from .sim_attention import SimAttention
-from .sim_job import SimJob
-from .sim_model import HEAD_DIM, N_HEADS, SimModel, SimSite
-from .sim_routing import SimRouter
-from .sim_stats import cover_sparse, summarize
+from ..control import ALL_KINDS, DEFAULT_BUDGET, DEFAULT_THRESHOLDS, kind_bit, parse_mode
+from ..selection import host_cut, relative
+from ..server import DEFAULT_CAPABILITIES, Server
+from .attention import SimAttention
+from .job import SimJob
+from .model import HEAD_DIM, N_HEADS, SimModel, SimSite
+from .routing import SimRouter
+from .stats import cover_sparse, summarize
 
 MODEL_NAME = "Llama-3-8B (simulated)"
 TOKENS_PER_STEP = 8 * 1024  # batch x sequence the statistics stand for
@@ -75,7 +74,7 @@ class SimOptions:
     rank: int = 0  # the rank its frames carry (several simulators stand for several ranks)
     world_size: int = 1
     moe: int = 0  # experts per block (every block a mixture of experts); 0: a dense model
-    ranks: int = 1  # > 1: the merged stream of a job of that many ranks (``sim_job``)
+    ranks: int = 1  # > 1: the merged stream of a job of that many ranks (``job``)
     drift_rank: int | None = None  # the rank that drifts away (default: the last but one)
     drift_step: int = 100  # from this step on
 

@@ -28,8 +28,8 @@ from synapse_native.protocol import (
     SparseActivations,
 )
 
-from . import job_merge
-from .job_merge import Rows
+from .. import job_merge
+from ..job_merge import Rows
 
 NOISE = 0.01  # per-rank spread of the scale factors
 DRIFT_PER_STEP = 0.05  # the drifting rank's growth at its site

@@ -10,12 +10,24 @@ import math
 
 from synapse_native.protocol import NO_FULL_RANK, Control, ControlState, SiteKind, ThresholdMode
 
-from .governor import budget_errors
-
 THRESHOLD_MAX = 3.0e38  # finite float32
 RATE_MAX_HZ = 1000.0
 TOP_K_MIN = 1
 TOP_K_MAX = 65536
+BUDGET_MAX = 1.0  # the probe's own cost, as a share of the step time
+DEFAULT_BUDGET = 0.01
+
+
+def budget_errors(value: object) -> list[str]:
+    """Why ``value`` is not a budget (a share of the step time in (0, 1])."""
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 < value <= BUDGET_MAX
+    ):
+        return []
+    return [f"budget must be a share of the step time in (0, {BUDGET_MAX:g}], got {value!r}"]
 
 
 def kind_bit(kind: SiteKind | int) -> int:

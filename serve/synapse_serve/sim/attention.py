@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from synapse_native.protocol import AttentionPattern, HeadStats, Message, ResidualTokens
 
-from .sim_model import HIDDEN, N_HEADS, training_trend
+from .model import HIDDEN, N_HEADS, training_trend
 
 # The sampled sequence: a fixed sentence as a Llama-style tokenizer would cut it (subwords,
 # leading spaces, a multi-byte character or two).
