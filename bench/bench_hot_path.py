@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import torch
 
-from synapse_probe import cpu_kernel
 from synapse_probe.collector import StepCollector
+from synapse_probe.kernels import cpu_kernel
 
 SHAPES = [(8, 128, 256), (8, 512, 1024), (8, 1024, 2048), (8, 2048, 4096)]
 BF16_SHAPE = (8, 1024, 2048)

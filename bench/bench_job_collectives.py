@@ -44,7 +44,7 @@ def _rank(rank: int, world: int, port: int, steps: int, layers: int, out: Any) -
     import torch.distributed as dist
 
     from synapse_native.protocol import ControlState, LayerSummaryBatch, summary_records
-    from synapse_probe.job import Job
+    from synapse_probe.ranks.job import Job
 
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     torch.set_num_threads(1)

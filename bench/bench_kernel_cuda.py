@@ -53,8 +53,8 @@ def main() -> None:
     if not torch.cuda.is_available():
         print("bench_kernel_cuda: no CUDA device here, nothing measured")
         return
-    from synapse_probe import _triton_stats
-    from synapse_probe.cuda_kernel import summarize_with
+    from synapse_probe.kernels import _triton_stats
+    from synapse_probe.kernels.cuda_kernel import summarize_with
     from synapse_probe.slots import SlotBuffer
 
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")

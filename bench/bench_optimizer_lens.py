@@ -27,7 +27,7 @@ import torch
 from synapse_probe.demo.data import Windows, load_corpus, split
 from synapse_probe.demo.model import PRESETS, DemoForCausalLM, preset
 from synapse_probe.demo.train import pick_device
-from synapse_probe.optimizer_lens import OptimizerLens
+from synapse_probe.lenses.optimizer_lens import OptimizerLens
 
 
 def main() -> None:

@@ -14,10 +14,10 @@ import torch
 from synapse_native.protocol import SummaryFlag
 from synapse_serve.selection import relative
 
-from .cpu_kernel import CpuKernel
-from .cuda_kernel import CudaKernel
 from .grads import BlockGradNorms
-from .reductions import summarize_into
+from .kernels.cpu_kernel import CpuKernel
+from .kernels.cuda_kernel import CudaKernel
+from .kernels.reductions import summarize_into
 from .slots import ALL_INF, ALL_NAN, SlotBuffer
 from .snapshot import DeviceRow, HostBuffer, HostPool, NativeRow, Snapshot
 

@@ -30,8 +30,8 @@ from synapse_native.protocol import (
 )
 from synapse_serve.selection import host_cut, relative
 
-from .cpu_kernel import CpuKernel
 from .governor import CostReport
+from .kernels.cpu_kernel import CpuKernel
 from .metrics import MetricsSlot
 from .records import sparse_message, summary_records
 from .slots import ALL_INF, ALL_NAN, TOP

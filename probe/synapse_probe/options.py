@@ -17,8 +17,8 @@ from synapse_serve.control import DEFAULT_BUDGET, DEFAULT_THRESHOLDS, budget_err
 
 from .capture import DEFAULT_DIR as DEFAULT_CAPTURE_DIR
 from .capture import DEFAULT_MAX_MB as DEFAULT_CAPTURE_MB
-from .distributed import Ports
-from .job import DEFAULT_TIMEOUT as DEFAULT_JOB_TIMEOUT
+from .ranks.distributed import Ports
+from .ranks.job import DEFAULT_TIMEOUT as DEFAULT_JOB_TIMEOUT
 
 if TYPE_CHECKING:
     import torch

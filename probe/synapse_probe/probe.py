@@ -29,26 +29,27 @@ from synapse_serve.control import (
     budget_errors,
 )
 
-from . import cpu_kernel, cuda_kernel, distributed
 from .actions import TrainerActions
-from .attention import AttentionLens
 from .capture import Capturer
 from .collector import StepCollector
 from .discovery import find_blocks, find_sites, guess_width, unwrap
-from .distributed import Ports
 from .encoder import Encoder
 from .governor import CostReport, Governor, Plan
 from .gpu_timer import GpuTimer
 from .grads import BlockGradNorms
-from .job import Job
-from .lens import Lens, LensCapture, outside_graphs
+from .kernels import cpu_kernel, cuda_kernel
+from .lenses.attention import AttentionLens
+from .lenses.lens import Lens, LensCapture, outside_graphs
+from .lenses.optimizer_lens import OptimizerLens
+from .lenses.routing import MoeRoutingLens
 from .metrics import MetricsRing, MetricValue
 from .metrics import check as check_metrics
 from .metrics import stage as stage_metrics
-from .optimizer_lens import OptimizerLens
 from .options import ProbeOptions
+from .ranks import distributed
+from .ranks.distributed import Ports
+from .ranks.job import Job
 from .recorder import FrameRecorder
-from .routing import MoeRoutingLens
 from .sites import Site, SiteTable, first_tensor
 
 log = logging.getLogger(__name__)

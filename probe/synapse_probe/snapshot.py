@@ -17,7 +17,7 @@ import torch
 from synapse_native.protocol import SUMMARY_DTYPE
 
 from .governor import CostReport
-from .lens import LensCapture
+from .lenses.lens import LensCapture
 from .slots import TOP
 
 

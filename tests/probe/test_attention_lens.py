@@ -21,10 +21,10 @@ from synapse_native.protocol import (
     HeadStats,
     ResidualTokens,
 )
-from synapse_probe import attention as attention_module
 from synapse_probe.demo.model import DemoForCausalLM, preset
 from synapse_probe.demo.train import byte_tokens
 from synapse_probe.encoder import QUEUE_SIZE, Encoder
+from synapse_probe.lenses import attention as attention_module
 from synapse_probe.snapshot import HostPool, Snapshot
 
 EVERY_STEP = math.inf
@@ -227,7 +227,7 @@ def test_a_model_without_readable_attention_gets_no_lens(server, caplog) -> None
             return x
 
     model = TorchAttentionModel()
-    with caplog.at_level("INFO", logger="synapse_probe.attention"):
+    with caplog.at_level("INFO", logger="synapse_probe.lenses.attention"):
         probe = synapse_probe.attach(model, server=server, rate_hz=EVERY_STEP)
     assert "attention patterns are not available for TorchAttentionModel" in caplog.text
     probe.step(0)

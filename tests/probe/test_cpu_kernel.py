@@ -8,9 +8,9 @@ import torch
 from probe_reference import selected_neurons, summary
 
 from synapse_native.protocol import ThresholdMode
-from synapse_probe import cpu_kernel
 from synapse_probe.collector import StepCollector
 from synapse_probe.encoder import Encoder
+from synapse_probe.kernels import cpu_kernel
 
 KERNEL = cpu_kernel.load()
 pytestmark = pytest.mark.skipif(KERNEL is None, reason="synapse_native.stats is not built")

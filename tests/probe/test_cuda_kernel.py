@@ -17,7 +17,7 @@ from probe_reference import neuron_means, selected_neurons, summary
 pytest.importorskip("triton")
 
 from synapse_native.protocol import ThresholdMode
-from synapse_probe.cuda_kernel import summarize_with
+from synapse_probe.kernels.cuda_kernel import summarize_with
 from synapse_probe.records import sparse_message, summary_records
 from synapse_probe.slots import SlotBuffer
 
@@ -35,7 +35,7 @@ def kernels():
     if not ON_GPU:
         assert os.environ.get("TRITON_INTERPRET") == "1", "set by conftest.py before triton loads"
         _index_reads_one_element_arrays(patch)
-    from synapse_probe import _triton_stats
+    from synapse_probe.kernels import _triton_stats
 
     yield _triton_stats
     patch.undo()

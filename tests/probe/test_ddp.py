@@ -18,7 +18,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from probe_models import batch, llama_like, lm_loss
 
-from synapse_probe import distributed
+from synapse_probe.ranks import distributed
 
 pytest.importorskip("synapse_native.client")
 from synapse_desktop.models.ranks import MERGED

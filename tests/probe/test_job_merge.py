@@ -21,7 +21,7 @@ from synapse_native.protocol import (
     RankSkew,
     SkewStatistic,
 )
-from synapse_probe.job import apply_at, wanted_interval
+from synapse_probe.ranks.job import apply_at, wanted_interval
 from synapse_serve import job_merge
 from synapse_serve.sim import SimOptions, Simulator
 

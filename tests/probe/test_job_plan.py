@@ -24,7 +24,7 @@ from synapse_native.protocol import (
     SiteKind,
     summary_records,
 )
-from synapse_probe.job import Job, apply_at
+from synapse_probe.ranks.job import Job, apply_at
 
 STATE = ControlState(1.0, float("inf"), 14, False, 64)
 

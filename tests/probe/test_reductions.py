@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from probe_reference import bin_of, neuron_means, selected_neurons, summary
 
 from synapse_native.protocol import ThresholdMode
+from synapse_probe.kernels.reductions import histogram_bins, summarize_into
 from synapse_probe.records import sparse_message, summary_records
-from synapse_probe.reductions import histogram_bins, summarize_into
 from synapse_probe.slots import SlotBuffer
 
 THRESHOLD = 1.0

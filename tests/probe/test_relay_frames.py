@@ -14,7 +14,7 @@ from synapse_native.protocol import (
     SparseActivations,
     encode,
 )
-from synapse_probe import relay_frames
+from synapse_probe.ranks import relay_frames
 from synapse_serve.control import full_rank_errors
 
 

@@ -18,8 +18,8 @@ import synapse_probe
 from synapse_native.protocol import Capability, Hello, MoeRouting, MsgType
 from synapse_probe.demo.model import DemoForCausalLM, preset
 from synapse_probe.discovery import find_blocks
-from synapse_probe.routing import MoeRoutingLens
-from synapse_probe.routing_discovery import Choice, find_routers
+from synapse_probe.lenses.routing import MoeRoutingLens
+from synapse_probe.lenses.routing_discovery import Choice, find_routers
 
 EXPERTS, TOP_K, LAYERS, BATCH, TOKENS = 4, 2, 2, 2, 12
 EVERY_STEP = math.inf

@@ -11,9 +11,9 @@ from probe_reference import summary
 
 import synapse_probe
 from synapse_native.protocol import LayerSummaryBatch, SummaryFlag
-from synapse_probe import cpu_kernel
 from synapse_probe.collector import StepCollector, sampled
 from synapse_probe.encoder import Encoder
+from synapse_probe.kernels import cpu_kernel
 
 FIELDS = ("mean", "std", "min", "max", "mean_abs", "skewness", "kurtosis", "frac_zero")
 KERNELS = [None, *([cpu_kernel.load()] if cpu_kernel.load() is not None else [])]

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from ..sites import first_tensor
 from .lens import outside_graphs
-from .sites import first_tensor
 
 
 class ResidualNorms:

@@ -40,13 +40,13 @@ from synapse_native.protocol import (
     ResidualTokens,
 )
 
+from ..discovery import find_submodule
+from ..sampling import Sampler
 from .attention_adapters import QKAccess, Split, find_access
 from .attention_math import blocked_keys, head_attention, layers_per_chunk
 from .attention_tokens import TokenNamer
-from .discovery import find_submodule
 from .lens import HostMirror, MirrorPool, outside_graphs
 from .residual import ResidualNorms
-from .sampling import Sampler
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ import torch
 
 from synapse_serve.selection import relative
 
+from ..slots import HIST, N_SCALARS
 from .reductions import write_selection, write_top_k
-from .slots import HIST, N_SCALARS
 
 TILE = 8192  # elements per program (with TILE_WARPS, the fastest of a sweep on an H100)
 TILE_WARPS = 4

@@ -14,7 +14,7 @@ import torch
 from synapse_native.protocol import ThresholdMode
 from synapse_serve.selection import relative, top_count
 
-from .slots import CUT, HIST, N_SCALARS, NEURONS_ABOVE, TOP, TRASH_BIN
+from ..slots import CUT, HIST, N_SCALARS, NEURONS_ABOVE, TOP, TRASH_BIN
 
 # Symmetric-log2 histogram: |x| = m * 2**e (1 <= m < 2) falls in magnitude bin
 # j = clamp(e + 16, 0, 31) (so j = 0 for |x| < 2**-15, zero and subnormals included); the bin
