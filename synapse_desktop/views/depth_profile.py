@@ -32,7 +32,13 @@ from synapse_desktop.views.axes import Axis, make_axis
 from synapse_desktop.views.clicks import ClickFilter
 from synapse_desktop.views.colors import THEMES, map_values
 from synapse_desktop.views.label_axis import make_label_axis, set_labels, short_token
-from synapse_desktop.views.plot2d import plot_text, to_canvas, to_scene
+from synapse_desktop.views.plot2d import (
+    NamedPlots,
+    in_rect,
+    mark_row,
+    plot_text,
+    row_marks,
+)
 
 RMS_RANGE = (-2.0, 3.0)  # log10 of the residual rms: 0.01 .. 1000
 RATIO_RANGE = (-3.0, 1.0)  # log10 of the ratios: 0.001 .. 10
@@ -90,13 +96,7 @@ class _Panel:
         )
         self.x_axis.parent = root
         self.x_axis.link_view(self.view)
-        self.marks = [
-            scene.visuals.InfiniteLine(0.0, vertical=False, parent=self.view.scene)
-            for _ in range(2)
-        ]
-        for mark in self.marks:
-            mark.order = 2
-            mark.visible = False
+        self.marks = row_marks(self.view.scene)
 
     def set_rows(self, lo: float, hi: float) -> None:
         rect = self.camera.rect
@@ -104,14 +104,10 @@ class _Panel:
             self.camera.rect = Rect(self.x_range[0], lo, self.x_range[1] - self.x_range[0], hi - lo)
 
     def mark(self, layer: int, color: tuple[float, ...]) -> None:
-        for mark, y in zip(self.marks, (layer - 0.5, layer + 0.5), strict=True):
-            mark.visible = layer >= 0
-            if layer >= 0:
-                mark.set_data(pos=float(y), color=color)
+        mark_row(self.marks, layer, color)
 
     def contains(self, x: float, y: float) -> bool:
-        rect = self.camera.rect
-        return bool(rect.left <= x <= rect.right and rect.bottom <= y <= rect.top)
+        return in_rect(self.camera.rect, x, y)
 
     def set_text_color(self, color: tuple[float, ...]) -> None:
         self.title.color = color
@@ -149,13 +145,7 @@ class _TokenPlot:
         for axis in (self.layer_axis, self.token_axis):
             axis.parent = root
             axis.link_view(self.view)
-        self.marks = [
-            scene.visuals.InfiniteLine(0.0, vertical=False, parent=self.view.scene)
-            for _ in range(2)
-        ]
-        for mark in self.marks:
-            mark.order = 2
-            mark.visible = False
+        self.marks = row_marks(self.view.scene)
         self.visuals = (
             self.title,
             self.strip,
@@ -177,10 +167,7 @@ class _TokenPlot:
         )
 
     def mark(self, layer: int, color: tuple[float, ...]) -> None:
-        for mark, y in zip(self.marks, (layer - 0.5, layer + 0.5), strict=True):
-            mark.visible = layer >= 0
-            if layer >= 0:
-                mark.set_data(pos=float(y), color=color)
+        mark_row(self.marks, layer, color)
 
     def set_text_color(self, color: tuple[float, ...]) -> None:
         self.title.color = color
@@ -198,7 +185,7 @@ def _log(values: npt.NDArray[np.float64], bounds: tuple[float, float]) -> npt.ND
     return np.clip(out, *bounds)
 
 
-class DepthProfileView:
+class DepthProfileView(NamedPlots):
     """Reads ``session.stats``, ``topology`` and ``selection``; call ``refresh`` at a few Hz."""
 
     def __init__(self, session: Session, size: tuple[int, int] = (420, 600)) -> None:
@@ -210,7 +197,7 @@ class DepthProfileView:
         fonts = FontManager()
         self.rms_panel = _Panel(root, theme.text, fonts, RMS_RANGE)
         self.ratio_panel = _Panel(root, theme.text, fonts, RATIO_RANGE)
-        self.panels = {"rms": self.rms_panel, "ratio": self.ratio_panel}
+        self.plots = {"rms": self.rms_panel, "ratio": self.ratio_panel}
         self.layer_axis = make_axis("left", theme.text, integer=True)
         self.layer_axis.parent = root
         self.layer_axis.link_view(self.rms_panel.view)
@@ -330,7 +317,7 @@ class DepthProfileView:
             return
         theme = THEMES[str(value)]
         self.canvas.bgcolor = theme.background
-        for panel in self.panels.values():
+        for panel in self.plots.values():
             panel.set_text_color(theme.text)
         self.tokens.set_text_color(theme.text)
         axis = self.layer_axis.axis
@@ -344,7 +331,7 @@ class DepthProfileView:
         layer = sites[index].layer if 0 <= index < len(sites) else -1
         self.selected_layer = layer if self.profile.row_of(layer) >= 0 else -1
         color = THEMES[self.session.view.values.theme].selected
-        for panel in self.panels.values():
+        for panel in self.plots.values():
             panel.mark(self.selected_layer, color)
         snapshot = self.snapshot
         self.tokens.mark(
@@ -367,7 +354,7 @@ class DepthProfileView:
         self.profile = profile
         layers = profile.layers.astype(np.float64)
         if len(layers):
-            for panel in self.panels.values():
+            for panel in self.plots.values():
                 panel.set_rows(float(layers.min()) - 0.5, float(layers.max()) + 0.5)
         self._push_bars(layers, profile.residual_rms)
         self._push_ratios(layers, profile)
@@ -462,17 +449,9 @@ class DepthProfileView:
 
     # -- pointer --------------------------------------------------------------------------------
 
-    def scene_pos(self, panel: str, pos: tuple[float, float]) -> tuple[float, float]:
-        """Canvas pixel ``pos`` in the scene coordinates of ``panel``."""
-        return to_scene(self.canvas, self.panels[panel].view, pos)
-
-    def project(self, panel: str, x: float, y: float) -> tuple[float, float]:
-        """Canvas pixel of scene point (x, y) of ``panel``."""
-        return to_canvas(self.canvas, self.panels[panel].view, x, y)
-
     def layer_at(self, pos: tuple[float, float]) -> int:
         """The layer under canvas pixel ``pos`` in any plot (-1: none)."""
-        for name, panel in self.panels.items():
+        for name, panel in self.plots.items():
             x, y = self.scene_pos(name, pos)
             if panel.contains(x, y):
                 layer = int(np.floor(y + 0.5))

@@ -36,7 +36,13 @@ from synapse_desktop.views.clicks import ClickFilter
 from synapse_desktop.views.colors import THEMES, map_values
 from synapse_desktop.views.label_axis import make_label_axis, set_labels
 from synapse_desktop.views.overview import StepCamera
-from synapse_desktop.views.plot2d import plot_text, to_canvas, to_scene
+from synapse_desktop.views.plot2d import (
+    NamedPlots,
+    in_rect,
+    mark_row,
+    plot_text,
+    row_marks,
+)
 
 RECENT_STEPS = 16  # the top heatmap averages this many routing steps
 SHARE_RANGE = (0.0, 2.0)  # colour range, in multiples of the balanced share
@@ -68,23 +74,13 @@ class _Plot:
     def __init__(self, root: Any, text: tuple[float, ...], fonts: FontManager) -> None:
         self.title = plot_text(root, text, fonts)
         self.view = scene.ViewBox(border_color=_BORDER, parent=root)
-        self.marks = [
-            scene.visuals.InfiniteLine(0.0, vertical=False, parent=self.view.scene)
-            for _ in range(2)
-        ]
-        for mark in self.marks:
-            mark.order = 2
-            mark.visible = False
+        self.marks = row_marks(self.view.scene)
 
     def contains(self, x: float, y: float) -> bool:
-        rect = self.view.camera.rect
-        return bool(rect.left <= x <= rect.right and rect.bottom <= y <= rect.top)
+        return in_rect(self.view.camera.rect, x, y)
 
     def mark(self, row: int, color: tuple[float, ...]) -> None:
-        for mark, y in zip(self.marks, (row - 0.5, row + 0.5), strict=True):
-            mark.visible = row >= 0
-            if row >= 0:
-                mark.set_data(pos=float(y), color=color)
+        mark_row(self.marks, row, color)
 
 
 def _fixed_camera() -> scene.PanZoomCamera:
@@ -100,7 +96,7 @@ def _set_rect(camera: Any, left: float, top: float, width: float, height: float)
         camera.rect = Rect(left, top, width, height)
 
 
-class ExpertHeatmapView:
+class ExpertHeatmapView(NamedPlots):
     """Reads ``session.routing``, ``ranks``, ``topology`` and ``selection``; call ``refresh``
     at a few Hz."""
 
@@ -435,21 +431,6 @@ class ExpertHeatmapView:
         return ", ".join(parts)
 
     # -- pointer --------------------------------------------------------------------------------
-
-    def scene_pos(self, plot: str, pos: tuple[float, float]) -> tuple[float, float]:
-        """Canvas pixel ``pos`` in the scene coordinates of ``plot``."""
-        return to_scene(self.canvas, self.plots[plot].view, pos)
-
-    def project(self, plot: str, x: float, y: float) -> tuple[float, float]:
-        """Canvas pixel of scene point (x, y) of ``plot``."""
-        return to_canvas(self.canvas, self.plots[plot].view, x, y)
-
-    def plot_at(self, pos: tuple[float, float]) -> tuple[str, float, float] | None:
-        for name, plot in self.plots.items():
-            x, y = self.scene_pos(name, pos)
-            if plot.contains(x, y):
-                return name, x, y
-        return None
 
     def click(self, pos: tuple[float, float]) -> None:
         """A click on a row of the top plots selects that layer's MLP site."""

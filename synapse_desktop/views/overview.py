@@ -29,7 +29,13 @@ from synapse_desktop.scene.steps import KIND_CODES, StepImage, empty_image, grad
 from synapse_desktop.views.axes import make_axis, set_log
 from synapse_desktop.views.clicks import ClickFilter
 from synapse_desktop.views.colors import THEMES, map_values
-from synapse_desktop.views.plot2d import plot_text, to_canvas, to_scene
+from synapse_desktop.views.plot2d import (
+    NamedPlots,
+    in_rect,
+    mark_row,
+    plot_text,
+    row_marks,
+)
 
 WIDTH = 1024  # heatmap columns (a column holds a power-of-two number of steps)
 GRAD_SCALE = Scale("block grad norm", (-2.0, 1.0), log=True)
@@ -134,8 +140,7 @@ class _Panel:
         self.cursor.visible = False
 
     def contains(self, x: float, y: float) -> bool:
-        rect = self.camera.rect
-        return bool(rect.left <= x <= rect.right and rect.bottom <= y <= rect.top)
+        return in_rect(self.camera.rect, x, y)
 
     def set_y(self, lo: float, hi: float) -> None:
         rect = self.camera.rect
@@ -214,13 +219,7 @@ class _Heatmap(_Panel):
             parent=self.view.scene,
         )
         self.image.transform = STTransform()
-        self.marks = [
-            scene.visuals.InfiniteLine(0.0, vertical=False, parent=self.view.scene)
-            for _ in range(2)
-        ]
-        for mark in self.marks:
-            mark.order = 1
-            mark.visible = False
+        self.marks = row_marks(self.view.scene, order=1)
 
     def set_text_color(self, color: tuple[float, ...]) -> None:
         super().set_text_color(color)
@@ -255,10 +254,7 @@ class _Heatmap(_Panel):
         return (row if 0 <= row < rows else -1), (column if 0 <= column < width else -1)
 
     def mark(self, row: int, color: tuple[float, ...]) -> None:
-        for mark, y in zip(self.marks, (row - 0.5, row + 0.5), strict=True):
-            mark.visible = row >= 0
-            if row >= 0:
-                mark.set_data(pos=float(y), color=color)
+        mark_row(self.marks, row, color)
 
 
 def rows_per_pixel(rows: int, pixels: float) -> int:
@@ -404,7 +400,7 @@ def plot_heights(plots: float, grads: bool) -> tuple[float, float, float]:
     return metric, rest - below, below
 
 
-class OverviewView:
+class OverviewView(NamedPlots):
     """Reads the session's history, grad norms and metrics; call ``refresh`` at a few Hz."""
 
     def __init__(self, session: Session, size: tuple[int, int] = (900, 420)) -> None:
@@ -423,7 +419,7 @@ class OverviewView:
         self.readout_text = self.metric.title_bar.right
         self._grads_shown = False
         self._dirty = {"activation", "grads", "metric"}
-        self.panels: dict[str, _Panel] = {
+        self.plots: dict[str, _Panel] = {
             "metric": self.metric,
             "activation": self.activation,
             "grads": self.grads,
@@ -432,7 +428,7 @@ class OverviewView:
         self.canvas.events.resize.connect(self._layout)
         for heatmap in (self.activation, self.grads):
             self.metric.camera.link(heatmap.camera, axis="x")
-        for panel in self.panels.values():
+        for panel in self.plots.values():
             panel.camera.user_moved.connect(self._on_user_moved)
         self.hovered = Signal()  # (text): what the pointer is over ("" when nothing)
         self.readout = ""
@@ -477,7 +473,7 @@ class OverviewView:
             panel.axis.rect = Rect(m, y, _AXIS_PX, max(height, 1.0))
             y += height
         self.step_axis.rect = Rect(left, y, right - left, _STEP_AXIS_PX)
-        for axis in (*(p.axis for p in self.panels.values()), self.step_axis):
+        for axis in (*(p.axis for p in self.plots.values()), self.step_axis):
             axis.sync()
         for name in ("activation", "grads"):  # a new height may merge rows differently
             heat = self.activation if name == "activation" else self.grads
@@ -512,7 +508,7 @@ class OverviewView:
         elif name == "theme":
             theme = THEMES[str(value)]
             self.canvas.bgcolor = theme.background
-            for panel in self.panels.values():
+            for panel in self.plots.values():
                 panel.set_text_color(theme.text)
             axis = self.step_axis.axis
             axis.text_color = axis.axis_color = axis.tick_color = theme.text
@@ -602,26 +598,11 @@ class OverviewView:
 
     # -- pointer --------------------------------------------------------------------------------
 
-    def scene_pos(self, panel: str, pos: tuple[float, float]) -> tuple[float, float]:
-        """Canvas pixel ``pos`` in the scene coordinates of ``panel``."""
-        return to_scene(self.canvas, self.panels[panel].view, pos)
-
-    def project(self, panel: str, x: float, y: float) -> tuple[float, float]:
-        """Canvas pixel of scene point (x, y) of ``panel``."""
-        return to_canvas(self.canvas, self.panels[panel].view, x, y)
-
-    def panel_at(self, pos: tuple[float, float]) -> tuple[str, float, float] | None:
-        for name, panel in self.panels.items():
-            x, y = self.scene_pos(name, pos)
-            if panel.contains(x, y):
-                return name, x, y
-        return None
-
     def hover(self, pos: tuple[float, float] | None) -> None:
         """Move the step cursor and the readout to canvas pixel ``pos`` (None: off the canvas)."""
-        hit = self.panel_at(pos) if pos is not None else None
+        hit = self.plot_at(pos) if pos is not None else None
         step = int(np.floor(hit[1] + 0.5)) if hit is not None else -1
-        for panel in self.panels.values():
+        for panel in self.plots.values():
             panel.cursor.visible = hit is not None
             if hit is not None:
                 panel.cursor.set_data(pos=float(step))
@@ -638,7 +619,7 @@ class OverviewView:
 
     def axis_at(self, pos: tuple[float, float]) -> str | None:
         """The panel whose y axis is under canvas pixel ``pos``, if any."""
-        for name, panel in self.panels.items():
+        for name, panel in self.plots.items():
             if panel.axis.visible and panel.axis.rect.contains(*pos):
                 return name
         return None
@@ -697,7 +678,7 @@ class OverviewView:
 
     def click(self, pos: tuple[float, float]) -> None:
         """Select the site of the heatmap row under canvas pixel ``pos``."""
-        hit = self.panel_at(pos)
+        hit = self.plot_at(pos)
         if hit is None or hit[0] == "metric":
             return
         heat = self.activation if hit[0] == "activation" else self.grads

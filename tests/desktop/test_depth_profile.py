@@ -90,14 +90,14 @@ def test_it_recomputes_only_when_statistics_change(depth) -> None:  # type: igno
 @pytest.mark.gui
 def test_the_highlight_follows_the_selection(depth) -> None:  # type: ignore[no-untyped-def]
     session = depth.session
-    for panel in depth.panels.values():
+    for panel in depth.plots.values():
         assert not any(m.visible for m in panel.marks)
     session.selection.select(_site(session, 5, SiteKind.ATTN))
     assert depth.selected_layer == 5
-    for panel in depth.panels.values():
+    for panel in depth.plots.values():
         assert [m.pos for m in panel.marks] == [4.5, 5.5] and all(m.visible for m in panel.marks)
     image = depth.canvas.render()
-    color = np.array(depth.panels["rms"].marks[0].color[:3]) * 255
+    color = np.array(depth.plots["rms"].marks[0].color[:3]) * 255
     x, y = depth.project("rms", -1.0, 4.5)
     row = image[round(y) - 1 : round(y) + 2, round(x), :3].astype(int)
     assert (np.abs(row - color).sum(axis=1) < 60).any()  # the outline is drawn there
@@ -105,7 +105,7 @@ def test_the_highlight_follows_the_selection(depth) -> None:  # type: ignore[no-
     assert [m.pos for m in depth.ratio_panel.marks] == [8.5, 9.5]
     session.selection.select(-1)
     assert depth.selected_layer == -1
-    assert not any(m.visible for p in depth.panels.values() for m in p.marks)
+    assert not any(m.visible for p in depth.plots.values() for m in p.marks)
 
 
 @pytest.mark.gui

@@ -229,7 +229,7 @@ def test_hovering_shows_the_step_and_values_and_a_cursor_in_every_plot(overview,
     qtbot.waitUntil(lambda: overview.cursor_step == SPIKE_STEP)
     assert "step 40" in overview.readout and "loss 4" in overview.readout
     assert "layer 5 residual rms 80" in overview.readout and heard[-1] == overview.readout
-    for panel in overview.panels.values():
+    for panel in overview.plots.values():
         assert panel.cursor.visible and panel.cursor.pos == SPIKE_STEP
     overview.hover(overview.project("grads", 17, 1))
     assert "block 1 grad norm not measured" in overview.readout
@@ -279,7 +279,7 @@ def test_the_wheel_zooms_the_steps_of_every_plot_and_a_double_click_follows_agai
         False,
     )
     QApplication.sendEvent(overview.native, wheel)
-    rects = [panel.camera.rect for panel in overview.panels.values()]
+    rects = [panel.camera.rect for panel in overview.plots.values()]
     assert rects[0].width < 59 and not overview.follow
     assert all((r.left, r.right) == (rects[0].left, rects[0].right) for r in rects)
     assert (rects[1].bottom, rects[1].top) == (-0.5, N_LAYERS - 0.5)  # rows stay put
