@@ -155,6 +155,9 @@ class AttentionPanel(QWidget):
             view.refresh()
         self.age.setText(self.describe_age())
 
+    def close_view(self) -> None:
+        """Nothing to release: the attention views paint with QPainter, not OpenGL."""
+
     def describe_age(self) -> str:
         """Which step the shown pattern is from and how old it is."""
         pattern = chosen_pattern(self.session, self.choice)

@@ -40,6 +40,7 @@ from synapse_desktop.qt.connect_dialog import ConnectDialog
 from synapse_desktop.qt.control_panel import ControlPanel
 from synapse_desktop.qt.depth_panel import DepthPanel
 from synapse_desktop.qt.layout_policy import scrolled
+from synapse_desktop.qt.live_panel import LivePanel
 from synapse_desktop.qt.moe_panel import MoePanel
 from synapse_desktop.qt.notifier import AlertNotifier
 from synapse_desktop.qt.overview_panel import OverviewPanel
@@ -125,12 +126,15 @@ class MainWindow(QMainWindow):
         panel_layout = self.panel.layout()
         assert isinstance(panel_layout, QVBoxLayout)
         panel_layout.insertWidget(1, self.trainer_actions)
+        self._live_panels: tuple[LivePanel, ...] = (
+            self.inspector,
+            self.overview,
+            self.depth_panel,
+            self.moe_panel,
+            self.attention_panel,
+        )
         self._inspector_timer = QTimer(self, interval=INSPECTOR_REFRESH_MS)
-        self._inspector_timer.timeout.connect(self.inspector.refresh)
-        self._inspector_timer.timeout.connect(self.overview.refresh)
-        self._inspector_timer.timeout.connect(self.depth_panel.refresh)
-        self._inspector_timer.timeout.connect(self.moe_panel.refresh)
-        self._inspector_timer.timeout.connect(self.attention_panel.refresh)
+        self._inspector_timer.timeout.connect(self._refresh_panels)
         self._inspector_timer.start()
         self.overview.view.hovered.connect(self._on_overview_hover)
         self.depth_panel.view.hovered.connect(self._on_overview_hover)
@@ -388,6 +392,10 @@ class MainWindow(QMainWindow):
         layout_policy.size_docks(self, right, bottom)
         layout_policy.hide_stale_tab_bars(self)
 
+    def _refresh_panels(self) -> None:
+        for panel in self._live_panels:
+            panel.refresh()
+
     def closeEvent(self, event: QCloseEvent) -> None:
         self.links.close()
         self.recordings.close()
@@ -399,8 +407,6 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         super().closeEvent(event)
         if event.isAccepted():
-            self.inspector.close()
-            self.overview.close_view()
-            self.depth_panel.close_view()
-            self.moe_panel.close_view()
+            for panel in self._live_panels:
+                panel.close_view()
             self.grid.close()

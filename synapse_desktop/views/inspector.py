@@ -167,7 +167,8 @@ class InspectorView:
             plot.show(x, series.field(name).astype(np.float64))
         self.bands.show(x, series.bands)
 
-    def close(self) -> None:
+    def close_view(self) -> None:
+        """Close the canvas (the name the main window's live panels share)."""
         self.canvas.close()
 
 
