@@ -6,8 +6,8 @@ import hashlib
 import hmac
 import secrets
 
+from ._connection_wire import Hello
 from ._layout import AUTH_DATA_SIZE
-from ._messages import Hello
 from ._wire import VERSION, ProtocolError
 
 AUTH_CONTEXT = b"synapse-auth-v1"

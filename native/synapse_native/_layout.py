@@ -1,5 +1,7 @@
-"""Byte layouts of the v1 payloads: fixed parts as ``struct`` formats, arrays as numpy dtypes.
+"""What the message families share: text and padding rules, the encoders' and decoders' checks.
 
+Each family module (``_<family>_wire.py``) holds its messages' byte layouts: fixed parts as
+``struct`` formats with their field names (named in encoder errors), arrays as numpy dtypes.
 Offsets are relative to the payload start (frame offset 32). Every dtype is little-endian and
 aligned, so ``numpy.frombuffer`` reads records in place.
 """
@@ -8,214 +10,32 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from ._wire import HIST_BINS, METRIC_NAME_SIZE, ProtocolError
+from ._wire import HEADER_SIZE, ProtocolError
 
-# Each fixed part: its struct and its field names (named in encoder errors); arrays follow it.
+AUTH_DATA_SIZE = 32  # HELLO ``auth_data``: a trainer's challenge or a viewer's answer
 
-HELLO_FIXED = struct.Struct("<HHBBHQII32sQ")  # then the name
-HELLO_FIELDS = (
-    "version_min",
-    "version_max",
-    "role",
-    "auth",
-    "name_len",
-    "capabilities",
-    "rank",
-    "world_size",
-    "auth_data",
-    "reserved",
-)
-AUTH_DATA_SIZE = 32
-
-META_FIXED = struct.Struct("<IIII")  # then the site table and the string table
-META_FIELDS = ("n_sites", "n_layers", "model_name_len", "strings_len")
-SITE_DTYPE = np.dtype(
-    [
-        ("site_id", "<u4"),
-        ("layer", "<u4"),
-        ("neurons", "<u4"),
-        ("grid_rows", "<u4"),
-        ("grid_cols", "<u4"),
-        ("kind", "<u2"),
-        ("flags", "<u2"),
-        ("name_offset", "<u4"),
-        ("name_len", "<u4"),
-    ],
-    align=True,
-)
-
-SUMMARY_FIXED = struct.Struct("<IHHQ")  # then the records
-SUMMARY_FIELDS = ("n_sites", "n_bins", "reserved", "reserved")
-SUMMARY_DTYPE = np.dtype(
-    [
-        ("site_id", "<u4"),
-        ("flags", "<u4"),
-        ("count", "<u8"),
-        ("nan_count", "<u8"),
-        ("inf_count", "<u8"),
-        ("mean", "<f4"),
-        ("std", "<f4"),
-        ("rms", "<f4"),
-        ("min", "<f4"),
-        ("max", "<f4"),
-        ("mean_abs", "<f4"),
-        ("skewness", "<f4"),
-        ("kurtosis", "<f4"),
-        ("frac_zero", "<f4"),
-        ("frac_above", "<f4"),
-        ("threshold", "<f4"),
-        ("reserved", "<u4"),
-        ("hist", "<f4", (HIST_BINS,)),
-    ],
-    align=True,
-)
-
-SPARSE_FIXED = struct.Struct("<IfII")  # then indices[n], values[n]
-SPARSE_FIELDS = ("site_id", "threshold", "n", "n_above")
-INDEX_DTYPE = np.dtype("<u4")
-VALUE_DTYPE = np.dtype("<f4")
-
-CONTROL_FIXED = struct.Struct("<IIffIIII")
-CONTROL_FIELDS = (
-    "request_id",
-    "fields",
-    "threshold",
-    "rate_hz",
-    "site_kinds",
-    "paused",
-    "top_k",
-    "threshold_mode",
-)
-
-ACK_FIXED = struct.Struct("<IIffIIIHH")  # then the error text
-ACK_FIELDS = (
-    "request_id",
-    "status",
-    "threshold",
-    "rate_hz",
-    "site_kinds",
-    "paused",
-    "top_k",
-    "error_len",
-    "threshold_mode",
-)
-
-PROBE_STATS_FIXED = struct.Struct("<IIQQQQQQQ")  # then the client records
-PROBE_STATS_FIELDS = (
-    "n_clients",
-    "reserved",
-    "frames_encoded",
-    "frames_dropped",
-    "queue_bytes",
-    "queue_capacity",
-    "probe_ns",
-    "steps_sampled",
-    "steps_seen",
-)
-PROBE_CLIENT_DTYPE = np.dtype(
-    [
-        ("client_id", "<u4"),
-        ("reserved", "<u4"),
-        ("frames_sent", "<u8"),
-        ("frames_dropped", "<u8"),
-        ("bytes_sent", "<u8"),
-    ],
-    align=True,
-)
-
-# CONTROL with BUDGET: 8 more bytes after the 32 (budget f32, reserved u32).
-CONTROL_BUDGET = struct.Struct("<fI")  # CONTROL's 40-byte tail: budget, full_rank
-
-PROBE_COST_FIXED = struct.Struct("<ffIIQQQ")
-PROBE_COST_FIELDS = (
-    "budget",
-    "cost",
-    "interval",
-    "lens_interval",
-    "step_ns",
-    "stats_ns",
-    "lens_ns",
-)
-
-ERROR_FIXED = struct.Struct("<IHH")  # then the text
-ERROR_FIELDS = ("code", "text_len", "reserved")
-
-GRAD_NORMS_FIXED = struct.Struct("<II")  # then norms[n_layers], zero-padded to 8
-GRAD_NORMS_FIELDS = ("n_layers", "reserved")
-NORM_DTYPE = np.dtype("<f4")
-
-METRICS_FIXED = struct.Struct("<HHI")  # then count metric records
-METRICS_FIELDS = ("count", "reserved", "reserved")
-METRIC_DTYPE = np.dtype([("name", f"S{METRIC_NAME_SIZE}"), ("value", "<f8")], align=True)
-
-# ATTENTION: pairs[P] (u16 layer, u16 head), pad; token_lens[T] u16, token bytes, pad;
-# weights[P, T, T] f16, pad.
-ATTENTION_FIXED = struct.Struct("<HHI")
-ATTENTION_FIELDS = ("token_count", "pair_count", "sequence")
-PAIR_DTYPE = np.dtype([("layer", "<u2"), ("head", "<u2")])
-TOKEN_LEN_DTYPE = np.dtype("<u2")
-WEIGHT_DTYPE = np.dtype("<f2")
-
-# HEAD_STATS: layers[L] u16, pad; entropy[L, H] f32; max_logit[L, H] f32.
-HEAD_STATS_FIXED = struct.Struct("<HHHH")
-HEAD_STATS_FIELDS = ("layer_count", "head_count", "tokens", "reserved")
-
-# RESIDUAL: layers[L] u16, pad; norms[L, T] f32, pad.
-RESIDUAL_FIXED = struct.Struct("<HHI")
-RESIDUAL_FIELDS = ("layer_count", "token_count", "reserved")
-
-# MOE_ROUTING: layers[L] u16, pad; tokens[L, E] u32; probs[L, E] f32; dropped[L] u32, pad.
-MOE_FIXED = struct.Struct("<HHHH")
-MOE_FIELDS = ("layer_count", "expert_count", "top_k", "reserved")
-
-# OPTIMIZER_STATS: layers[L] u16, pad; update_ratio[L], grad_norm[L], v_below_g2[L] f32, pad.
-OPTIMIZER_FIXED = struct.Struct("<HHI")
-OPTIMIZER_FIELDS = ("layer_count", "reserved", "reserved")
-
+# The layer tables of ATTENTION's kin (HEAD_STATS, RESIDUAL), MOE_ROUTING and OPTIMIZER_STATS:
+# an 8-byte fixed part, layer ids u16 padded to 8, then f32 statistics.
 LAYER_ID_DTYPE = np.dtype("<u2")
 STAT_DTYPE = np.dtype("<f4")
-COUNT_DTYPE = np.dtype("<u4")
+
+Part = bytes | memoryview
+Payload = tuple[int, list[Part]]  # size in bytes, pieces to join
+
+_CODE_NAMES = {"B": "u8", "H": "u16", "I": "u32", "Q": "u64", "f": "f32", "s": "bytes"}
+U32_MAX = 0xFFFF_FFFF
+U16_MAX = 0xFFFF
 
 
 def field_codes(layout: struct.Struct) -> list[str]:
     """The struct codes of ``layout``, one per field (``32s`` counts as one)."""
     return re.findall(r"\d*[a-zA-Z]", layout.format.lstrip("<"))
-
-
-for _fixed, _names in (
-    (HELLO_FIXED, HELLO_FIELDS),
-    (META_FIXED, META_FIELDS),
-    (SUMMARY_FIXED, SUMMARY_FIELDS),
-    (SPARSE_FIXED, SPARSE_FIELDS),
-    (CONTROL_FIXED, CONTROL_FIELDS),
-    (ACK_FIXED, ACK_FIELDS),
-    (PROBE_STATS_FIXED, PROBE_STATS_FIELDS),
-    (ERROR_FIXED, ERROR_FIELDS),
-    (GRAD_NORMS_FIXED, GRAD_NORMS_FIELDS),
-    (METRICS_FIXED, METRICS_FIELDS),
-    (ATTENTION_FIXED, ATTENTION_FIELDS),
-    (HEAD_STATS_FIXED, HEAD_STATS_FIELDS),
-    (RESIDUAL_FIXED, RESIDUAL_FIELDS),
-    (MOE_FIXED, MOE_FIELDS),
-    (OPTIMIZER_FIXED, OPTIMIZER_FIELDS),
-    (PROBE_COST_FIXED, PROBE_COST_FIELDS),
-):
-    assert len(field_codes(_fixed)) == len(_names)
-del _fixed, _names
-assert HELLO_FIXED.size == 64
-assert META_FIXED.size == 16 and SITE_DTYPE.itemsize == 32
-assert SUMMARY_FIXED.size == 16 and SUMMARY_DTYPE.itemsize == 336
-assert SUMMARY_DTYPE.fields is not None and SUMMARY_DTYPE.fields["hist"][1] == 80
-assert SPARSE_FIXED.size == 16 and CONTROL_FIXED.size == 32 and ACK_FIXED.size == 32
-assert PROBE_STATS_FIXED.size == 64 and PROBE_CLIENT_DTYPE.itemsize == 32
-assert CONTROL_BUDGET.size == 8 and PROBE_COST_FIXED.size == 40
-assert ERROR_FIXED.size == 8 and GRAD_NORMS_FIXED.size == 8
-assert METRICS_FIXED.size == 8 and METRIC_DTYPE.itemsize == 32
-assert ATTENTION_FIXED.size == HEAD_STATS_FIXED.size == 8 and PAIR_DTYPE.itemsize == 4
-assert RESIDUAL_FIXED.size == MOE_FIXED.size == OPTIMIZER_FIXED.size == 8
 
 
 def padded(n: int) -> int:
@@ -248,3 +68,132 @@ def decode_text(frame: memoryview, start: int, length: int, what: str) -> str:
         raise ProtocolError(
             f"{what} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
         ) from None
+
+
+# Encoding: values a producer hands over, checked against what the wire can carry.
+
+
+def pack_fields(
+    layout: struct.Struct, what: str, names: Sequence[str], values: Sequence[Any]
+) -> bytes:
+    """``layout.pack(*values)``; a value that does not fit becomes a ProtocolError naming it."""
+    try:
+        return layout.pack(*values)
+    except (struct.error, OverflowError) as exc:
+        for name, code, value in zip(names, field_codes(layout), values, strict=True):
+            try:
+                struct.pack("<" + code, value)
+            except (struct.error, OverflowError):
+                kind = _CODE_NAMES.get(code[-1], code)
+                raise ProtocolError(f"{what} {name} = {value!r} does not fit {kind}") from None
+        raise ProtocolError(f"{what}: {exc}") from None  # pragma: no cover - names cover all
+
+
+def as_records(array: Any, dtype: np.dtype[Any], what: str) -> npt.NDArray[Any]:
+    """``array`` if it is a 1-D array of the record ``dtype``, made contiguous."""
+    if not isinstance(array, np.ndarray) or array.dtype != dtype or array.ndim != 1:
+        raise ProtocolError(f"{what} must be a 1-D numpy array of the protocol's record dtype")
+    return np.ascontiguousarray(array)
+
+
+def as_vector(values: Any, dtype: np.dtype[Any], what: str) -> npt.NDArray[Any]:
+    """``values`` as a contiguous 1-D array of the wire ``dtype`` (u32 or f32)."""
+    array = np.asarray(values)
+    if array.ndim != 1 or array.dtype.kind not in "biuf":
+        raise ProtocolError(f"{what} must be a 1-D array of numbers")
+    if array.dtype.kind in "iu" and dtype.kind == "u" and array.size:
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high > U32_MAX:
+            raise ProtocolError(f"{what} range {low}..{high} does not fit u32")
+    if array.dtype.kind == "f" and dtype.kind == "u":
+        raise ProtocolError(f"{what} must be integers")
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def as_array(
+    values: Any, dtype: np.dtype[Any], shape: tuple[int, ...], what: str
+) -> npt.NDArray[Any]:
+    """``values`` as a contiguous array of the wire ``dtype`` and exactly ``shape``."""
+    try:
+        array = np.asarray(values)
+    except ValueError:
+        raise ProtocolError(f"{what} must be an array of numbers") from None
+    if array.dtype.kind not in "biuf":
+        raise ProtocolError(f"{what} must be an array of numbers")
+    if array.shape != shape:
+        raise ProtocolError(f"{what} has shape {array.shape}, {shape} expected")
+    if dtype.kind == "u":
+        if array.dtype.kind == "f":
+            raise ProtocolError(f"{what} must be integers")
+        if array.size:
+            low, high = int(array.min()), int(array.max())
+            if low < 0 or high > np.iinfo(dtype).max:
+                kind = f"u{8 * dtype.itemsize}"
+                raise ProtocolError(f"{what} range {low}..{high} does not fit {kind}")
+    with np.errstate(over="ignore"):  # a float beyond the wire type's range is sent as inf
+        return np.ascontiguousarray(array, dtype=dtype)
+
+
+def length_of(values: Any, what: str) -> int:
+    """The length of the first axis of an array-like (0 for a scalar, checked later)."""
+    try:
+        return len(values)
+    except TypeError:
+        raise ProtocolError(f"{what} must be a 1-D array") from None
+
+
+def check_count(what: str, count: Any, low: int, high: int) -> None:
+    """``count`` is an integer in ``low..high`` (a producer's value: its type is checked too)."""
+    if not isinstance(count, (int, np.integer)) or isinstance(count, bool):
+        raise ProtocolError(f"{what} = {count!r} is not an integer")
+    if not low <= count <= high:
+        raise ProtocolError(f"{what} is {count} ({low}..{high} allowed)")
+
+
+def as_layer_ids(values: Any, what: str) -> npt.NDArray[Any]:
+    """A layer table's ids: 1 to 65535 of them, each a u16."""
+    count = length_of(values, what)
+    check_count(f"{what} count", count, 1, U16_MAX)
+    return as_array(values, LAYER_ID_DTYPE, (count,), what)
+
+
+def pad_to_8(nbytes: int) -> bytes:
+    """The zeros that follow ``nbytes`` bytes up to a multiple of 8."""
+    return bytes(padded(nbytes) - nbytes)
+
+
+def flat_bytes(array: npt.NDArray[Any]) -> memoryview:
+    """The bytes of a contiguous ``array``, flat (no copy)."""
+    return array.reshape(-1).view(np.uint8).data
+
+
+# Decoding: sizes and counts read from the frame, checked before anything else is read.
+
+
+def fail_size(name: str, size: int, layout: str) -> ProtocolError:
+    """The error for a ``name`` payload of ``size`` bytes where ``layout`` bytes were due."""
+    return ProtocolError(f"{name} payload is {size} bytes, {layout} expected")
+
+
+def check_fixed(name: str, size: int, fixed: int) -> None:
+    """The payload holds at least its fixed part."""
+    if size < fixed:
+        raise fail_size(name, size, f"at least {fixed}")
+
+
+def check_text_len(what: str, length: int, limit: int) -> None:
+    """An announced text length is within ``limit``."""
+    if length > limit:
+        raise ProtocolError(f"{what} is {length} bytes (limit {limit})")
+
+
+def check_announced(what: str, count: int, low: int, high: int) -> None:
+    """An announced count is in ``low..high``."""
+    if not low <= count <= high:
+        raise ProtocolError(f"{what} is {count} ({low}..{high} allowed)")
+
+
+def layer_table(frame: memoryview, n_layers: int) -> tuple[npt.NDArray[np.uint16], int]:
+    """The layer ids after an 8-byte fixed part, and the frame offset of the next array."""
+    at = HEADER_SIZE + 8
+    return np.frombuffer(frame, LAYER_ID_DTYPE, n_layers, at), at + padded(2 * n_layers)

@@ -19,7 +19,11 @@ from __future__ import annotations
 
 from ._action_wire import MAX_ACTIONS, ActionList, ActionRequest, ActionResult, ActionStatus
 from ._action_wire import check_name as check_action_name
+from ._activation_wire import SUMMARY_DTYPE, LayerSummaryBatch, SparseActivations, summary_records
+from ._attention_wire import AttentionPattern, HeadStats, ResidualTokens
 from ._capture_wire import MAX_CAPTURE_SITES, CaptureDone, CaptureRequest, CaptureStatus
+from ._connection_wire import ErrorReport, Hello
+from ._control_wire import Control, ControlAck, ControlState
 from ._decode import Frame, decode_frame
 from ._encode import encode
 from ._handshake import AUTH_CONTEXT, check_hello_mac, hello_mac, negotiate_version, new_challenge
@@ -32,31 +36,12 @@ from ._job_wire import (
     SkewStatistic,
     skew_records,
 )
-from ._layout import METRIC_DTYPE, PROBE_CLIENT_DTYPE, SITE_DTYPE, SUMMARY_DTYPE
-from ._messages import (
-    AttentionPattern,
-    BlockGradNorms,
-    Control,
-    ControlAck,
-    ControlState,
-    ErrorReport,
-    HeadStats,
-    Hello,
-    LayerSummaryBatch,
-    Message,
-    ModelMeta,
-    MoeRouting,
-    OptimizerStats,
-    ProbeCost,
-    ProbeStats,
-    ResidualTokens,
-    SiteInfo,
-    SparseActivations,
-    TrainingMetrics,
-    grid_shape,
-    probe_client_records,
-    summary_records,
-)
+from ._messages import Message
+from ._meta_wire import SITE_DTYPE, ModelMeta, SiteInfo, grid_shape
+from ._metrics_wire import METRIC_DTYPE, BlockGradNorms, TrainingMetrics
+from ._optimizer_wire import OptimizerStats
+from ._probe_wire import PROBE_CLIENT_DTYPE, ProbeCost, ProbeStats, probe_client_records
+from ._routing_wire import MoeRouting
 from ._stream import Decoder
 from ._wire import (
     HEADER,

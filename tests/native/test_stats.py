@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from synapse_native import histogram, stats
-from synapse_native._layout import SUMMARY_DTYPE
+from synapse_native._activation_wire import SUMMARY_DTYPE
 from synapse_native.stats import InputDtype, SiteStats
 
 pytestmark = pytest.mark.timeout(120)

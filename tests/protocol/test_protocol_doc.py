@@ -9,7 +9,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synapse_native import _action_wire, _capture_wire, _job_wire, _layout
+from synapse_native import (
+    _action_wire,
+    _activation_wire,
+    _attention_wire,
+    _capture_wire,
+    _connection_wire,
+    _control_wire,
+    _job_wire,
+    _layout,
+    _meta_wire,
+    _metrics_wire,
+    _optimizer_wire,
+    _probe_wire,
+    _routing_wire,
+)
 from synapse_native._wire import HEADER_FIELDS
 from synapse_native.protocol import (
     HEADER,
@@ -61,22 +75,22 @@ def _struct_rows(layout: struct.Struct) -> list[tuple[int, str]]:
 
 FIXED_PARTS = {
     "header": (HEADER, HEADER_FIELDS),
-    "HELLO": (_layout.HELLO_FIXED, _layout.HELLO_FIELDS),
-    "MODEL_META": (_layout.META_FIXED, _layout.META_FIELDS),
-    "LAYER_SUMMARY_BATCH": (_layout.SUMMARY_FIXED, _layout.SUMMARY_FIELDS),
-    "SPARSE_ACTIVATIONS": (_layout.SPARSE_FIXED, _layout.SPARSE_FIELDS),
-    "CONTROL": (_layout.CONTROL_FIXED, _layout.CONTROL_FIELDS),
-    "CONTROL_ACK": (_layout.ACK_FIXED, _layout.ACK_FIELDS),
-    "PROBE_STATS": (_layout.PROBE_STATS_FIXED, _layout.PROBE_STATS_FIELDS),
-    "ERROR": (_layout.ERROR_FIXED, _layout.ERROR_FIELDS),
-    "BLOCK_GRAD_NORMS": (_layout.GRAD_NORMS_FIXED, _layout.GRAD_NORMS_FIELDS),
-    "TRAINING_METRICS": (_layout.METRICS_FIXED, _layout.METRICS_FIELDS),
-    "ATTENTION": (_layout.ATTENTION_FIXED, _layout.ATTENTION_FIELDS),
-    "HEAD_STATS": (_layout.HEAD_STATS_FIXED, _layout.HEAD_STATS_FIELDS),
-    "RESIDUAL": (_layout.RESIDUAL_FIXED, _layout.RESIDUAL_FIELDS),
-    "MOE_ROUTING": (_layout.MOE_FIXED, _layout.MOE_FIELDS),
-    "OPTIMIZER_STATS": (_layout.OPTIMIZER_FIXED, _layout.OPTIMIZER_FIELDS),
-    "PROBE_COST": (_layout.PROBE_COST_FIXED, _layout.PROBE_COST_FIELDS),
+    "HELLO": (_connection_wire.HELLO_FIXED, _connection_wire.HELLO_FIELDS),
+    "MODEL_META": (_meta_wire.META_FIXED, _meta_wire.META_FIELDS),
+    "LAYER_SUMMARY_BATCH": (_activation_wire.SUMMARY_FIXED, _activation_wire.SUMMARY_FIELDS),
+    "SPARSE_ACTIVATIONS": (_activation_wire.SPARSE_FIXED, _activation_wire.SPARSE_FIELDS),
+    "CONTROL": (_control_wire.CONTROL_FIXED, _control_wire.CONTROL_FIELDS),
+    "CONTROL_ACK": (_control_wire.ACK_FIXED, _control_wire.ACK_FIELDS),
+    "PROBE_STATS": (_probe_wire.PROBE_STATS_FIXED, _probe_wire.PROBE_STATS_FIELDS),
+    "ERROR": (_connection_wire.ERROR_FIXED, _connection_wire.ERROR_FIELDS),
+    "BLOCK_GRAD_NORMS": (_metrics_wire.GRAD_NORMS_FIXED, _metrics_wire.GRAD_NORMS_FIELDS),
+    "TRAINING_METRICS": (_metrics_wire.METRICS_FIXED, _metrics_wire.METRICS_FIELDS),
+    "ATTENTION": (_attention_wire.ATTENTION_FIXED, _attention_wire.ATTENTION_FIELDS),
+    "HEAD_STATS": (_attention_wire.HEAD_STATS_FIXED, _attention_wire.HEAD_STATS_FIELDS),
+    "RESIDUAL": (_attention_wire.RESIDUAL_FIXED, _attention_wire.RESIDUAL_FIELDS),
+    "MOE_ROUTING": (_routing_wire.MOE_FIXED, _routing_wire.MOE_FIELDS),
+    "OPTIMIZER_STATS": (_optimizer_wire.OPTIMIZER_FIXED, _optimizer_wire.OPTIMIZER_FIELDS),
+    "PROBE_COST": (_probe_wire.PROBE_COST_FIXED, _probe_wire.PROBE_COST_FIELDS),
     "RANK_SKEW": (_job_wire.SKEW_FIXED, _job_wire.SKEW_FIELDS),
     "JOB_STATUS": (_job_wire.JOB_STATUS_FIXED, _job_wire.JOB_STATUS_FIELDS),
     "CAPTURE_REQUEST": (_capture_wire.REQUEST_FIXED, _capture_wire.REQUEST_FIELDS),
@@ -116,32 +130,35 @@ def test_client_record_sentence_matches_the_dtype() -> None:
 
 
 def test_block_grad_norms_array_follows_its_fixed_part() -> None:
-    rows = _layout_table((*_layout.GRAD_NORMS_FIELDS, "norms"))
-    assert (int(rows[-1][0]), rows[-1][1]) == (_layout.GRAD_NORMS_FIXED.size, "f32 x n_layers")
-    assert np.dtype("<f4") == _layout.NORM_DTYPE
+    rows = _layout_table((*_metrics_wire.GRAD_NORMS_FIELDS, "norms"))
+    assert (int(rows[-1][0]), rows[-1][1]) == (
+        _metrics_wire.GRAD_NORMS_FIXED.size,
+        "f32 x n_layers",
+    )
+    assert np.dtype("<f4") == _metrics_wire.NORM_DTYPE
 
 
 @pytest.mark.parametrize(
     ("fixed", "names", "arrays"),
     [
         (
-            _layout.ATTENTION_FIXED,
-            _layout.ATTENTION_FIELDS,
+            _attention_wire.ATTENTION_FIXED,
+            _attention_wire.ATTENTION_FIELDS,
             [("pairs", "4 x P"), ("token_lens", "u16 x T"), ("tokens", "text_len bytes")],
         ),
         (
-            _layout.HEAD_STATS_FIXED,
-            _layout.HEAD_STATS_FIELDS,
+            _attention_wire.HEAD_STATS_FIXED,
+            _attention_wire.HEAD_STATS_FIELDS,
             [("layers", "u16 x L"), ("entropy", "f32 x L x H"), ("max_logit", "f32 x L x H")],
         ),
         (
-            _layout.RESIDUAL_FIXED,
-            _layout.RESIDUAL_FIELDS,
+            _attention_wire.RESIDUAL_FIXED,
+            _attention_wire.RESIDUAL_FIELDS,
             [("layers", "u16 x L"), ("norms", "f32 x L x T")],
         ),
         (
-            _layout.MOE_FIXED,
-            _layout.MOE_FIELDS,
+            _routing_wire.MOE_FIXED,
+            _routing_wire.MOE_FIELDS,
             [
                 ("layers", "u16 x L"),
                 ("tokens", "u32 x L x E"),
@@ -150,8 +167,8 @@ def test_block_grad_norms_array_follows_its_fixed_part() -> None:
             ],
         ),
         (
-            _layout.OPTIMIZER_FIXED,
-            _layout.OPTIMIZER_FIELDS,
+            _optimizer_wire.OPTIMIZER_FIXED,
+            _optimizer_wire.OPTIMIZER_FIELDS,
             [
                 ("layers", "u16 x L"),
                 ("update_ratio", "f32 x L"),
@@ -171,21 +188,26 @@ def test_new_frame_arrays_follow_their_fixed_parts(
 
 
 def test_attention_weights_are_documented_as_f16_pairs_of_u16() -> None:
-    table = _layout_table((*_layout.ATTENTION_FIELDS, "pairs", "token_lens", "tokens", "weights"))
+    table = _layout_table(
+        (*_attention_wire.ATTENTION_FIELDS, "pairs", "token_lens", "tokens", "weights")
+    )
     assert table[-1][1] == "f16 x P x T x T"
-    assert np.dtype("<f2") == _layout.WEIGHT_DTYPE and np.dtype("<u2") == _layout.TOKEN_LEN_DTYPE
-    assert np.dtype([("layer", "<u2"), ("head", "<u2")]) == _layout.PAIR_DTYPE
+    assert (
+        np.dtype("<f2") == _attention_wire.WEIGHT_DTYPE
+        and np.dtype("<u2") == _attention_wire.TOKEN_LEN_DTYPE
+    )
+    assert np.dtype([("layer", "<u2"), ("head", "<u2")]) == _attention_wire.PAIR_DTYPE
 
 
 def test_metric_record_table_matches_the_dtype() -> None:
-    dtype = _layout.METRIC_DTYPE
+    dtype = _metrics_wire.METRIC_DTYPE
     assert dtype.names is not None and dtype.fields is not None
     documented = [(int(row[0]), row[1]) for row in _layout_table(dtype.names)]
     name, value = (dtype.fields[field][:2] for field in dtype.names)
     assert documented == [(name[1], f"{name[0].itemsize} bytes"), (value[1], "f64")]
     assert value[0] == np.dtype("<f8") and name[0].kind == "S"
-    rows = _layout_table((*_layout.METRICS_FIELDS, "metrics"))
-    assert (int(rows[-1][0]), rows[-1][1]) == (_layout.METRICS_FIXED.size, "32 x count")
+    rows = _layout_table((*_metrics_wire.METRICS_FIELDS, "metrics"))
+    assert (int(rows[-1][0]), rows[-1][1]) == (_metrics_wire.METRICS_FIXED.size, "32 x count")
 
 
 def test_message_type_table_matches_the_enum() -> None:
