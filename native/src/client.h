@@ -13,7 +13,8 @@
 
 typedef struct {
     uint32_t id;
-    int fd;            /* -1 once closed */
+    uint64_t first_record; /* broadcasts routed before this ring record are not for it */
+    int fd;                /* -1 once closed */
     syn_ring *queue;   /* whole frames waiting to be written; the pump is producer and consumer */
     size_t front_sent; /* bytes of the oldest queued frame already written */
     int writable;      /* 0 from EAGAIN until poll() reports POLLOUT */

@@ -147,6 +147,7 @@ int64_t syn_sender_add_client(syn_sender *s, int fd) {
     syn_client *client = NULL;
     rc = syn_client_new(id, fd, s->client_queue_bytes, &client);
     if (rc == SYN_OK) {
+        client->first_record = atomic_load_explicit(&s->pushed, memory_order_relaxed);
         rc = push_command(s, (syn_command){SYN_COMMAND_ADD, id, client});
     }
     if (rc == SYN_OK) {
@@ -195,6 +196,9 @@ static int produce(syn_sender *s, uint32_t target, const void *frame, size_t len
         atomic_fetch_add_explicit(&s->ring_drops, 1, memory_order_relaxed);
         return rc;
     }
+    if (rc == SYN_OK) {
+        atomic_fetch_add_explicit(&s->pushed, 1, memory_order_relaxed);
+    }
     syn_waiter_notify(&s->pump_waiter); /* a syscall only when the pump is asleep */
     return rc;
 }
@@ -222,6 +226,7 @@ int64_t syn_sender_broadcast_packed(syn_sender *s, const void *frames, size_t fr
     if (pushed < 0) {
         return pushed;
     }
+    atomic_fetch_add_explicit(&s->pushed, (uint64_t)pushed, memory_order_relaxed);
     if ((size_t)pushed < count) {
         atomic_fetch_add_explicit(&s->ring_drops, count - (size_t)pushed, memory_order_relaxed);
     }

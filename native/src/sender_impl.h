@@ -8,6 +8,14 @@
  * pump meets a target it does not know, it applies pending commands before giving up: the
  * ring's acquire (C1) of that record happens after the producer's release (P2), which comes
  * after the mutex unlock that published the command, so the command is visible by then.
+ *
+ * Exact joins. A new client gets exactly the broadcasts pushed after add_client returned (when
+ * the caller orders add_client with the producer, as the probe's server does under its publisher
+ * lock): add_client stamps the client with `pushed`, the count of records in the ring so far,
+ * and the pump, which counts the records it routes in `routed`, gives a broadcast to a client
+ * only from that record on. Before routing a broadcast the pump applies pending commands, so a
+ * client is never linked too late for a broadcast pushed after its ADD (by the argument above);
+ * linked early, it skips the records before its stamp.
  */
 #ifndef SYN_SENDER_IMPL_H
 #define SYN_SENDER_IMPL_H
@@ -68,6 +76,9 @@ struct syn_sender {
 
     _Atomic uint64_t ring_drops;
     _Atomic uint64_t frames_unroutable;
+
+    _Atomic uint64_t pushed; /* records the producer has put in the ring (exact joins) */
+    uint64_t routed;         /* pump only: records it has taken out of the ring */
 };
 
 void *syn_sender_main(void *sender);

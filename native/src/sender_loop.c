@@ -145,9 +145,15 @@ static int pending_event_fits(syn_sender *s) {
 /* ---- routing ------------------------------------------------------------------------------ */
 
 static void route_frame(syn_sender *s, uint32_t target, const syn_span *frame, size_t len) {
+    uint64_t record = s->routed++;
     if (target == SYN_TARGET_ALL) {
+        if (commands_pending(s)) {
+            apply_commands(s); /* a client added before this frame was pushed gets it */
+        }
         for (size_t i = 0; i < s->clients_len; i++) {
-            syn_client_enqueue(s->clients[i], frame, len);
+            if (record >= s->clients[i]->first_record) {
+                syn_client_enqueue(s->clients[i], frame, len);
+            }
         }
         return;
     }

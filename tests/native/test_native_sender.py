@@ -274,3 +274,21 @@ def test_arguments_are_checked(pump: SenderPump) -> None:
         with pytest.raises(InvalidArgumentError):
             pump.add_client(udp)
         assert udp.fileno() >= 0  # the caller's socket is left alone
+
+
+def test_a_client_joining_mid_stream_gets_exactly_the_broadcasts_after_it_joined() -> None:
+    """What a joining client is greeted with (the probe's backlog) ends where add_client
+    returns: broadcasts still in the ring then are not sent to it twice, and none pushed after
+    is missed, however far the pump lags behind the producer."""
+    total, joins_at = 3000, (400, 1100, 1900, 2600)
+    with SenderPump(ring_capacity=1 << 24, client_queue_bytes=1 << 24) as pump:
+        _, first = connect(pump)
+        readers = {0: FrameReader(first, total)}
+        for seq in range(total):
+            if seq in joins_at:  # the ring holds a burst the pump has not routed yet
+                _, peer = connect(pump)
+                readers[seq] = FrameReader(peer, total - seq)
+            while not pump.broadcast(make_frame(seq, 4096)):
+                time.sleep(0.0005)
+        for start, reader in readers.items():
+            assert [frame_seq(frame) for frame in reader.join()] == list(range(start, total))
