@@ -31,6 +31,7 @@ from synapse_native.protocol import Control as ControlRequest
 from synapse_serve.control import kind_bit
 from synapse_serve.sim import SimOptions, Simulator
 from synapse_serve.sim.model import SimModel
+from synapse_serve.sim.simulator import MEASURED_STEP_SHARE
 
 TIMEOUT = 10.0
 
@@ -207,6 +208,37 @@ def test_threshold_top_k_and_site_filter_apply_from_the_next_step(sim: Simulator
         frames = one_step(first)
         assert summary_of(frames[0]).records["site_id"].tolist() == [1, 4, 7, 10]
         assert [m.site_id for m in sparse_frames(frames)] == [1, 4, 7, 10]
+
+
+def test_a_smaller_budget_thins_the_measured_steps_and_the_cost_stays_within_it(
+    sim: Simulator,
+) -> None:
+    """The simulated probe governs itself as the real one: at the default budget it measures
+    every step; at under a ninth of its per-step cost it measures every 10th step, the loss still
+    coming every step, and PROBE_COST says what it does."""
+    (client,) = join(sim)
+    with client:
+        sim.tick()
+        cost = one_step(client)[2].message
+        assert isinstance(cost, ProbeCost) and cost.interval == 1 and cost.cost <= cost.budget
+        budget = MEASURED_STEP_SHARE / 9.5  # needs every 10th step
+        assert control(sim, client, ControlRequest(3, budget=budget)).applied
+        for _ in range(29):
+            sim.tick()
+        frames: list[Frame] = []
+        while not frames or frames[-1].header.step < 29:  # the loss of step 29 comes last
+            frame = client.next_frame(TIMEOUT)
+            assert frame is not None
+            frames.append(frame)
+    steps_of = {
+        kind: [f.header.step for f in frames if f.header.msg_type == kind]
+        for kind in (MsgType.LAYER_SUMMARY_BATCH, MsgType.TRAINING_METRICS)
+    }
+    assert steps_of[MsgType.LAYER_SUMMARY_BATCH] == [10, 20]
+    assert steps_of[MsgType.TRAINING_METRICS][-19:] == list(range(11, 30))
+    cost = sim.cost()
+    assert (cost.interval, cost.budget) == (10, pytest.approx(budget))
+    assert cost.cost <= cost.budget
 
 
 def test_bad_control_changes_nothing(sim: Simulator) -> None:

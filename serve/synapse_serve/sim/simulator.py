@@ -6,10 +6,15 @@ sampled step sends one LAYER_SUMMARY_BATCH, one BLOCK_GRAD_NORMS and one SPARSE_
 streamed site, then HEAD_STATS (with ATTENTION and RESIDUAL every tenth step) and, with
 ``moe``, MOE_ROUTING, the last frame flagged END_OF_STEP. CONTROL requests are applied between
 steps, as in the probe.
+
+The simulated probe keeps its overhead budget as the real one does: measuring a step costs it
+``MEASURED_STEP_SHARE`` of the step, so under a smaller budget it measures every ``interval``-th
+step only (TRAINING_METRICS still come every step), and PROBE_COST says so.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -39,6 +44,11 @@ from .job import SimJob
 from .model import HEAD_DIM, N_HEADS, SimModel, SimSite
 from .routing import SimRouter
 from .stats import cover_sparse, summarize
+
+# What measuring one step costs the simulated trainer: 0.4 % of its step, about what a large
+# model's fused statistics cost on a GPU (docs/PERFORMANCE.md), so the default 1 % budget lets it
+# measure every step and a smaller one thins the measured steps.
+MEASURED_STEP_SHARE = 0.004
 
 MODEL_NAME = "Llama-3-8B (simulated)"
 TOKENS_PER_STEP = 8 * 1024  # batch x sequence the statistics stand for
@@ -143,7 +153,6 @@ class Simulator:
         self.steps_sampled = 0
         self.busy_ns = 0  # time spent producing frames
         self.budget = DEFAULT_BUDGET  # changed by CONTROL; reported in PROBE_COST
-        self._last_emit_ns = 0
         self._kind_bits = np.array([kind_bit(KIND_CODES[s.kind]) for s in self.model.sites])
         self._counts = np.array([s.neurons * TOKENS_PER_STEP for s in self.model.sites])
 
@@ -200,12 +209,11 @@ class Simulator:
         self.model.advance(step)
         # Every step, like a probe's log_metrics (pausing stops the statistics, not the loss).
         self.server.broadcast(TrainingMetrics(self.model.metrics(step)), step=step)
-        if self.state.paused:
+        if self.state.paused or step % self.interval():
             return 0
         started = time.perf_counter_ns()
         sent = self.emit(step)
-        self._last_emit_ns = time.perf_counter_ns() - started
-        self.busy_ns += self._last_emit_ns
+        self.busy_ns += time.perf_counter_ns() - started
         self.steps_sampled += 1
         return sent
 
@@ -275,11 +283,20 @@ class Simulator:
         indices, values, n_above = self.model.above(site, step, cut, state.top_k)
         return SparseActivations(site.index, cut, n_above, indices, values)
 
+    def interval(self) -> int:
+        """Measure every ``interval``-th step: the fewest that keep the simulated cost within
+        the budget (every step when the budget is off), a function of the step number alone."""
+        if self.budget <= 0:
+            return 1
+        return max(1, math.ceil(round(MEASURED_STEP_SHARE / self.budget, 6)))
+
     def cost(self) -> ProbeCost:
-        """PROBE_COST: the time the last step's frames took against the simulated step."""
+        """PROBE_COST of the simulated probe (not the simulator's own time: PROBE_STATS)."""
         step_ns = int(1e9 / self.state.rate_hz)
-        spent = self._last_emit_ns
-        return ProbeCost(self.budget, spent / step_ns, 1, 1, step_ns, spent, 0)
+        interval = self.interval()
+        measured_ns = int(MEASURED_STEP_SHARE * step_ns)
+        share = MEASURED_STEP_SHARE / interval
+        return ProbeCost(self.budget, share, interval, interval, step_ns, measured_ns, 0)
 
     def report_stats(self) -> None:
         """PROBE_STATS: time spent producing frames, steps sampled and seen."""
