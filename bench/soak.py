@@ -107,9 +107,11 @@ def role_app(args: argparse.Namespace) -> int:
     from PySide6.QtCore import QTimer
 
     from synapse_desktop.commands.app import qt_application
+    from synapse_desktop.heap_tuning import fix_mmap_threshold
     from synapse_desktop.net.endpoint import parse_endpoints
     from synapse_desktop.qt.main_window import MainWindow
 
+    fix_mmap_threshold()  # as `synapse app` does
     qt_app = qt_application()
     window = MainWindow()
     window.show()

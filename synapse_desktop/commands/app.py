@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
 
+    from synapse_desktop.heap_tuning import fix_mmap_threshold
     from synapse_desktop.net.endpoint import parse_endpoints
 
     endpoints = None
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.self_test is not None and endpoints is None:
         print("synapse app: --self-test needs --connect HOST:PORT", file=sys.stderr)
         return 2
+    fix_mmap_threshold()  # a long-running app's heap: see heap_tuning
     qt_app = qt_application()
     from PySide6.QtCore import QTimer
 
