@@ -74,11 +74,14 @@ class AnomalyConfig:
     """Thresholds. ``spike_factor``: an rms above this times the site's recent median is an
     explosion (once per episode, re-armed when the rms is back under ``rearm_factor`` times
     the median); the median is over the last ``window`` finite samples and needs
-    ``min_samples`` of them. A site is dead after ``dead_steps`` consecutive measured steps
-    with ``frac_zero >= dead_frac_zero`` or ``rms == 0``. An MoE expert is idle after
-    ``idle_expert_steps`` consecutive routing steps without a token; a layer drops too many
-    when its dropped / routed assignments exceed ``drop_fraction`` (once per episode,
-    re-armed under half of it). ``capacity``: alerts kept.
+    ``min_samples`` of them. A site is dead after ``dead_steps`` consecutive measured steps on
+    which its output is gone (``rms == 0``, or every value zero) or has collapsed: ``frac_zero
+    >= dead_frac_zero`` with the rms under ``dead_rms_fraction`` times the site's median (the
+    median when the run began; while not known, ``frac_zero`` alone). Mostly-zero layers whose
+    surviving neurons carry their usual rms are sparse, not dead (arXiv 2309.04827). An MoE
+    expert is idle after ``idle_expert_steps`` consecutive routing steps without a token; a
+    layer drops too many when its dropped / routed assignments exceed ``drop_fraction`` (once
+    per episode, re-armed under half of it). ``capacity``: alerts kept.
 
     Early warning: before step ``warmup_steps`` the detectors judged against a baseline
     (explosions, growth and every ``Rule``) only learn it, since leaving the initialisation and
@@ -92,6 +95,7 @@ class AnomalyConfig:
     min_samples: int = 10
     dead_frac_zero: float = 0.99
     dead_steps: int = 20
+    dead_rms_fraction: float = 0.01  # a collapse: rms under 1 % of its median (arXiv 2309.04827)
     idle_expert_steps: int = 20
     drop_fraction: float = 0.1
     capacity: int = 500
@@ -118,6 +122,8 @@ class AnomalyConfig:
             raise ValueError("dead_steps, idle_expert_steps and capacity must be at least 1")
         if not 0 < self.drop_fraction < 1:
             raise ValueError("need 0 < drop_fraction < 1")
+        if not 0 < self.dead_rms_fraction < 1:
+            raise ValueError("need 0 < dead_rms_fraction < 1")
         if not 1 < self.growth_factor <= self.spike_factor:
             raise ValueError("need 1 < growth_factor <= spike_factor")
 
@@ -169,6 +175,7 @@ class _RankState:
     growing: npt.NDArray[np.bool_] = field(init=False)
     alive: npt.NDArray[np.bool_] = field(init=False)  # was alive at some measured step
     dead_run: I64 = field(init=False)
+    dead_base: npt.NDArray[np.float32] = field(init=False)  # median held through a dead run
     dead_alerted: npt.NDArray[np.bool_] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -182,6 +189,7 @@ class _RankState:
         self.growing = np.zeros(n, bool)
         self.alive = np.zeros(n, bool)
         self.dead_run = np.zeros(n, np.int64)
+        self.dead_base = np.full(n, np.nan, np.float32)  # NaN: not in a run, or not known
         self.dead_alerted = np.zeros(n, bool)
 
     def remap(self, old_to_new: I64, size: int) -> None:
@@ -205,6 +213,7 @@ _STATE_ARRAYS = (
     "growing",
     "alive",
     "dead_run",
+    "dead_base",
     "dead_alerted",
 )
 
@@ -273,8 +282,11 @@ class Anomalies:
         state.last_step[idx] = step
         self._nonfinite(rank, state, idx, rec, step)
         rms = rec["rms"].astype(np.float32)
-        self._exploding(rank, state, idx, rms, step)
-        self._dead(rank, state, idx, rec["frac_zero"].astype(np.float32), rms, step)
+        median, filled = self._median(state, idx)  # the ring before this step's rms joins it
+        self._exploding(rank, state, idx, rms, step, median, filled)
+        frac_zero = rec["frac_zero"].astype(np.float32)
+        self._dead(rank, state, idx, frac_zero, rms, step, median, filled)
+        self._remember(state, idx, rms, step)
 
     def feed_routing(
         self,
@@ -373,16 +385,43 @@ class Anomalies:
             self._publish_onset(rank)
             self._onsets[rank] = _Onset(step, first, len(bad_rows), n_nan, n_inf)
 
-    def _exploding(
-        self, rank: int, state: _RankState, idx: I64, rms: npt.NDArray[np.float32], step: int
-    ) -> None:
-        cfg = self.config
-        filled = np.minimum(state.filled[idx], cfg.window)
+    def _median(
+        self, state: _RankState, idx: I64
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """Per row, the site's median rms over its ring (its last ``window`` finite samples)
+        and how many samples that is; NaN where the ring is empty. Take it before the step's
+        own rms is written (``_remember``): the detectors judge a sample against the past."""
+        window = self.config.window
+        filled = np.minimum(state.filled[idx], window)
         ring = np.sort(state.ring[idx], axis=1)  # NaN (never written) sorts last
         rows = np.arange(len(idx))
         lo, hi = np.maximum(filled - 1, 0) // 2, filled // 2
-        hi = np.minimum(hi, cfg.window - 1)
-        median = 0.5 * (ring[rows, lo] + ring[rows, hi])
+        hi = np.minimum(hi, window - 1)
+        return 0.5 * (ring[rows, lo] + ring[rows, hi]), filled
+
+    def _remember(
+        self, state: _RankState, idx: I64, rms: npt.NDArray[np.float32], step: int
+    ) -> None:
+        """Write the step's finite rms samples into their sites' rings (the oldest goes)."""
+        finite = np.isfinite(rms)
+        written = idx[finite]
+        slots = state.filled[written] % self.config.window
+        state.ring[written, slots] = rms[finite]
+        state.ring_steps[written, slots] = step
+        state.filled[written] += 1
+
+    def _exploding(
+        self,
+        rank: int,
+        state: _RankState,
+        idx: I64,
+        rms: npt.NDArray[np.float32],
+        step: int,
+        median: npt.NDArray[np.float32],
+        filled: I64,
+    ) -> None:
+        """Explosions and output-norm growth: the rms against the site's ``median``."""
+        cfg = self.config
         enough = (filled >= cfg.min_samples) & (median > 0) & (step >= cfg.warmup_steps)
         with np.errstate(invalid="ignore", over="ignore"):
             over = enough & (rms > cfg.spike_factor * median)
@@ -405,12 +444,6 @@ class Anomalies:
                     state, int(idx[i]), step, float(rms[i]), float(median[i]), factor
                 )
                 alerts.append((kind, i, len(rows_new), evidence))
-        finite = np.isfinite(rms)
-        written = idx[finite]
-        slots = state.filled[written] % cfg.window
-        state.ring[written, slots] = rms[finite]
-        state.ring_steps[written, slots] = step
-        state.filled[written] += 1
         for kind, i, count, evidence in alerts:
             ratio = float(rms[i] / median[i])
             what = (
@@ -441,6 +474,21 @@ class Anomalies:
             mask = np.concatenate([mask, np.zeros(size - len(mask), bool)])
         return mask
 
+    def _dead_baseline(
+        self,
+        state: _RankState,
+        idx: I64,
+        median: npt.NDArray[np.float32],
+        filled: I64,
+    ) -> npt.NDArray[np.float32]:
+        """Per row, the rms a site's death is judged against; NaN: not known (fewer than
+        ``min_samples`` samples, or a zero median). Inside a dead run, the median when the run
+        began, held: the run's own collapsed samples join the ring and would drag the median
+        down after them; outside one, the median now."""
+        known = (filled >= self.config.min_samples) & (median > 0)
+        now = np.where(known, median, np.nan).astype(np.float32)
+        return np.where(state.dead_run[idx] > 0, state.dead_base[idx], now)
+
     def _dead(
         self,
         rank: int,
@@ -449,23 +497,37 @@ class Anomalies:
         frac_zero: npt.NDArray[np.float32],
         rms: npt.NDArray[np.float32],
         step: int,
+        median: npt.NDArray[np.float32],
+        filled: I64,
     ) -> None:
+        """Dead sites: the output gone (rms 0, every value zero) or collapsed (mostly zeros and
+        the rms far under its baseline) for ``dead_steps`` measured steps. Mostly zeros alone is
+        sparse, not dead, while the surviving neurons keep the site's rms."""
         cfg = self.config
+        base = self._dead_baseline(state, idx, median, filled)
         with np.errstate(invalid="ignore"):
-            dead = (frac_zero >= cfg.dead_frac_zero) | (rms == 0)
+            gone = (rms == 0) | (frac_zero >= 1)  # every value zero: rms 0 on real data
+            collapsed = np.isnan(base) | (rms < cfg.dead_rms_fraction * base)
+            dead = gone | ((frac_zero >= cfg.dead_frac_zero) & collapsed)
         state.alive[idx] |= ~dead & np.isfinite(rms)
         dead &= state.alive[idx]  # a site dead from its first step on is how the model is built
         run = np.where(dead, state.dead_run[idx] + 1, 0)
         state.dead_run[idx] = run
+        state.dead_base[idx] = np.where(dead, base, np.nan)
         alerted = state.dead_alerted[idx]
         new = dead & (run >= cfg.dead_steps) & ~alerted
         state.dead_alerted[idx] = dead & (alerted | new)
         if new.any():
             rows_new = np.flatnonzero(new)
             i = int(rows_new[np.argmin(idx[rows_new])])
+            level, held = float(rms[i]), float(base[i])
+            if np.isnan(held):
+                against = f"rms {level:.3g}, its median not known yet"
+            else:
+                against = f"rms {level:.3g} = {level / held:.3g}x its median {held:.3g}"
             what = (
                 f"dead for {int(run[i])} measured steps "
-                f"({100 * float(frac_zero[i]):.1f}% zeros, rms {float(rms[i]):.3g})"
+                f"({100 * float(frac_zero[i]):.1f}% zeros, {against})"
             )
             self._add(AlertKind.DEAD, Severity.INFO, rank, step, int(idx[i]), len(rows_new), what)
 

@@ -148,34 +148,112 @@ def test_a_dead_site_after_n_steps_once() -> None:
     feed = Feeder(n_layers=4)
     config = feed.session.anomalies.config
     site = 3 * 3 + MLP
+    alive = config.window  # steps alive first: the site's median is known
 
     def step(s: int, dead: bool) -> None:
         records = feed.records()
-        if dead:
+        if dead:  # the output collapses: mostly zeros, the rms 1e-6 of its level
             records["frac_zero"][site] = 0.995
+            records["rms"][site] = 1e-6
         feed.step(s, records)
 
-    step(0, False)  # alive first: a site dead from its first step is how the model is built
-    for s in range(1, config.dead_steps):
+    for s in range(alive):
+        step(s, False)
+    for s in range(alive, alive + config.dead_steps - 1):
         step(s, True)
     assert feed.alerts == []
-    step(config.dead_steps, True)
+    step(alive + config.dead_steps - 1, True)
     (alert,) = feed.alerts
     assert alert.kind is AlertKind.DEAD and (alert.layer, alert.site) == (3, "mlp")
     assert f"dead for {config.dead_steps} measured steps" in alert.message
-    for s in range(config.dead_steps + 1, 3 * config.dead_steps):
+    assert "99.5% zeros, rms 1e-06 = 1e-06x its median 1)" in alert.message
+    for s in range(alive + config.dead_steps, alive + 3 * config.dead_steps):
         step(s, True)
     assert len(feed.alerts) == 1
-    step(100, False)  # alive again, then dead again for N steps: a second alert
-    for s in range(101, 101 + config.dead_steps):
+    for s in range(200, 200 + config.window):  # alive again, then dead again: a second alert
+        step(s, False)
+    for s in range(300, 300 + config.dead_steps):
         step(s, True)
-    assert len(feed.alerts) == 2
-    # rms == 0 counts as dead as well
+    # (coming back from 1e-6 is an explosion against the ring's median: not counted here)
+    dead = [a for a in feed.alerts if a.kind is AlertKind.DEAD]
+    assert [a.step for a in dead] == [alive + config.dead_steps - 1, 300 + config.dead_steps - 1]
+    # rms == 0 counts as dead as well, whatever frac_zero says
     records = feed.records()
     records["rms"][0] = 0.0
-    for s in range(200, 200 + config.dead_steps):
+    for s in range(400, 400 + config.dead_steps):
         feed.step(s, records)
-    assert feed.alerts[-1].site_id == 0 and len(feed.alerts) == 3
+    assert feed.alerts[-1].kind is AlertKind.DEAD and feed.alerts[-1].site_id == 0
+
+
+def test_a_sparse_site_whose_rms_holds_is_not_dead() -> None:
+    """Most neurons of a layer die and the survivors carry its signal (arXiv 2309.04827): 99.5 %
+    zeros at the site's usual rms is sparse, not dead; so is an rms down to 5 % of it (above
+    ``dead_rms_fraction``), and a site of massive activations (arXiv 2402.17762) is judged
+    against its own median, not the model's."""
+    feed = Feeder(n_layers=4)
+    config = feed.session.anomalies.config
+    sparse, dimmed, massive = 3 * 0 + MLP, 3 * 1 + MLP, 3 * 2 + MLP
+    rng = np.random.default_rng(0)
+    for s in range(config.window + 5 * config.dead_steps):
+        records = feed.records()
+        records["rms"][massive] = 1e5
+        if s >= config.window // 2:  # alive first (and its median known), then sparse
+            noise = rng.uniform(0.8, 1.2, 3).astype(np.float32)
+            records["frac_zero"][[sparse, dimmed, massive]] = 0.995
+            records["rms"][[sparse, dimmed, massive]] = [1.0, 0.05, 1e5] * noise
+        feed.step(s, records)
+    assert feed.alerts == []
+
+
+def test_a_collapsed_output_is_dead_against_the_median_before_it_fell() -> None:
+    """The rms falls to 1e-6 of its median (or every value goes to zero): dead after
+    ``dead_steps``, judged against the median the site had before its run began, so a run
+    longer than half the window (whose own samples then fill the ring) still alerts; a massive
+    site that collapses to the other sites' level is dead too."""
+    feed = Feeder(n_layers=4)
+    feed.session.anomalies.config = replace(feed.session.anomalies.config, dead_steps=40)
+    config = feed.session.anomalies.config
+    assert config.dead_steps > config.window // 2
+    collapsed, zeros, massive = 3 * 0 + MLP, 3 * 1 + MLP, 3 * 2 + MLP
+    fell = config.window
+    for s in range(fell + config.dead_steps):
+        records = feed.records()
+        records["rms"][massive] = 1e5
+        if s >= fell:
+            records["frac_zero"][[collapsed, massive]] = 0.995
+            records["rms"][[collapsed, massive]] = [1e-6, 1.0]
+            records["frac_zero"][zeros] = 1.0
+            records["rms"][zeros] = 0.0
+        assert feed.alerts == [] or s == fell + config.dead_steps - 1
+        feed.step(s, records)
+    (alert,) = feed.alerts
+    assert alert.kind is AlertKind.DEAD and alert.step == fell + config.dead_steps - 1
+    assert alert.sites == 3 and (alert.layer, alert.site) == (0, "mlp")
+    assert alert.message == (
+        "layer 0 mlp: dead for 40 measured steps "
+        "(99.5% zeros, rms 1e-06 = 1e-06x its median 1) (+2 more sites)"
+    )
+
+
+def test_a_site_dead_from_the_start_is_quiet_and_one_dying_early_is_judged_by_zeros() -> None:
+    """A site dead from its first step on is how the model is built: no alert, whether its rms
+    is 0 or it is all but silent at its own (tiny) level. One that dies before its median is
+    known falls back to ``frac_zero`` alone, as before."""
+    feed = Feeder(n_layers=4)
+    config = feed.session.anomalies.config
+    built_dead, built_faint, early = 3 * 0 + MLP, 3 * 1 + MLP, 3 * 2 + MLP
+    for s in range(3 * config.dead_steps):
+        records = feed.records()
+        records["frac_zero"][built_dead] = 1.0
+        records["rms"][built_dead] = 0.0
+        records["frac_zero"][built_faint] = 0.995
+        records["rms"][built_faint] = 1e-6
+        if s >= 1:  # alive at step 0 only: no median yet
+            records["frac_zero"][early] = 0.995
+        feed.step(s, records)
+    (alert,) = feed.alerts
+    assert (alert.layer, alert.site, alert.sites, alert.step) == (2, "mlp", 1, config.dead_steps)
+    assert alert.message.endswith("(99.5% zeros, rms 1, its median not known yet)")
 
 
 def test_the_list_is_bounded_and_drops_the_oldest() -> None:
@@ -259,7 +337,16 @@ def test_a_step_of_96_sites_costs_little() -> None:
     assert per_step < 2e-3, f"{per_step * 1e3:.2f} ms per step"
 
 
-@pytest.mark.parametrize("bad", [{"rearm_factor": 20.0}, {"min_samples": 0}, {"capacity": 0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"rearm_factor": 20.0},
+        {"min_samples": 0},
+        {"capacity": 0},
+        {"dead_rms_fraction": 0.0},
+        {"dead_rms_fraction": 1.0},
+    ],
+)
 def test_bad_configs_are_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         AnomalyConfig(**bad)  # type: ignore[arg-type]
