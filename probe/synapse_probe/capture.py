@@ -7,6 +7,11 @@ measures gradients, their gradients (``on_gradient``), each copied with ``non_bl
 pinned host memory behind a CUDA event. At the boundary after that step (``finish``) a writer
 thread waits on the event, writes the file and sends CAPTURE_DONE: the training thread never
 waits on the device or the disk. At most one capture is in flight; its bytes are capped.
+
+In a job stream (``propose``) the serving rank's capturer does not arm at the next boundary: it
+proposes the capture to the job, whose reductions bring it to every rank for the same step, and
+each rank's probe hands it over there (``take``); every rank writes its own file (``rank`` in
+its name), and only the serving rank answers the viewer.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ METADATA_KEY = "synapse.capture"
 GRAD_SUFFIX = "@grad"
 
 Reply = Callable[[int, CaptureDone], object]  # (client id, answer): sent to that viewer
+Propose = Callable[[int, tuple[int, ...]], object]  # (request id, site ids): to the job
+NO_CLIENT = -1  # a capture no viewer of this rank asked for (a job's other ranks)
 
 
 @dataclass
@@ -65,6 +72,9 @@ class Capturer:
         grads: bool = False,
         max_sites: int = DEFAULT_MAX_SITES,
         max_mb: float = DEFAULT_MAX_MB,
+        rank: int | None = None,
+        ranks: int = 1,
+        propose: Propose | None = None,
     ) -> None:
         if max_sites < 1:
             raise ValueError(f"capture max_sites must be at least 1, got {max_sites}")
@@ -77,6 +87,10 @@ class Capturer:
         self.max_bytes = int(max_mb * (1 << 20))
         self._sites = sites
         self._reply = reply
+        self.rank = rank  # in the file's name (a job's ranks)
+        self.ranks = ranks
+        self._propose = propose
+        self._proposed: _Pending | None = None  # accepted, proposed to the job
         self._lock = threading.Lock()
         self._queued: _Pending | None = None  # accepted, waiting for a step boundary
         self._active: _Pending | None = None  # being filled during the current step
@@ -106,8 +120,46 @@ class Capturer:
                 )
             self._busy = True
             sites = [by_id[i] for i in dict.fromkeys(ids)]
-            self._queued = _Pending(client_id, request, sites)
+            pending = _Pending(client_id, request, sites)
+            if self._propose is None:
+                self._queued = pending
+                return None
+            self._proposed = pending
+        self._propose(request.request_id, tuple(s.site_id for s in sites))
         return None
+
+    # -- the training thread, in a job ----------------------------------------------------------
+
+    def take(self, request_id: int, site_ids: tuple[int, ...]) -> None:
+        """A job's capture, due at the coming boundary: this rank's own request (the serving
+        rank) or one to take for the others; ``arm`` starts it."""
+        with self._lock:
+            proposed = self._proposed
+            if proposed is not None and proposed.request.request_id == request_id:
+                self._proposed, self._queued = None, proposed
+                return
+            if self._busy:
+                log.warning(
+                    "capture %d skipped on rank %s: one is in flight", request_id, self.rank
+                )
+                return
+            by_id = {site.site_id: site for site in self._sites()}
+            sites = [by_id[i] for i in dict.fromkeys(site_ids) if i in by_id]
+            if not sites:
+                log.warning("capture %d: rank %s has none of its sites", request_id, self.rank)
+                return
+            self._busy = True
+            request = CaptureRequest(request_id, tuple(site_ids))
+            self._queued = _Pending(NO_CLIENT, request, sites)
+
+    def drop_proposed(self, text: str) -> None:
+        """The job cannot bring the proposed capture to every rank: refuse it."""
+        with self._lock:
+            proposed, self._proposed = self._proposed, None
+            if proposed is None:
+                return
+            self._busy = False
+        self._reply(proposed.client_id, _refusal(proposed.request, CaptureStatus.FAILED, text))
 
     # -- the training thread ----------------------------------------------------------------
 
@@ -199,6 +251,11 @@ class Capturer:
         finally:
             with self._lock:
                 self._busy = False
+        if active.client_id == NO_CLIENT:
+            log.info(
+                "capture %d on rank %s: %s", request.request_id, self.rank, done.path or done.text
+            )
+            return
         self._reply(active.client_id, done)
 
     def _written(self, active: _Pending) -> CaptureDone:
@@ -219,11 +276,20 @@ class Capturer:
             for name, t in active.tensors.items()
         }
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / _file_name(self.model_name, active.step, request.request_id)
+        name = _file_name(self.model_name, active.step, request.request_id, self.rank)
+        path = self.directory / name
         partial = path.with_suffix(".partial")
         save_file(tensors, str(partial), metadata={METADATA_KEY: self._metadata(active)})
         os.replace(partial, path)
         sites = sum(1 for s in active.sites if s.site_id in active.shapes)
+        text = ""
+        if self.ranks > 1:
+            others = _file_name(self.model_name, active.step, request.request_id, None)
+            text = (
+                f"the job's {self.ranks} ranks capture step {active.step}: each writes "
+                f"{others.removesuffix('.safetensors')}-rankN.safetensors in its own "
+                f"capture_dir (this file is rank {self.rank}'s)"
+            )
         return CaptureDone(
             request.request_id,
             CaptureStatus.WRITTEN,
@@ -231,6 +297,7 @@ class Capturer:
             sites,
             path.stat().st_size,
             str(path),
+            text,
         )
 
     def _metadata(self, active: _Pending) -> str:
@@ -247,21 +314,23 @@ class Capturer:
             for s in active.sites
             if s.site_id in active.shapes
         ]
-        return json.dumps(
-            {
-                "model": self.model_name,
-                "step": active.step,
-                "request_id": active.request.request_id,
-                "created_ns": time.time_ns(),
-                "sites": sites,
-            }
-        )
+        meta: dict[str, object] = {
+            "model": self.model_name,
+            "step": active.step,
+            "request_id": active.request.request_id,
+            "created_ns": time.time_ns(),
+            "sites": sites,
+        }
+        if self.rank is not None:  # a job's rank
+            meta["rank"], meta["ranks"] = self.rank, self.ranks
+        return json.dumps(meta)
 
 
 def _refusal(request: CaptureRequest, status: CaptureStatus, text: str) -> CaptureDone:
     return CaptureDone(request.request_id, status, text=text)
 
 
-def _file_name(model: str, step: int, request_id: int) -> str:
+def _file_name(model: str, step: int, request_id: int, rank: int | None = None) -> str:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model) or "model"
-    return f"{safe}-step{step:08d}-r{request_id}.safetensors"
+    tail = "" if rank is None else f"-rank{rank}"
+    return f"{safe}-step{step:08d}-r{request_id}{tail}.safetensors"

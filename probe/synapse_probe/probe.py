@@ -146,11 +146,8 @@ class Probe:
         self.model_name = options.name or type(root).__name__
         if options.record is not None and server is not None and not hasattr(server, "add_tap"):
             raise ValueError("record= needs a server that takes taps (the probe's own server)")
-        if options.capture and (
-            (server is not None and not hasattr(server, "set_capture_handler"))
-            or (server is None and _job_wanted(options.job))
-        ):
-            raise ValueError("capture=True needs the probe's own server (not a job stream)")
+        if options.capture and server is not None and not hasattr(server, "set_capture_handler"):
+            raise ValueError("capture=True needs the probe's own server (or the job stream)")
         self._backlog_bytes = int(options.backlog_mb * (1 << 20))
         self._recorder = (
             FrameRecorder(
@@ -164,7 +161,7 @@ class Probe:
             else None
         )
         self.grads = options.grads
-        self._capture = options.capture  # announced as Capability.CAPTURE by the probe's own server
+        self._capture = options.capture  # announced as Capability.CAPTURE by the probe's server
         blocks = find_blocks(model, options.layers)
         self._block_names = [block_name for block_name, _ in blocks]
         self._table = SiteTable()
@@ -444,6 +441,8 @@ class Probe:
         self._marks = (self.probe_ns, self._lens_ns)
         self._step = step
         if self._capturer is not None:
+            if self._job is not None:
+                self._job_capture(step)
             self._capturer.arm(step)
         self._epoch += 1
         self._steps_seen += 1
@@ -658,19 +657,36 @@ class Probe:
         )
 
     def _start_capture(self, directory: str | os.PathLike[str], max_mb: float) -> Capturer:
-        """The capturer, answering the server's CAPTURE_REQUESTs (the probe's own server only)."""
-        handle = self._server.set_capture_handler  # type: ignore[attr-defined]
-        send_to = self._server.send_to  # type: ignore[attr-defined]
+        """The capturer, answering the server's CAPTURE_REQUESTs (in a job, the serving rank's
+        server's, and every rank captures what the job's reductions bring)."""
+        job = self._job
+        server: Any = self._server if job is None else job.server  # None: a job's other rank
         capturer = Capturer(
             directory,
             self.model_name,
             lambda: list(self._table.sites),
-            send_to,
+            server.send_to if server is not None else _no_reply,
             grads=self.grads,
             max_mb=max_mb,
+            rank=None if job is None else job.rank,
+            ranks=1 if job is None else job.world_size,
+            propose=job.propose_capture if job is not None and server is not None else None,
         )
-        handle(capturer.request)
+        if server is not None:
+            server.set_capture_handler(capturer.request)
         return capturer
+
+    def _job_capture(self, step: int) -> None:
+        """At a boundary in a job: hand the capturer the capture due at ``step`` (the same on
+        every rank); refuse the proposed one once the job's probe is off."""
+        job, capturer = self._job, self._capturer
+        assert job is not None and capturer is not None
+        if job.off:
+            capturer.drop_proposed(f"the job stream stopped ({job.state.name}): nothing captured")
+            return
+        capture = job.capture_due(step)
+        if capture is not None:
+            capturer.take(capture.request_id, capture.site_ids)
 
     def _governed_interval(self) -> int:
         """The governor's interval once it has decided one (0: not yet, or no budget)."""
@@ -704,7 +720,7 @@ class Probe:
         capabilities |= self._lens_capabilities()
         if self.grads:
             capabilities |= Capability.GRADIENTS | Capability.GRAD_NORMS
-        if self._capture and not job:
+        if self._capture:
             capabilities |= Capability.CAPTURE
         if not job:
             capabilities |= Capability.ACTIONS
@@ -725,6 +741,10 @@ class Probe:
         if local_rank == 0:
             distributed.announce(host, port, local_size)
         return server
+
+
+def _no_reply(client_id: int, done: Any) -> None:
+    """A job's other ranks answer no viewer: the serving rank does."""
 
 
 def _job_wanted(job: bool | None) -> bool:

@@ -143,3 +143,28 @@ def test_a_rank_whose_reductions_fall_an_epoch_behind_turns_its_probe_off(group)
         assert job.off and job.state == JobState.OUT_OF_STEP
     finally:
         job.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_proposed_capture_rides_the_next_reduction_and_is_due_at_the_plan_step(group) -> None:  # type: ignore[no-untyped-def]
+    server = FakeServer()
+    sites = (SiteInfo(0, 0, SiteKind.MLP, "mlp", 8, 2, 4),)
+    job = Job(
+        meta=ModelMeta("m", 1, sites),
+        control=STATE,
+        grads=False,
+        start_server=lambda: server,
+        timeout=5.0,
+    )
+    try:
+        job.propose_capture(77, (3, 0))
+        assert job.due(0)
+        job.no_data(0)
+        _wait(job, 1)
+        due = [(s, job.capture_due(s)) for s in range(1, apply_at(0) + 2)]
+        taken = [(s, c) for s, c in due if c is not None]
+        assert len(taken) == 1 and taken[0][0] == apply_at(0)  # once, at the plan's step
+        capture = taken[0][1]
+        assert (capture.serial, capture.request_id, capture.site_ids) == (1, 77, (3, 0))
+    finally:
+        job.close()

@@ -20,6 +20,11 @@ takes effect at step ``apply_at(s)``, the second multiple of ``EPOCH`` after ``s
 rank. A rank whose reductions are still unfinished at that step turns its probe off rather than
 guess (``OUT_OF_STEP``), and every reduction checks that the ranks agree on the step.
 
+**A capture on every rank.** A viewer's CAPTURE_REQUEST to the serving rank (``propose_capture``)
+rides in the reductions too: a serial, the request id and the site ids (-1 padding), max-reduced
+like the plan, so every rank arms the same capture at the same step ``apply_at(s)``
+(``capture_due``) and writes its own file.
+
 **A rank that dies or stalls.** Each wait has a deadline (``timeout``). When a collective
 fails or times out, the probe turns itself off on every rank (its rank's reductions stop, so
 the others fail too), logs why, and the serving rank names the lost rank in JOB_STATUS: the
@@ -59,6 +64,7 @@ from synapse_native.protocol import (
 from synapse_serve import job_merge
 from synapse_serve.job_merge import Rows
 
+from ..capture import DEFAULT_MAX_SITES
 from . import relay_frames
 
 log = logging.getLogger(__name__)
@@ -69,8 +75,11 @@ MAX_INTERVAL = 1 << 16
 NAMING_WAIT_S = 2.0  # past the timeout, how long the serving rank waits for the live ranks
 STATUS_EVERY_S = 2.0  # JOB_STATUS repeated this often once the job's probe is off
 _PLAN = 9  # plan fields in the max-reduced head: version, interval, ControlState (6), relay
-_STEP, _NEG_STEP = _PLAN, _PLAN + 1
-_HEAD_MAX = _PLAN + 2
+CAPTURE_SITES = DEFAULT_MAX_SITES  # site ids one capture carries
+_CAPTURE = _PLAN  # capture fields: serial, request id, CAPTURE_SITES site ids
+_STEP = _CAPTURE + 2 + CAPTURE_SITES
+_NEG_STEP = _STEP + 1
+_HEAD_MAX = _STEP + 2
 _jobs_made = 0  # every rank makes its jobs in the same order: a per-process count names them
 
 
@@ -117,6 +126,25 @@ class Plan:
         version, interval, threshold, rate, kinds, paused, top_k, mode, relay = row
         control = ControlState(threshold, rate, int(kinds), bool(paused), int(top_k), int(mode))
         return Plan(int(version), max(1, int(interval)), control, int(relay))
+
+
+@dataclass(frozen=True, slots=True)
+class JobCapture:
+    """A capture every rank takes at the same step (the serving rank's viewer asked for it)."""
+
+    serial: int
+    request_id: int
+    site_ids: tuple[int, ...]
+
+    def row(self) -> list[float]:
+        ids = [float(i) for i in self.site_ids[:CAPTURE_SITES]]
+        ids += [-1.0] * (CAPTURE_SITES - len(ids))
+        return [float(self.serial), float(self.request_id), *ids]
+
+    @staticmethod
+    def of(row: Sequence[float]) -> JobCapture:
+        serial, request_id, *ids = row
+        return JobCapture(int(serial), int(request_id), tuple(int(i) for i in ids if i >= 0))
 
 
 class JobStopped(Exception):
@@ -171,6 +199,9 @@ class Job:
         self._version = 0  # of the plans this (serving) rank proposed
         self._sent: tuple[int, ControlState, int] | None = None
         self._last_version = 0  # of the last plan reduced
+        self._capture_wanted: JobCapture | None = None  # the serving rank's, set by its server
+        self._last_capture = 0  # serial of the last capture reduced
+        self._captures: deque[tuple[int, JobCapture]] = deque()  # (at step, capture), job thread
         self.state = JobState.RUNNING
         self.status = JobStatus(self.world_size, JobState.RUNNING, serve_rank)
         self.rounds = 0  # reductions completed
@@ -227,6 +258,20 @@ class Job:
         """Whether this rank's full frames are relayed at the step in force (not the serving
         rank's: its own frames are sent anyway)."""
         return self._plan.relay == self.rank and not self.serving
+
+    def propose_capture(self, request_id: int, site_ids: Sequence[int]) -> None:
+        """The serving rank's server accepted a capture: it rides with the next reduction."""
+        if len(site_ids) > CAPTURE_SITES:
+            raise ValueError(f"a job capture carries at most {CAPTURE_SITES} sites")
+        serial = self._capture_wanted.serial + 1 if self._capture_wanted is not None else 1
+        self._capture_wanted = JobCapture(serial, request_id, tuple(site_ids))
+
+    def capture_due(self, step: int) -> JobCapture | None:
+        """At the boundary before ``step``: the capture to arm for it (the same on every rank)."""
+        due = None
+        while self._captures and self._captures[0][0] <= step:
+            _, due = self._captures.popleft()  # a step skipped: the first boundary past it
+        return None if self.off else due
 
     def no_data(self, step: int) -> None:
         """A measured step that will send nothing here (skipped or dropped): reduce it empty."""
@@ -355,6 +400,8 @@ class Job:
             if wanted != self._sent:
                 self._sent, self._version = wanted, self._version + 1
             head[:_PLAN] = Plan(self._version, *wanted).row()
+            if self._capture_wanted is not None:
+                head[_CAPTURE:_STEP] = self._capture_wanted.row()
         head[_STEP], head[_NEG_STEP] = step, -step
         added = np.concatenate([[float(summary is not None)], job_merge.skew_sums(values).ravel()])
         largest = np.concatenate([head, extremes.ravel()])
@@ -371,6 +418,10 @@ class Job:
         if plan.version != self._last_version:
             self._last_version = plan.version
             self._plans.append((apply_at(step), plan))
+        if largest[_CAPTURE] > self._last_capture:
+            capture = JobCapture.of(largest[_CAPTURE:_STEP].tolist())
+            self._last_capture = capture.serial
+            self._captures.append((apply_at(step), capture))
         if c is None:
             return
         totals = added[1:].reshape(rows.count, job_merge.SKEW_COLS)
