@@ -6,6 +6,12 @@ and the GPU time of its kernels (CUDA event pairs read a step later, ``gpu_timer
 the governor estimates the cost of one measured step (median of the last few, so a one-off JIT
 compile does not count) and of one lens step, and the step time without the probe.
 
+What a measured step costs beyond that count (the caches and allocator state its work leaves
+behind, threads it competes with) shows in the step times: the governor also keeps the step time
+less the counted host time of measured steps and of the others, and adds what the former's median
+exceeds the latter's, less the asynchronous costs already counted, to its estimate of a measured
+step (``uncounted_ns``; zero until both kinds of step have ``UNCOUNTED_MIN`` samples).
+
 Which steps are measured is a function of the step number: step ``s`` is measured when
 ``s % interval == 0``, and the lenses run on measured steps with ``s % lens_interval == 0``.
 Both intervals are powers of two (``lens_interval`` a multiple of ``interval``) and change only
@@ -38,6 +44,7 @@ LENS_RATIO_MAX = 8  # lenses run at least once every 8 measured steps
 HYSTERESIS = 0.8  # measure more often only when the new plan costs <= 80 % of the budget
 HISTORY = 3  # measured steps whose median cost is the estimate
 STEP_HISTORY = EPOCH  # steps whose median time is the step-time estimate
+UNCOUNTED_MIN = 4  # samples of measured and of unmeasured steps before their difference counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +78,13 @@ def next_power_of_two(x: float) -> int:
 
 
 class _StepCost:
-    __slots__ = ("lens_ns", "lenses", "stats_ns")
+    __slots__ = ("async_ns", "lens_ns", "lenses", "stats_ns")
 
     def __init__(self, lenses: bool) -> None:
         self.lenses = lenses
         self.stats_ns = 0
         self.lens_ns = 0
+        self.async_ns = 0  # of stats_ns, what landed later (encoder CPU, GPU)
 
 
 class Governor:
@@ -104,6 +112,10 @@ class Governor:
         self._costs: dict[int, _StepCost] = {}  # measured steps still in the history
         self._measured: deque[int] = deque()  # their step numbers, oldest first
         self._step_ns: deque[int] = deque(maxlen=STEP_HISTORY)
+        # The same (step time less counted host time), by kind: measured steps without lenses,
+        # and unmeasured steps.
+        self._measured_ns: deque[int] = deque(maxlen=STEP_HISTORY)
+        self._unmeasured_ns: deque[int] = deque(maxlen=STEP_HISTORY)
         self._warm = False  # the first measured step (JIT compiles, allocations) is left out
         self._last_boundary: int | None = None
         self._current: tuple[int, Plan] | None = None
@@ -151,7 +163,12 @@ class Governor:
         last, self._last_boundary = self._last_boundary, now
         current, self._current = self._current, None
         if last is not None:
-            self._step_ns.append(max(0, now - last - host_ns))
+            sample = max(0, now - last - host_ns)
+            with self._lock:
+                self._step_ns.append(sample)
+                if current is not None and not current[1].lenses:
+                    kind = self._measured_ns if current[1].measure else self._unmeasured_ns
+                    kind.append(sample)
         if current is None:
             return
         step, plan = current
@@ -182,6 +199,7 @@ class Governor:
                 cost.lens_ns += ns
             else:
                 cost.stats_ns += ns
+                cost.async_ns += ns
 
     def report(self) -> CostReport:
         """The current estimates and plan."""
@@ -229,13 +247,30 @@ class Governor:
             recent = [self._costs[s] for s in self._measured]
         stats = [c.stats_ns for c in recent[-HISTORY:]]
         lenses = [c.lens_ns for c in recent if c.lenses][-HISTORY:]
+        if not stats:
+            return 0.0, statistics.median(lenses) if lenses else 0.0
+        landed_later = statistics.median(c.async_ns for c in recent[-HISTORY:])
+        uncounted = max(0.0, self.uncounted_ns() - landed_later)
         return (
-            statistics.median(stats) if stats else 0.0,
+            statistics.median(stats) + uncounted,
             statistics.median(lenses) if lenses else 0.0,
         )
 
+    def uncounted_ns(self) -> float:
+        """How much longer a measured step takes than an unmeasured one, beyond the host time
+        counted (median against median; 0 until each kind has ``UNCOUNTED_MIN`` samples)."""
+        with self._lock:
+            measured, unmeasured = list(self._measured_ns), list(self._unmeasured_ns)
+        if min(len(measured), len(unmeasured)) < UNCOUNTED_MIN:
+            return 0.0
+        return max(0.0, statistics.median(measured) - statistics.median(unmeasured))
+
     def _step_time(self) -> float:
-        return float(statistics.median(self._step_ns)) if self._step_ns else 0.0
+        """The step time without the probe: the unmeasured steps' once there are enough."""
+        with self._lock:
+            unmeasured, every = list(self._unmeasured_ns), list(self._step_ns)
+        samples = unmeasured if len(unmeasured) >= UNCOUNTED_MIN else every
+        return float(statistics.median(samples)) if samples else 0.0
 
 
 def _choose(stats_ns: float, lens_ns: float, allowed_ns: float, floor: int) -> tuple[int, int]:
