@@ -19,6 +19,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from job_ranks import join_or_kill
 from probe_models import batch, llama_like, lm_loss
 
 pytest.importorskip("synapse_native.client")
@@ -260,8 +261,4 @@ def test_four_ranks_one_endpoint_merged_skewed_and_a_killed_rank(caplog) -> None
         finish.set()
         if client is not None:
             client.close()
-        end = time.monotonic() + 60
-        for process in processes.processes:
-            process.join(max(end - time.monotonic(), 0.1))
-            if process.is_alive():
-                process.kill()
+        join_or_kill(processes)

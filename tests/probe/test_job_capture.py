@@ -20,7 +20,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from probe_models import batch, llama_like, lm_loss
+from job_ranks import join_or_kill, train_until
+from probe_models import llama_like
 
 pytest.importorskip("synapse_native.client")
 from safetensors import safe_open
@@ -75,16 +76,7 @@ def _worker(
     if not go.wait(WAIT_S):
         raise TimeoutError("the test never connected")
     dist.barrier()  # both ranks start training together
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    step = 0
-    while not finish.is_set():
-        probe.step(step)
-        ids, targets = batch(seed=100 * rank + step)
-        lm_loss(model, ids, targets).backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        step += 1
-        time.sleep(0.1)  # a step rate two ranks keep up with on a loaded two-core machine
+    train_until(probe, model, rank, finish)
     job = probe.job
     assert job is not None
     probe.close()
@@ -157,11 +149,7 @@ def test_a_capture_asked_of_the_job_is_taken_on_every_rank_at_the_same_step(
         finish.set()
         if client is not None:
             client.close()
-        end = time.monotonic() + 60
-        for process in processes.processes:
-            process.join(max(end - time.monotonic(), 0.1))
-            if process.is_alive():
-                process.kill()
+        join_or_kill(processes)
 
     path = Path(done.path)
     assert path.parent == directory.resolve() and path.name.endswith("-rank0.safetensors")

@@ -78,17 +78,22 @@ def _wait(job: Job, rounds: int) -> None:
     assert job.rounds >= rounds
 
 
-@pytest.mark.timeout(60)
-def test_the_serving_ranks_plan_applies_at_the_rule_step_and_steps_are_reduced(group) -> None:  # type: ignore[no-untyped-def]
-    server = FakeServer()
-    sites = tuple(SiteInfo(i, 0, SiteKind.MLP, f"mlp{i}", 8, 2, 4) for i in range(2))
-    job = Job(
+def _serving_job(server: FakeServer, sites: tuple[SiteInfo, ...]) -> Job:
+    """A one-rank job that serves through ``server``."""
+    return Job(
         meta=ModelMeta("m", 1, sites),
         control=STATE,
         grads=False,
         start_server=lambda: server,
         timeout=5.0,
     )
+
+
+@pytest.mark.timeout(60)
+def test_the_serving_ranks_plan_applies_at_the_rule_step_and_steps_are_reduced(group) -> None:  # type: ignore[no-untyped-def]
+    server = FakeServer()
+    sites = tuple(SiteInfo(i, 0, SiteKind.MLP, f"mlp{i}", 8, 2, 4) for i in range(2))
+    job = _serving_job(server, sites)
     try:
         assert job.serving and job.server is server
         assert job.due(0)
@@ -149,13 +154,7 @@ def test_a_rank_whose_reductions_fall_an_epoch_behind_turns_its_probe_off(group)
 def test_a_proposed_capture_rides_the_next_reduction_and_is_due_at_the_plan_step(group) -> None:  # type: ignore[no-untyped-def]
     server = FakeServer()
     sites = (SiteInfo(0, 0, SiteKind.MLP, "mlp", 8, 2, 4),)
-    job = Job(
-        meta=ModelMeta("m", 1, sites),
-        control=STATE,
-        grads=False,
-        start_server=lambda: server,
-        timeout=5.0,
-    )
+    job = _serving_job(server, sites)
     try:
         job.propose_capture(77, (3, 0))
         assert job.due(0)

@@ -19,7 +19,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from probe_models import batch, llama_like, lm_loss
+from job_ranks import join_or_kill, train_until
+from probe_models import llama_like
 
 pytest.importorskip("synapse_native.client")
 from synapse_native.client import StreamClient
@@ -87,16 +88,7 @@ def _worker(rank: int, master: int, port: int, out: Any, go: Any, finish: Any) -
         out.put(("address", 0, 0, probe.address))
     if not go.wait(WAIT_S):
         raise TimeoutError("the test never connected")
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    step = 0
-    while not finish.is_set():
-        probe.step(step)
-        ids, targets = batch(seed=100 * rank + step)
-        lm_loss(model, ids, targets).backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        step += 1
-        time.sleep(0.1)  # a step rate three ranks keep up with on a loaded two-core machine
+    step = train_until(probe, model, rank, finish)
     out.put(("after", rank, step, (job.off, job.state)))
     probe.close()
     out.close()
@@ -224,8 +216,4 @@ def test_the_chosen_rank_is_relayed_in_full_and_only_while_chosen() -> None:
         finish.set()
         if client is not None:
             client.close()
-        end = time.monotonic() + 60
-        for process in processes.processes:
-            process.join(max(end - time.monotonic(), 0.1))
-            if process.is_alive():
-                process.kill()
+        join_or_kill(processes)
