@@ -61,9 +61,9 @@ EARLY_WARNINGS = frozenset(
 
 
 # The early-warning rules' defaults (docs/APP.md, "Early warning", gives their sources).
-LOGIT_GROWTH = Rule(Check.RATIO, 1.5, 1.25, window=32, min_samples=8, confirm=3)
+LOGIT_GROWTH = Rule(Check.RATIO, 2.5, 1.75, window=32, min_samples=8, confirm=3)
 LOGIT_LEVEL = Rule(Check.LEVEL, 100.0, 80.0)  # QK-Clip caps max logits at 100
-GRAD_SPIKE = Rule(Check.SCORE, 6.0, 3.0, floor=6.0, window=128, min_samples=32)  # OLMo-core
+GRAD_SPIKE = Rule(Check.SCORE, 6.0, 3.0, floor=6.0, window=128, min_samples=32, confirm=2)
 UPDATE_SPIKE = Rule(Check.RATIO, 4.0, 2.0, window=32, min_samples=8)
 SECOND_MOMENT = Rule(Check.RISE, 0.25, 0.1, floor=0.8, window=32, min_samples=8)
 LOSS_SPIKE = Rule(Check.SCORE, 6.0, 3.0, floor=1.1, window=128, min_samples=16)

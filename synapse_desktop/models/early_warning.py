@@ -4,7 +4,10 @@ Each ``Series`` holds the last ``window`` finite samples of ``n`` signals of one
 per block, per layer or a single row) with the steps they came at. ``check`` compares the new
 samples with the baseline of the samples before them, opens an episode per row that crosses its
 limit (one finding per episode), closes it once the row is back under the re-arm level, and then
-adds the samples. Everything is a pure function of the samples fed, in order, so a recording's
+adds the samples. A sample over the limit that still awaits its confirmation is kept for the
+evidence but not learnt: an outlier that the next samples do not confirm (one odd batch) never
+enters the baseline, so it neither raises the spread that later spikes are judged by nor moves
+the median. Everything is a pure function of the samples fed, in order, so a recording's
 replay raises the same findings as the live stream.
 """
 
@@ -94,6 +97,7 @@ class Series:
     filled: I64 = field(init=False)
     active: npt.NDArray[np.bool_] = field(init=False)
     run: I64 = field(init=False)  # consecutive samples over the limit
+    learnt: npt.NDArray[np.bool_] = field(init=False)  # samples in the baseline
     last_step: int = -1
 
     def __post_init__(self) -> None:
@@ -103,16 +107,24 @@ class Series:
         self.filled = np.zeros(self.n, np.int64)
         self.active = np.zeros(self.n, bool)
         self.run = np.zeros(self.n, np.int64)
+        self.learnt = np.zeros((self.n, w), bool)
 
     def fit(self, n: int) -> None:
         """Grow to ``n`` rows (rows keep their samples)."""
         if n <= self.n:
             return
-        old = (self.values, self.steps, self.filled, self.active, self.run)
+        old = (self.values, self.steps, self.filled, self.active, self.run, self.learnt)
         k = self.n
         self.n = n
         self.__post_init__()
-        self.values[:k], self.steps[:k], self.filled[:k], self.active[:k], self.run[:k] = old
+        (
+            self.values[:k],
+            self.steps[:k],
+            self.filled[:k],
+            self.active[:k],
+            self.run[:k],
+            self.learnt[:k],
+        ) = old
 
     def check(self, step: int, samples: npt.ArrayLike, armed: bool = True) -> Finding | None:
         """Judge ``samples`` (one per row; NaN: none) of ``step``, then keep them. Returns the
@@ -126,7 +138,7 @@ class Series:
         self.fit(len(x))
         x = np.concatenate([x, np.full(self.n - len(x), np.nan)])
         if not armed:
-            self._push(step, x)
+            self._push(step, x, np.isfinite(x))
             return None
         measure, baseline, limit_value, enough = self._judge(x)
         rule = self.rule
@@ -148,25 +160,27 @@ class Series:
                 len(rows),
                 self._evidence(row, step, float(x[row]), baseline, limit_value),
             )
-        self._push(step, x)
+        pending = over & ~self.active  # over the limit, not confirmed yet
+        self._push(step, x, np.isfinite(x) & ~pending)
         return finding
 
     def _judge(self, x: F64) -> tuple[F64, F64, F64, npt.NDArray[np.bool_]]:
         """(the test's measure, the baseline, the value the limit stands for, enough samples)."""
         rule = self.rule
-        enough = (self.filled >= rule.min_samples) & np.isfinite(x)
+        enough = (self.learnt.sum(axis=1) >= rule.min_samples) & np.isfinite(x)
         if rule.test is Check.LEVEL:
             return x, np.full_like(x, np.nan), np.full_like(x, rule.limit), np.isfinite(x)
         with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)  # rows without samples yet
+            values = np.where(self.learnt, self.values, np.nan)
             if rule.test is Check.SCORE:
-                mean = np.nanmean(self.values, axis=1)
-                std = np.nanstd(self.values, axis=1)
+                mean = np.nanmean(values, axis=1)
+                std = np.nanstd(values, axis=1)
                 score = (x - mean) / std
                 score[~(x >= rule.floor * mean)] = -np.inf
                 score[(std == 0) & (x > mean) & (x >= rule.floor * mean)] = np.inf
                 return score, mean, mean + rule.limit * std, enough & (std >= 0)
-            median = np.nanmedian(self.values, axis=1)
+            median = np.nanmedian(values, axis=1)
             if rule.test is Check.RATIO:
                 ratio = x / median
                 return ratio, median, rule.limit * median, enough & (median > 0)
@@ -174,11 +188,13 @@ class Series:
             rise[~(x > rule.floor)] = -np.inf
             return rise, median, np.maximum(median + rule.limit, rule.floor), enough
 
-    def _push(self, step: int, x: F64) -> None:
+    def _push(self, step: int, x: F64, learn: npt.NDArray[np.bool_]) -> None:
+        """Keep the finite samples; those in ``learn`` join the baseline."""
         rows = np.flatnonzero(np.isfinite(x))
         slots = self.filled[rows] % self.rule.window
         self.values[rows, slots] = x[rows]
         self.steps[rows, slots] = step
+        self.learnt[rows, slots] = learn[rows]
         self.filled[rows] += 1
 
     def _evidence(self, row: int, step: int, value: float, baseline: F64, limit: F64) -> Evidence:

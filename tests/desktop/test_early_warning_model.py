@@ -74,6 +74,22 @@ def test_a_confirmed_rule_ignores_one_outlier_and_quiet_warm_up_learns_the_basel
     assert found is not None and found.baseline == 1.0 and found.limit == 2.0
 
 
+def test_an_unconfirmed_outlier_stays_out_of_the_baseline_but_in_the_evidence() -> None:
+    series = Series(
+        Rule(Check.SCORE, 6.0, 3.0, floor=2.0, window=64, min_samples=8, confirm=2), "x"
+    )
+    for s in range(40):
+        assert series.check(s, [noise(s)]) is None
+    assert series.check(40, [50.0]) is None  # one odd batch, not confirmed
+    assert series.check(41, [1.0]) is None
+    # Had the outlier been learnt, its spread (std ~7.7) would hide the spike that holds.
+    assert series.check(42, [5.0]) is None
+    found = series.check(43, [5.0])
+    assert found is not None and found.baseline == pytest.approx(1.0, abs=0.05)
+    assert found.evidence.steps[-2:] == (42, 43) and found.evidence.values[-2:] == (5.0, 5.0)
+    assert 40 in found.evidence.steps  # shown, though not learnt
+
+
 def test_growing_attention_logits_warn_at_their_layer_before_they_are_huge() -> None:
     stream = Stream()
     for step in range(40):
@@ -83,7 +99,7 @@ def test_growing_attention_logits_warn_at_their_layer_before_they_are_huge() -> 
         stream.send(HeadStats(np.arange(N_LAYERS), np.ones((N_LAYERS, 2)), logits, 16), step)
     (alert,) = stream.alerts()
     assert alert.kind is AlertKind.LOGIT_GROWTH and (alert.layer, alert.site) == (2, "attn")
-    assert alert.step == 34  # over 1.5x its median from step 32 (1.2^3), three samples running
+    assert alert.step == 37  # over 2.5x its median from step 35 (1.2^6), three samples running
     assert alert.evidence is not None and alert.evidence.baseline == pytest.approx(4, rel=0.05)
     assert "max attention logit" in alert.message
     # and past QK-Clip's cap of 100, a level alert
@@ -144,15 +160,22 @@ def test_non_finite_gradients_are_named_once_per_episode() -> None:
     assert "1 more block" in alert.message
 
 
-def test_a_gradient_norm_spike_names_its_block() -> None:
+def test_a_gradient_norm_spike_that_holds_names_its_block_and_one_odd_batch_does_not() -> None:
     stream = Stream()
     for step in range(40):
         stream.send(BlockGradNorms(np.full(N_LAYERS, 0.8 * noise(step), np.float32)), step)
-    spiked = np.full(N_LAYERS, 0.8, np.float32)
+    quiet = np.full(N_LAYERS, 0.8, np.float32)
+    spiked = quiet.copy()
     spiked[1] = 8.0
-    stream.send(BlockGradNorms(spiked), 40)
+    stream.send(BlockGradNorms(spiked), 40)  # one odd batch: back at the next step
+    stream.send(BlockGradNorms(quiet), 41)
+    assert stream.alerts() == []
+    stream.send(BlockGradNorms(spiked), 42)
+    stream.send(BlockGradNorms(spiked), 43)  # two steps running
     (alert,) = stream.alerts()
-    assert alert.kind is AlertKind.GRAD_SPIKE and alert.layer == 1
+    assert alert.kind is AlertKind.GRAD_SPIKE and (alert.layer, alert.step) == (1, 43)
+    assert alert.evidence is not None
+    assert alert.evidence.baseline == pytest.approx(0.8, rel=0.05)  # the odd batch not learnt
 
 
 def test_output_norm_growth_of_attention_and_mlp_sites_only() -> None:
