@@ -19,8 +19,11 @@ Each probe streams to a reader process that decodes every frame, as the app woul
 timed from its start to the end of its optimizer step; on CUDA with a synchronize at both ends
 (the bench's only host syncs; the trainer itself has none). Prints each variant's median step
 time and its ratio to plain: the median of per-round ratios (paired), the ratio of medians and
-the ratio of total times (which counts a governed probe's rare measured steps); then each
-probe's own count of its cost.
+the ratio of total times (which counts a governed probe's rare measured steps); then each probe's
+own count of its cost. The viewers' CPU time is printed too: where torch's threads take every
+core, the viewers' decoding slows the step though it is not the probe's; ``--viewer-core`` gives
+them a CPU of their own (training runs on the others, one torch thread each), as a viewer on
+another machine or a spare core would be.
 
 Run: ``python bench/bench_demo_overhead.py [--device cuda --preset 1b] [--seconds 60]``.
 """
@@ -36,7 +39,7 @@ from typing import Any
 
 import torch
 from _overhead import report  # bench/ is on the path of a script run from it
-from _reader import read_frames
+from _reader import read_frames, viewer_core
 
 import synapse_probe
 from synapse_probe.demo.data import Windows, load_corpus, split
@@ -62,6 +65,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20, help="past the calibration (16 steps)")
     parser.add_argument("--min-rounds", type=int, default=8)
     parser.add_argument("--variants", default="plain,stats,all,every", help="comma-separated")
+    parser.add_argument(
+        "--viewer-core", action="store_true", help="the viewers on a CPU of their own"
+    )
     args = parser.parse_args()
     device = pick_device(args.device)
     variants = [name for name in args.variants.split(",") if name]
@@ -82,8 +88,10 @@ def main() -> None:
         trainers[name] = Trainer(model, windows, lr=lr, warmup=20, horizon=10_000)
     del base
 
+    core = viewer_core() if args.viewer_core else None
     spawn = multiprocessing.get_context("spawn")
     stop = spawn.Event()
+    viewer_ns = spawn.Value("q", 0)
     probes: dict[str, Any] = {}
     readers: list[tuple[Any, Any]] = []
     for name in variants[1:]:
@@ -92,7 +100,9 @@ def main() -> None:
         )
         probes[name] = probe
         count = spawn.Value("q", 0)
-        reader = spawn.Process(target=read_frames, args=(*probe.address, stop, count))
+        reader = spawn.Process(
+            target=read_frames, args=(*probe.address, stop, count, viewer_ns, core)
+        )
         reader.start()
         readers.append((reader, count))
 
@@ -143,6 +153,11 @@ def main() -> None:
         f"rounds={len(times['plain'])} warmup={args.warmup} threads={torch.get_num_threads()} "
         f"frames read={frames} loss after {r} steps: "
         + ", ".join(f"{name} {float(loss):.3f}" for name, loss in losses.items())
+    )
+    where = f"on CPU {core} of their own" if core is not None else "on the training CPUs"
+    print(
+        f"viewers ({where}): {viewer_ns.value / 1e6 / r:.1f} ms of CPU a round, "
+        f"{sum(frames) / r:.0f} frames a round"
     )
 
 

@@ -18,9 +18,11 @@ variant alike:
 Prints the median step time of each and its ratio to plain: the median of per-round ratios
 (paired, robust to load drifting on a shared machine), the ratio of medians, and the ratio of
 total times (which counts the rare measured steps of a governed probe); then the probe's own
-count of its cost. Measured rounds run for about ``--seconds`` (120 s by default).
-Run: ``python bench/bench_probe_overhead.py``.
-"""
+count of its cost. The viewers' CPU time is printed too: where torch's threads take every core,
+the viewers' decoding slows the step though it is not the probe's; ``--viewer-core`` gives them a
+CPU of their own (training runs on the others, one torch thread each), as a viewer on another
+machine or a spare core would be. Measured rounds run for about ``--seconds`` (120 s by default).
+Run: ``python bench/bench_probe_overhead.py``."""
 
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from _overhead import report  # bench/ is on the path of a script run from it
-from _reader import read_frames
+from _reader import read_frames, viewer_core
 from torch import nn
 
 import synapse_probe
@@ -138,6 +140,9 @@ def main() -> None:
     parser.add_argument("--per-block", default="attn+mlp+residual", help="the probe's sites")
     parser.add_argument("--compare", action="store_true", help="add item() and tensorboard")
     parser.add_argument(
+        "--viewer-core", action="store_true", help="the viewers on a CPU of their own"
+    )
+    parser.add_argument(
         "--record", action="store_true", help="add both probes again, recording (attach(record=))"
     )
     args = parser.parse_args()
@@ -156,8 +161,9 @@ def main() -> None:
     models = {name: copy.deepcopy(base) for name in variants}
     optimizers = {name: torch.optim.AdamW(m.parameters(), lr=3e-4) for name, m in models.items()}
 
+    core = viewer_core() if args.viewer_core else None
     spawn = multiprocessing.get_context("spawn")
-    stop, frames = spawn.Event(), spawn.Value("q", 0)
+    stop, frames, viewer_ns = spawn.Event(), spawn.Value("q", 0), spawn.Value("q", 0)
     probes = {}
     readers = []
     for name in [v for v in variants if v.startswith(("synapse", "every-step"))]:
@@ -169,7 +175,9 @@ def main() -> None:
         )  # fmt: skip
         address = probe.address
         assert address is not None
-        reader = spawn.Process(target=read_frames, args=(*address, stop, frames), daemon=True)
+        reader = spawn.Process(
+            target=read_frames, args=(*address, stop, frames, viewer_ns, core), daemon=True
+        )
         reader.start()
         probes[name] = probe
         readers.append(reader)
@@ -204,11 +212,11 @@ def main() -> None:
 
     print(f"small GPT d={D} blocks={BLOCKS} T={T} batch={BATCH}, AdamW, CPU, grads=True")
     report(times, probes)
-    for probe in probes.values():
-        probe.close()
     stop.set()
     for reader in readers:
         reader.join(5)
+    for probe in probes.values():
+        probe.close()
     for close in closers:
         close()
     logdir.cleanup()
@@ -221,6 +229,10 @@ def main() -> None:
     print(
         f"rounds={rounds} warmup={args.warmup} threads={torch.get_num_threads()} "
         f"frames read={frames.value}"
+    )
+    where = f"on CPU {core} of their own" if core is not None else "on the training CPUs"
+    print(
+        f"viewers ({where}): {viewer_ns.value / 1e6 / (rounds + args.warmup):.1f} ms of CPU a round"
     )
 
 
