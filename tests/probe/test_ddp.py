@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import queue
+import random
 import socket
 import time
 from datetime import timedelta
@@ -16,6 +17,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from job_ranks import Flag
 from probe_models import batch, llama_like, lm_loss
 
 from synapse_probe.ranks import distributed
@@ -37,16 +39,18 @@ def _free_port() -> int:
 
 
 def _free_port_pair() -> int:
-    """A port ``p`` with ``p + 1`` free too (the probes of ranks 0 and 1)."""
-    for _ in range(100):
-        port = _free_port()
-        if port >= 65535:
+    """A port ``p`` with ``p + 1`` free too (the probes of ranks 0 and 1), below the kernel's
+    ephemeral range (from 32768), where gloo's own connections, made while the ranks start,
+    cannot take one of them first."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        try:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+        except OSError:
             continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
         return port
     raise RuntimeError("no free pair of ports")
 
@@ -119,7 +123,7 @@ def _activations(frames: list[Frame]) -> np.ndarray:
 @pytest.mark.timeout(600)
 def test_two_ddp_ranks_stream_to_one_session_that_tells_them_apart(capfd) -> None:  # type: ignore[no-untyped-def]
     ctx = mp.get_context("spawn")
-    ready, go, finish = ctx.Queue(), ctx.Event(), ctx.Event()
+    ready, go, finish = ctx.Queue(), Flag(ctx), Flag(ctx)
     base = _free_port_pair()
     processes = mp.start_processes(
         _train,

@@ -19,7 +19,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from job_ranks import join_or_kill, train_until
+from job_ranks import Flag, join_or_kill, train_until
 from probe_models import llama_like
 
 pytest.importorskip("synapse_native.client")
@@ -99,7 +99,7 @@ def _worker(rank: int, master: int, port: int, out: Any, go: Any, finish: Any) -
 @pytest.mark.timeout(600)
 def test_the_chosen_rank_is_relayed_in_full_and_only_while_chosen() -> None:
     ctx = mp.get_context("spawn")
-    out, go, finish = ctx.Queue(), ctx.Event(), ctx.Event()
+    out, go, finish = ctx.Queue(), Flag(ctx), Flag(ctx)
     processes = mp.start_processes(
         _worker,
         args=(_free_port(), _free_port(), out, go, finish),
