@@ -59,11 +59,14 @@ def test_no_host_sync_inside_probed_training_steps(server, monkeypatch) -> None:
             patch.setattr(torch.Tensor, name, forbidden)
         sgd_steps(model, 3)
         assert probe.flush()
+    dropped = probe.stats().snapshots_dropped  # the encoder behind: dropped, never waited for
     probe.close()
     summaries = server.summaries()
-    assert [step for step, _ in summaries] == [0, 1, 2]
+    sent = [step for step, _ in summaries]
+    assert set(sent) <= {0, 1, 2} and sent == sorted(sent) and len(sent) + dropped == 3
+    assert len(sent) >= 2  # at most one of three steps so short that the encoder lags
     assert all(len(records) == 12 for _, records in summaries)  # 6 activations, 6 gradients
-    assert len(server.sparse()) == 3 * 6
+    assert len(server.sparse()) == len(sent) * 6
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
