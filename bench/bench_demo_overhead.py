@@ -1,7 +1,8 @@
 """Step-time cost of the probe on the demo's Llama-style model (``synapse_probe.demo``).
 
-Copies of one model train side by side on the same batches, one step each in turn (the order
-rotates every round, after a warm-up), so that machine noise hits every variant alike:
+Copies of one model train side by side on the same batches, a block of steps each in turn (the
+order rotates every round, after a warm-up; ``_overhead.interleave``), so that machine noise hits
+every variant alike:
 
 - plain: no probe;
 - stats: ``attach(model, attention=False, routing=False)``: activation statistics only;
@@ -23,7 +24,8 @@ the ratio of total times (which counts a governed probe's rare measured steps); 
 own count of its cost. The viewers' CPU time is printed too: where torch's threads take every
 core, the viewers' decoding slows the step though it is not the probe's; ``--viewer-core`` gives
 them a CPU of their own (training runs on the others, one torch thread each), as a viewer on
-another machine or a spare core would be.
+another machine or a spare core would be. ``--by-offset`` shows where a measured step's cost
+lands: each probe's extra step time over plain, by steps since its last measured step.
 
 Run: ``python bench/bench_demo_overhead.py [--device cuda --preset 1b] [--seconds 60]``.
 """
@@ -32,13 +34,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import multiprocessing
 import time
 from typing import Any
 
 import torch
-from _overhead import report  # bench/ is on the path of a script run from it
+from _overhead import BLOCK, interleave, report, report_by_offset  # bench/ is on the path
 from _reader import read_frames, viewer_core
 
 import synapse_probe
@@ -62,11 +63,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--moe", type=int, default=0)
     parser.add_argument("--seconds", type=float, default=60.0, help="time for measured rounds")
-    parser.add_argument("--warmup", type=int, default=20, help="past the calibration (16 steps)")
-    parser.add_argument("--min-rounds", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=34, help="steps past the calibration (16)")
+    parser.add_argument("--min-rounds", type=int, default=2, help=f"of {BLOCK} steps a variant")
     parser.add_argument("--variants", default="plain,stats,all,every", help="comma-separated")
     parser.add_argument(
         "--viewer-core", action="store_true", help="the viewers on a CPU of their own"
+    )
+    parser.add_argument(
+        "--by-offset",
+        action="store_true",
+        help="each probe's extra step time by steps since its last measured step",
     )
     args = parser.parse_args()
     device = pick_device(args.device)
@@ -111,27 +117,31 @@ def main() -> None:
             torch.cuda.synchronize(device)
 
     times: dict[str, list[float]] = {name: [] for name in variants}
+    measured: dict[str, list[bool]] = {name: [] for name in probes}
+    sampled: dict[str, int] = {}  # each probe's measured steps so far
     losses: dict[str, torch.Tensor] = {}
-    deadline = math.inf
-    r = 0
-    while r < args.warmup + args.min_rounds or time.perf_counter() < deadline:
-        if r == args.warmup:
-            deadline = time.perf_counter() + args.seconds
-        order = variants[r % len(variants) :] + variants[: r % len(variants)]
-        for name in order:
-            probe = probes.get(name)
-            sync()
-            start = time.perf_counter()
+    steps = 0
+    schedule = interleave(
+        variants, warmup=args.warmup, seconds=args.seconds, min_rounds=args.min_rounds
+    )
+    for name, step, timed in schedule:
+        probe = probes.get(name)
+        sync()
+        start = time.perf_counter()
+        if probe is not None:
+            probe.step(step + 1)
+        loss, lr, norm = trainers[name].step(step)
+        if probe is not None:
+            probe.log_metrics(loss=loss, lr=lr, grad_norm=norm)
+        sync()
+        if timed:
+            times[name].append(time.perf_counter() - start)
             if probe is not None:
-                probe.step(r + 1)
-            loss, lr, norm = trainers[name].step(r)
-            if probe is not None:
-                probe.log_metrics(loss=loss, lr=lr, grad_norm=norm)
-            sync()
-            if r >= args.warmup:
-                times[name].append(time.perf_counter() - start)
-            losses[name] = loss
-        r += 1
+                measured[name].append(probe.stats().steps_sampled > sampled.get(name, 0))
+        if probe is not None:
+            sampled[name] = probe.stats().steps_sampled
+        losses[name] = loss
+        steps = max(steps, step + 1)
 
     for probe in probes.values():
         probe.flush()
@@ -147,17 +157,21 @@ def main() -> None:
         + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
     )
     report(times, probes)
+    if args.by_offset:
+        for name in probes:
+            report_by_offset(name, times, measured[name])
     for probe in probes.values():
         probe.close()
     print(
-        f"rounds={len(times['plain'])} warmup={args.warmup} threads={torch.get_num_threads()} "
-        f"frames read={frames} loss after {r} steps: "
+        f"timed steps={len(times['plain'])} a variant, warmup={args.warmup} "
+        f"threads={torch.get_num_threads()} "
+        f"frames read={frames} loss after {steps} steps: "
         + ", ".join(f"{name} {float(loss):.3f}" for name, loss in losses.items())
     )
     where = f"on CPU {core} of their own" if core is not None else "on the training CPUs"
     print(
-        f"viewers ({where}): {viewer_ns.value / 1e6 / r:.1f} ms of CPU a round, "
-        f"{sum(frames) / r:.0f} frames a round"
+        f"viewers ({where}): {viewer_ns.value / 1e6 / steps:.1f} ms of CPU a step of "
+        f"every variant, {sum(frames) / steps:.0f} frames"
     )
 
 

@@ -1,8 +1,8 @@
 """Step-time cost of the probe on a small GPT trained on the CPU, next to what users do today.
 
-Four copies of one model (d=256, 6 blocks, T=128, batch 8, AdamW) train side by side, one step
-each in turn (the order rotates every round, after a warm-up), so that machine noise hits every
-variant alike:
+Four copies of one model (d=256, 6 blocks, T=128, batch 8, AdamW) train side by side, a block of
+steps each in turn (the order rotates every round, after a warm-up; ``_overhead.interleave``), so
+that machine noise hits every variant alike:
 
 - plain: no instrumentation;
 - synapse: the probe with every feature on (``grads=True``) at its default budget (1 % of the
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
-import math
 import multiprocessing
 import os
 import tempfile
@@ -38,7 +37,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from _overhead import report  # bench/ is on the path of a script run from it
+from _overhead import BLOCK, interleave, report  # bench/ is on the path of a script run from it
 from _reader import read_frames, viewer_core
 from torch import nn
 
@@ -135,8 +134,8 @@ def tensorboard_hooks(model: GPT, logdir: str) -> Callable[[], None]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120.0, help="time for measured rounds")
-    parser.add_argument("--min-rounds", type=int, default=8)
-    parser.add_argument("--warmup", type=int, default=20, help="past the calibration (16 steps)")
+    parser.add_argument("--min-rounds", type=int, default=2, help=f"of {BLOCK} steps a variant")
+    parser.add_argument("--warmup", type=int, default=34, help="steps past the calibration (16)")
     parser.add_argument("--per-block", default="attn+mlp+residual", help="the probe's sites")
     parser.add_argument("--compare", action="store_true", help="add item() and tensorboard")
     parser.add_argument(
@@ -191,24 +190,21 @@ def main() -> None:
     ids = torch.randint(0, VOCAB, (BATCH, T + 1))
     inputs, targets = ids[:, :-1], ids[:, 1:]
     times: dict[str, list[float]] = {name: [] for name in models}
-    names = list(models)
-    deadline = math.inf
-    r = 0
-    while r < args.warmup + args.min_rounds or time.perf_counter() < deadline:
-        if r == args.warmup:
-            deadline = time.perf_counter() + args.seconds
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for name in order:
-            model, opt = models[name], optimizers[name]
-            start = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            logits = model(inputs)
-            loss = F.cross_entropy(logits.reshape(-1, VOCAB), targets.reshape(-1))
-            torch.autograd.backward(loss)
-            opt.step()
-            if r >= args.warmup:
-                times[name].append(time.perf_counter() - start)
-        r += 1
+    steps = 0
+    schedule = interleave(
+        list(models), warmup=args.warmup, seconds=args.seconds, min_rounds=args.min_rounds
+    )
+    for name, step, timed in schedule:
+        model, opt = models[name], optimizers[name]
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        logits = model(inputs)
+        loss = F.cross_entropy(logits.reshape(-1, VOCAB), targets.reshape(-1))
+        torch.autograd.backward(loss)
+        opt.step()
+        if timed:
+            times[name].append(time.perf_counter() - start)
+        steps = max(steps, step + 1)
 
     print(f"small GPT d={D} blocks={BLOCKS} T={T} batch={BATCH}, AdamW, CPU, grads=True")
     report(times, probes)
@@ -225,14 +221,13 @@ def main() -> None:
             path = f"{recordings.name}/{name}.mcap"
             print(f"{name}: recorded {os.path.getsize(path) / 1e6:.1f} MB")
     recordings.cleanup()
-    rounds = len(times["plain"])
     print(
-        f"rounds={rounds} warmup={args.warmup} threads={torch.get_num_threads()} "
-        f"frames read={frames.value}"
+        f"timed steps={len(times['plain'])} a variant, warmup={args.warmup} "
+        f"threads={torch.get_num_threads()} frames read={frames.value}"
     )
     where = f"on CPU {core} of their own" if core is not None else "on the training CPUs"
     print(
-        f"viewers ({where}): {viewer_ns.value / 1e6 / (rounds + args.warmup):.1f} ms of CPU a round"
+        f"viewers ({where}): {viewer_ns.value / 1e6 / steps:.1f} ms of CPU a step of every variant"
     )
 
 

@@ -1,8 +1,9 @@
 """Step-time cost of the probe on a GPU: a ~0.8B-parameter pre-norm transformer in bf16 autocast.
 
 Three copies of one model (``nn.TransformerEncoder``, 16 layers, d=2048, causal, AdamW) train
-in turn, one step each, the order rotating every round: ``plain``; ``every-step``, the probe
-without a budget (default sites and rate, which at this step time measures every step); and
+in turn, a block of steps each, the order rotating every round (``_overhead.interleave``):
+``plain``; ``every-step``, the probe without a budget (default sites and rate, which at this step
+time measures every step); and
 ``budget``, the probe at its default budget (1 %: its governor chooses the measured steps).
 Gradients on or off (``--grads``); each probe streams to a reader process that decodes every
 frame. The bench alone synchronises the device at each step's ends to time it; the probe itself
@@ -25,7 +26,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from _overhead import report  # bench/ is on the path of a script run from it
+from _overhead import interleave, report  # bench/ is on the path of a script run from it
 from _reader import read_frames
 from torch import nn
 
@@ -58,7 +59,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=1024)
     parser.add_argument("--grads", action="store_true", help="gradient summaries and norms too")
-    parser.add_argument("--warmup", type=int, default=20, help="rounds not timed (calibration)")
+    parser.add_argument("--warmup", type=int, default=34, help="steps not timed (calibration)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("bench_probe_overhead_cuda: no CUDA device here, nothing measured")
@@ -84,25 +85,20 @@ def main() -> None:
     ids = torch.randint(0, VOCAB, (args.batch, args.seq + 1), device="cuda")
     inputs, targets = ids[:, :-1], ids[:, 1:]
     times: dict[str, list[float]] = {n: [] for n in models}
-    names = list(models)
-    rounds, deadline = 0, None
-    while deadline is None or time.perf_counter() < deadline:
-        if rounds == args.warmup:  # after the governor's first decision (step 16)
-            deadline = time.perf_counter() + args.seconds
-        for name in names[rounds % 3 :] + names[: rounds % 3]:
-            model, opt = models[name], optimizers[name]
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                logits = model(inputs)
-                loss = F.cross_entropy(logits.reshape(-1, VOCAB).float(), targets.reshape(-1))
-            loss.backward()
-            opt.step()
-            torch.cuda.synchronize()
-            if deadline is not None:
-                times[name].append(time.perf_counter() - start)
-        rounds += 1
+    schedule = interleave(list(models), warmup=args.warmup, seconds=args.seconds, min_rounds=2)
+    for name, _, timed in schedule:
+        model, opt = models[name], optimizers[name]
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = model(inputs)
+            loss = F.cross_entropy(logits.reshape(-1, VOCAB).float(), targets.reshape(-1))
+        loss.backward()
+        opt.step()
+        torch.cuda.synchronize()
+        if timed:
+            times[name].append(time.perf_counter() - start)
 
     print(
         f"{torch.cuda.get_device_name()}: {params / 1e9:.2f}B params, d={D} layers={LAYERS}, "
@@ -114,7 +110,7 @@ def main() -> None:
     stop.set()
     for reader in readers:
         reader.join(5)
-    print(f"rounds={len(times['plain'])}; {frames.value} frames read by the clients")
+    print(f"timed steps={len(times['plain'])} a variant; {frames.value} frames read by the clients")
 
 
 if __name__ == "__main__":

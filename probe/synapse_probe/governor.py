@@ -4,16 +4,23 @@ The probe tells the governor what each step cost it: time on the training thread
 step boundary, the lenses' hooks and captures), and, as they land, the encoder thread's CPU time
 and the GPU time of its kernels (CUDA event pairs read a step later, ``gpu_timer``). From these
 the governor estimates the cost of one measured step (median of the last few, so a one-off JIT
-compile does not count) and of one lens step, and the step time without the probe.
+compile does not count) and of one lens step, and the step time without the probe. What the
+probe costs every step, measured or not (the step boundary, ``log_metrics``), is taken from the
+budget first.
 
 What a measured step costs beyond that count (the caches and allocator state its work leaves
-behind, threads it competes with) shows in the step times: the governor also keeps the step time
-less the counted host time of measured steps and of the others, and adds what the former's median
-exceeds the latter's, less the asynchronous costs already counted, to its estimate of a measured
-step (``uncounted_ns``; zero until both kinds of step have ``UNCOUNTED_MIN`` samples).
+behind, threads it competes with, the encoder's and the viewers' work slowing the next step where
+they share its cores) shows in the step times: the governor keeps the step time less the counted
+host time by kind of step (measured, after an unmeasured one; the one after a measured step; the
+other unmeasured steps, the baseline) and adds what the first two kinds' medians exceed the
+baseline's, less the asynchronous costs already counted, to its estimate of a measured step
+(``uncounted_ns``; zero until the measured steps and the baseline have ``UNCOUNTED_MIN`` samples
+each).
 
 Which steps are measured is a function of the step number: step ``s`` is measured when
 ``s % interval == 0``, and the lenses run on measured steps with ``s % lens_interval == 0``.
+At intervals 1 and 2 the steps in ``BASELINE_STEPS`` of each block of ``EPOCH`` are not measured,
+so that the baseline has samples there too.
 Both intervals are powers of two (``lens_interval`` a multiple of ``interval``) and change only
 at the first step seen in each block of ``EPOCH`` step numbers (a multiple of ``EPOCH`` when
 steps are counted one by one), chosen as the most frequent pair whose estimated cost
@@ -45,6 +52,11 @@ HYSTERESIS = 0.8  # measure more often only when the new plan costs <= 80 % of t
 HISTORY = 3  # measured steps whose median cost is the estimate
 STEP_HISTORY = EPOCH  # steps whose median time is the step-time estimate
 UNCOUNTED_MIN = 4  # samples of measured and of unmeasured steps before their difference counts
+# What the step times add to a measured step's count is at most the count itself: on a noisy
+# machine a few slow steps would otherwise set a large interval, which brings new samples too
+# rarely to correct it (measured on the CPU: 0.35 - 0.5 times the count).
+UNCOUNTED_MAX = 1.0
+BASELINE_STEPS = (EPOCH // 2, EPOCH // 2 + 1)  # of a block: not measured at intervals 1 and 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +76,7 @@ class CostReport:
     interval: int  # statistics measured every ``interval`` steps (1 while calibrating)
     lens_interval: int  # lenses every ``lens_interval`` steps (0: no lens)
     step_ns: int  # step time without the probe (median)
-    stats_ns: int  # cost of one measured step (training thread, encoder, GPU)
+    stats_ns: int  # cost of a measured step beyond an unmeasured one (host, encoder, GPU)
     lens_ns: int  # cost of the lenses on a step they run
 
 
@@ -75,6 +87,14 @@ def next_power_of_two(x: float) -> int:
     if x >= MAX_INTERVAL:
         return MAX_INTERVAL
     return 1 << math.ceil(math.log2(x))
+
+
+def is_measured(step: int, interval: int) -> bool:
+    """Whether ``step`` is measured at ``interval``: a multiple of it, but not one of the
+    ``BASELINE_STEPS`` at intervals 1 and 2 (the same on every rank)."""
+    if interval <= 2 and step % EPOCH in BASELINE_STEPS:
+        return False
+    return step % interval == 0
 
 
 class _StepCost:
@@ -112,10 +132,12 @@ class Governor:
         self._costs: dict[int, _StepCost] = {}  # measured steps still in the history
         self._measured: deque[int] = deque()  # their step numbers, oldest first
         self._step_ns: deque[int] = deque(maxlen=STEP_HISTORY)
-        # The same (step time less counted host time), by kind: measured steps without lenses,
-        # and unmeasured steps.
-        self._measured_ns: deque[int] = deque(maxlen=STEP_HISTORY)
-        self._unmeasured_ns: deque[int] = deque(maxlen=STEP_HISTORY)
+        # The same (step time less counted host time), by kind of step.
+        self._kinds: dict[str, deque[int]] = {
+            kind: deque(maxlen=STEP_HISTORY) for kind in ("measured", "lenses", "after", "base")
+        }
+        self._last_measured = False  # whether the step before the current one was measured
+        self._base_host_ns: deque[int] = deque(maxlen=STEP_HISTORY)  # counted, baseline steps
         self._warm = False  # the first measured step (JIT compiles, allocations) is left out
         self._last_boundary: int | None = None
         self._current: tuple[int, Plan] | None = None
@@ -151,10 +173,15 @@ class Governor:
             due = self._sampler.due(self._clock())
             plan = Plan(due, due and self.has_lenses)
         else:
-            measure = step % self.interval == 0
+            measure = is_measured(step, self.interval)
             plan = Plan(measure, measure and self.has_lenses and step % self.lens_interval == 0)
         self._current = (step, plan)
         return plan
+
+    def ran(self, plan: Plan) -> None:
+        """The coming step runs ``plan`` instead of the governor's (a job's plan, on ranks)."""
+        if self._current is not None:
+            self._current = (self._current[0], plan)
 
     def step_ended(self, host_ns: int, lens_ns: int, now_ns: int | None = None) -> None:
         """At the boundary after a step: what it cost the training thread, in all (``host_ns``)
@@ -162,13 +189,19 @@ class Governor:
         now = self._clock() if now_ns is None else now_ns
         last, self._last_boundary = self._last_boundary, now
         current, self._current = self._current, None
+        after_measured, self._last_measured = (
+            self._last_measured,
+            current is not None and current[1].measure,
+        )
         if last is not None:
             sample = max(0, now - last - host_ns)
             with self._lock:
                 self._step_ns.append(sample)
-                if current is not None and not current[1].lenses:
-                    kind = self._measured_ns if current[1].measure else self._unmeasured_ns
-                    kind.append(sample)
+                kind = None if current is None else _kind(current[1], after_measured)
+                if kind is not None:
+                    self._kinds[kind].append(sample)
+                if kind == "base":
+                    self._base_host_ns.append(host_ns)
         if current is None:
             return
         step, plan = current
@@ -208,6 +241,7 @@ class Governor:
         interval = 1 if self.calibrating else self.interval
         lens_interval = 1 if self.calibrating else self.lens_interval
         per_step = stats_ns / interval + (lens_ns / lens_interval if self.has_lenses else 0)
+        per_step += self.every_step_ns()
         return CostReport(
             budget=self.budget or 0.0,
             cost=per_step / step_ns if step_ns else 0.0,
@@ -229,20 +263,24 @@ class Governor:
         stats_ns, lens_ns = self._estimates()
         lens_ns = lens_ns if self.has_lenses else 0.0
         step_ns = max(self._step_time(), 1.0)
-        allowed = self.budget * step_ns
+        every_step = self.every_step_ns()
+        allowed = self.budget * step_ns - every_step
         floor = 1 if math.isinf(self.rate_hz) else next_power_of_two(1e9 / (self.rate_hz * step_ns))
         plan = _choose(stats_ns, lens_ns, allowed, floor)
         current = (self.interval, self.lens_interval)
         keep = self._decided and current[0] >= floor
         keep = keep and stats_ns / current[0] + lens_ns / current[1] <= allowed
         if keep and plan < current:  # measuring more often: only with headroom
-            careful = _choose(stats_ns, lens_ns, HYSTERESIS * allowed, floor)
+            careful = _choose(
+                stats_ns, lens_ns, HYSTERESIS * self.budget * step_ns - every_step, floor
+            )
             plan = careful if careful < current else current
         self._decided = True
         self.interval, self.lens_interval = plan
 
     def _estimates(self) -> tuple[float, float]:
-        """(cost of one measured step, cost of the lenses on a step they ran), in ns."""
+        """(cost of one measured step beyond what every step costs, cost of the lenses on a
+        step they ran), in ns."""
         with self._lock:
             recent = [self._costs[s] for s in self._measured]
         stats = [c.stats_ns for c in recent[-HISTORY:]]
@@ -250,27 +288,49 @@ class Governor:
         if not stats:
             return 0.0, statistics.median(lenses) if lenses else 0.0
         landed_later = statistics.median(c.async_ns for c in recent[-HISTORY:])
-        uncounted = max(0.0, self.uncounted_ns() - landed_later)
-        return (
-            statistics.median(stats) + uncounted,
-            statistics.median(lenses) if lenses else 0.0,
-        )
+        counted = max(0.0, statistics.median(stats) - self.every_step_ns())
+        uncounted = min(max(0.0, self.uncounted_ns() - landed_later), UNCOUNTED_MAX * counted)
+        return counted + uncounted, statistics.median(lenses) if lenses else 0.0
 
     def uncounted_ns(self) -> float:
-        """How much longer a measured step takes than an unmeasured one, beyond the host time
-        counted (median against median; 0 until each kind has ``UNCOUNTED_MIN`` samples)."""
+        """How much longer a measured step and the step after it take than two baseline steps,
+        beyond the host time counted (medians; 0 until the measured steps, those without lenses
+        if there are enough, and the baseline have ``UNCOUNTED_MIN`` samples each)."""
         with self._lock:
-            measured, unmeasured = list(self._measured_ns), list(self._unmeasured_ns)
-        if min(len(measured), len(unmeasured)) < UNCOUNTED_MIN:
+            kinds = {kind: list(samples) for kind, samples in self._kinds.items()}
+        measured = kinds["measured"]
+        if len(measured) < UNCOUNTED_MIN:
+            measured = kinds["lenses"]  # lenses on every measured step
+        base = kinds["base"]
+        if min(len(measured), len(base)) < UNCOUNTED_MIN:
             return 0.0
-        return max(0.0, statistics.median(measured) - statistics.median(unmeasured))
+        baseline = statistics.median(base)
+        extra = statistics.median(measured) - baseline
+        if len(kinds["after"]) >= UNCOUNTED_MIN:
+            extra += statistics.median(kinds["after"]) - baseline
+        return max(0.0, extra)
+
+    def every_step_ns(self) -> float:
+        """What the probe costs a step it does not measure (the step boundary, ``log_metrics``):
+        the median counted host time of the baseline steps."""
+        with self._lock:
+            samples = list(self._base_host_ns)
+        return float(statistics.median(samples)) if samples else 0.0
 
     def _step_time(self) -> float:
-        """The step time without the probe: the unmeasured steps' once there are enough."""
+        """The step time without the probe: the baseline steps' once there are enough."""
         with self._lock:
-            unmeasured, every = list(self._unmeasured_ns), list(self._step_ns)
-        samples = unmeasured if len(unmeasured) >= UNCOUNTED_MIN else every
+            base, every = list(self._kinds["base"]), list(self._step_ns)
+        samples = base if len(base) >= UNCOUNTED_MIN else every
         return float(statistics.median(samples)) if samples else 0.0
+
+
+def _kind(plan: Plan, after_measured: bool) -> str | None:
+    """Which step-time history a step with ``plan`` belongs to (None: none; a measured step
+    after a measured one also carries what that one left behind)."""
+    if plan.measure:
+        return None if after_measured else "lenses" if plan.lenses else "measured"
+    return "after" if after_measured else "base"
 
 
 def _choose(stats_ns: float, lens_ns: float, allowed_ns: float, floor: int) -> tuple[int, int]:

@@ -449,6 +449,7 @@ class Probe:
         plan = self._governor.plan(step)
         if self._job is not None:
             plan = self._job_plan(step)
+            self._governor.ran(plan)
         if not self._closed and plan.measure:
             control = self._control
             self._measuring = self._collector.begin(

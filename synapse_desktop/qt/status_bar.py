@@ -76,8 +76,9 @@ class StatusBar(QStatusBar):
         self.cost.setText(f"<span style='color:#f85149'>{text}</span>" if over else text)
         lenses = f", lenses every {cost.lens_interval}" if cost.lens_interval else ""
         self.cost.setToolTip(
-            f"statistics every {cost.interval} step(s){lenses}; a measured step costs the "
-            f"probe {cost.stats_ns / 1e6:.2f} ms (training thread, encoder, GPU), the lenses "
+            f"statistics every {cost.interval} step(s){lenses}; a measured step costs "
+            f"{cost.stats_ns / 1e6:.2f} ms more than another (training thread, encoder, GPU, "
+            f"and the slower steps around it), the lenses "
             f"{cost.lens_ns / 1e6:.2f} ms; a step takes {cost.step_ns / 1e6:.1f} ms"
         )
 
