@@ -98,9 +98,9 @@ def test_what_a_measured_step_costs_beyond_the_count_is_learnt_from_the_step_tim
 
 
 def test_what_a_measured_step_costs_the_step_after_it_is_learnt_too() -> None:
-    """The demo model on the CPU: a measured step slows the next one by about as much as it
-    costs beyond its own count (docs/PERFORMANCE.md); a governor that looked at the measured
-    steps alone would measure twice as often as the budget allows."""
+    """The demo model on the CPU: a measured step slows the next one, where the encoder and
+    the viewer work on the same cores (docs/PERFORMANCE.md); a governor that looked at the
+    measured steps alone would measure twice as often as the budget allows."""
     t = trainer()
     t.run(30 * EPOCH, base_ns=100 * MS, stats_ns=5 * MS, hidden_ns=1 * MS, spill_ns=3 * MS)
     assert t.governor.interval == 16  # (5 + 1 + 3) ms / 16 = 0.56 ms a step; / 8 over 1 ms
