@@ -136,10 +136,11 @@ def main() -> None:
         sync()
         if timed:
             times[name].append(time.perf_counter() - start)
-            if probe is not None:
-                measured[name].append(probe.stats().steps_sampled > sampled.get(name, 0))
         if probe is not None:
-            sampled[name] = probe.stats().steps_sampled
+            so_far = probe.stats().steps_sampled
+            if timed:
+                measured[name].append(so_far > sampled.get(name, 0))
+            sampled[name] = so_far
         losses[name] = loss
         steps = max(steps, step + 1)
 
