@@ -10,12 +10,18 @@ budget first.
 
 What a measured step costs beyond that count (the caches and allocator state its work leaves
 behind, threads it competes with, the encoder's and the viewers' work slowing the next step where
-they share its cores) shows in the step times: the governor keeps the step time less the counted
-host time by kind of step (measured, after an unmeasured one; the one after a measured step; the
-other unmeasured steps, the baseline) and adds what the first two kinds' medians exceed the
-baseline's, less the asynchronous costs already counted, to its estimate of a measured step
-(``uncounted_ns``; zero until the measured steps and the baseline have ``UNCOUNTED_MIN`` samples
-each).
+they share its cores) shows in the step times. The governor takes each step's time less the
+counted host time, and the kind of step: measured (after an unmeasured step), the one after a
+measured step, or another unmeasured step (the baseline). For the first two kinds it keeps the
+difference to the latest baseline step before them, and adds the mean of each kind's differences,
+less the asynchronous costs already counted, to its estimate of a measured step
+(``uncounted_ns``; zero until both the measured steps' differences and the baseline have
+``UNCOUNTED_MIN`` samples). Differences to a neighbour, so that a model that gets faster or
+slower does not read as the probe's cost, and the history can be long (``PAIRS``); means,
+because what the probe costs a run is a sum of step times, and a measured step's are skewed to
+the right (on the demo model their medians saw about half of what their means did). A one-off
+slow step (a checkpoint save) is bounded by ``UNCOUNTED_MAX``; the first measured step (compiles)
+is left out.
 
 Which steps are measured is a function of the step number: step ``s`` is measured when
 ``s % interval == 0``, and the lenses run on measured steps with ``s % lens_interval == 0``.
@@ -51,6 +57,7 @@ LENS_RATIO_MAX = 8  # lenses run at least once every 8 measured steps
 HYSTERESIS = 0.8  # measure more often only when the new plan costs <= 80 % of the budget
 HISTORY = 3  # measured steps whose median cost is the estimate
 STEP_HISTORY = EPOCH  # steps whose median time is the step-time estimate
+PAIRS = 2 * EPOCH  # differences to the baseline kept for each kind of step
 UNCOUNTED_MIN = 4  # samples of measured and of unmeasured steps before their difference counts
 # What the step times add to a measured step's count is at most the count itself: on a noisy
 # machine a few slow steps would otherwise set a large interval, which brings new samples too
@@ -132,10 +139,12 @@ class Governor:
         self._costs: dict[int, _StepCost] = {}  # measured steps still in the history
         self._measured: deque[int] = deque()  # their step numbers, oldest first
         self._step_ns: deque[int] = deque(maxlen=STEP_HISTORY)
-        # The same (step time less counted host time), by kind of step.
+        # Step time less counted host time: of baseline steps, and of the other kinds less the
+        # baseline step before them.
         self._kinds: dict[str, deque[int]] = {
-            kind: deque(maxlen=STEP_HISTORY) for kind in ("measured", "lenses", "after", "base")
+            kind: deque(maxlen=PAIRS) for kind in ("measured", "lenses", "after")
         }
+        self._kinds["base"] = deque(maxlen=STEP_HISTORY)
         self._last_measured = False  # whether the step before the current one was measured
         self._base_host_ns: deque[int] = deque(maxlen=STEP_HISTORY)  # counted, baseline steps
         self._warm = False  # the first measured step (JIT compiles, allocations) is left out
@@ -193,15 +202,17 @@ class Governor:
             self._last_measured,
             current is not None and current[1].measure,
         )
+        warming = current is not None and current[1].measure and not self._warm
         if last is not None:
             sample = max(0, now - last - host_ns)
             with self._lock:
                 self._step_ns.append(sample)
-                kind = None if current is None else _kind(current[1], after_measured)
-                if kind is not None:
-                    self._kinds[kind].append(sample)
+                kind = None if current is None or warming else _kind(current[1], after_measured)
                 if kind == "base":
+                    self._kinds[kind].append(sample)
                     self._base_host_ns.append(host_ns)
+                elif kind is not None and self._kinds["base"]:
+                    self._kinds[kind].append(sample - self._kinds["base"][-1])
         if current is None:
             return
         step, plan = current
@@ -293,9 +304,10 @@ class Governor:
         return counted + uncounted, statistics.median(lenses) if lenses else 0.0
 
     def uncounted_ns(self) -> float:
-        """How much longer a measured step and the step after it take than two baseline steps,
-        beyond the host time counted (medians; 0 until the measured steps, those without lenses
-        if there are enough, and the baseline have ``UNCOUNTED_MIN`` samples each)."""
+        """How much longer a measured step and the step after it take than the baseline steps
+        before them, beyond the host time counted (means; 0 until the measured steps, those
+        without lenses if there are enough, and the baseline have ``UNCOUNTED_MIN`` samples
+        each)."""
         with self._lock:
             kinds = {kind: list(samples) for kind, samples in self._kinds.items()}
         measured = kinds["measured"]
@@ -304,10 +316,9 @@ class Governor:
         base = kinds["base"]
         if min(len(measured), len(base)) < UNCOUNTED_MIN:
             return 0.0
-        baseline = statistics.median(base)
-        extra = statistics.median(measured) - baseline
+        extra = statistics.fmean(measured)
         if len(kinds["after"]) >= UNCOUNTED_MIN:
-            extra += statistics.median(kinds["after"]) - baseline
+            extra += statistics.fmean(kinds["after"])
         return max(0.0, extra)
 
     def every_step_ns(self) -> float:
@@ -318,7 +329,8 @@ class Governor:
         return float(statistics.median(samples)) if samples else 0.0
 
     def _step_time(self) -> float:
-        """The step time without the probe: the baseline steps' once there are enough."""
+        """The step time without the probe: the baseline steps' once there are enough (their
+        median, below their mean, so that the share errs high)."""
         with self._lock:
             base, every = list(self._kinds["base"]), list(self._step_ns)
         samples = base if len(base) >= UNCOUNTED_MIN else every
