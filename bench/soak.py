@@ -66,10 +66,11 @@ def read_status(path: Path) -> dict[str, Any] | None:
 
 def role_sim(args: argparse.Namespace) -> int:
     """The simulator; on SIGTERM it stops, waits for its client queues to empty, reports."""
+    from synapse_serve.signals import set_on_signals
     from synapse_serve.sim import SimOptions, Simulator
 
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    set_on_signals(stop, (signal.SIGTERM,))
     status = Path(args.status)
     with Simulator(SimOptions(port=0, announce=False, layers=args.layers)) as sim:
         host, port = sim.server.address
@@ -150,9 +151,10 @@ def role_app(args: argparse.Namespace) -> int:
 def role_viewer(args: argparse.Namespace) -> int:
     """A ``StreamClient`` (as ``synapse tail`` uses) that reads every frame and counts them."""
     from synapse_native.client import ConnectionClosed, StreamClient
+    from synapse_serve.signals import set_on_signals
 
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    set_on_signals(stop, (signal.SIGTERM,))
     host, _, port = args.connect.rpartition(":")
     status = Path(args.status)
     frames, gaps, last_seq, last_report = 1, 0, 0, 0.0  # the HELLO is read by connect

@@ -18,11 +18,11 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import TextIO
 
 from synapse_desktop.net.backoff import Backoff
 from synapse_desktop.net.endpoint import Endpoint, parse_endpoints
+from synapse_serve.signals import restore, set_on_signals
 
 _QUEUE_BATCHES = 256  # batches (up to 4096 frames each) between the readers and the writer
 _WAIT_S = 0.2
@@ -291,12 +291,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"synapse record: --{name.replace('_', '-')} must be > 0", file=sys.stderr)
             return 2
     stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    previous = set_on_signals(stop, (signal.SIGINT, signal.SIGTERM))
     try:
         record(
             endpoints,
@@ -317,5 +312,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"synapse record: {exc}", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGINT, previous)
+        restore(previous)
     return 0

@@ -79,6 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from synapse_serve.listener import PortInUseError
+    from synapse_serve.signals import set_on_signals
     from synapse_serve.sim import SimOptions, Simulator
 
     options = SimOptions(
@@ -99,8 +100,7 @@ def run(args: argparse.Namespace) -> int:
         drift_step=args.drift_step,
     )
     stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())  # a clean stop, as for Ctrl-C
+    set_on_signals(stop, (signal.SIGTERM,))  # a clean stop, as for Ctrl-C
     try:
         simulator = Simulator(options)
     except ValueError as exc:
