@@ -139,12 +139,12 @@ class Governor:
         self._costs: dict[int, _StepCost] = {}  # measured steps still in the history
         self._measured: deque[int] = deque()  # their step numbers, oldest first
         self._step_ns: deque[int] = deque(maxlen=STEP_HISTORY)
-        # Step time less counted host time: of baseline steps, and of the other kinds less the
-        # baseline step before them.
-        self._kinds: dict[str, deque[int]] = {
+        # Step time less counted host time: of the baseline steps, and by kind of the other steps
+        # less that of the baseline step before them.
+        self._base_ns: deque[int] = deque(maxlen=STEP_HISTORY)
+        self._excess: dict[str, deque[int]] = {
             kind: deque(maxlen=PAIRS) for kind in ("measured", "lenses", "after")
         }
-        self._kinds["base"] = deque(maxlen=STEP_HISTORY)
         self._last_measured = False  # whether the step before the current one was measured
         self._base_host_ns: deque[int] = deque(maxlen=STEP_HISTORY)  # counted, baseline steps
         self._warm = False  # the first measured step (JIT compiles, allocations) is left out
@@ -209,10 +209,10 @@ class Governor:
                 self._step_ns.append(sample)
                 kind = None if current is None or warming else _kind(current[1], after_measured)
                 if kind == "base":
-                    self._kinds[kind].append(sample)
+                    self._base_ns.append(sample)
                     self._base_host_ns.append(host_ns)
-                elif kind is not None and self._kinds["base"]:
-                    self._kinds[kind].append(sample - self._kinds["base"][-1])
+                elif kind is not None and self._base_ns:
+                    self._excess[kind].append(sample - self._base_ns[-1])
         if current is None:
             return
         step, plan = current
@@ -309,16 +309,16 @@ class Governor:
         without lenses if there are enough, and the baseline have ``UNCOUNTED_MIN`` samples
         each)."""
         with self._lock:
-            kinds = {kind: list(samples) for kind, samples in self._kinds.items()}
-        measured = kinds["measured"]
+            excess = {kind: list(samples) for kind, samples in self._excess.items()}
+            base_samples = len(self._base_ns)
+        measured = excess["measured"]
         if len(measured) < UNCOUNTED_MIN:
-            measured = kinds["lenses"]  # lenses on every measured step
-        base = kinds["base"]
-        if min(len(measured), len(base)) < UNCOUNTED_MIN:
+            measured = excess["lenses"]  # lenses on every measured step
+        if min(len(measured), base_samples) < UNCOUNTED_MIN:
             return 0.0
         extra = statistics.fmean(measured)
-        if len(kinds["after"]) >= UNCOUNTED_MIN:
-            extra += statistics.fmean(kinds["after"])
+        if len(excess["after"]) >= UNCOUNTED_MIN:
+            extra += statistics.fmean(excess["after"])
         return max(0.0, extra)
 
     def every_step_ns(self) -> float:
@@ -332,7 +332,7 @@ class Governor:
         """The step time without the probe: the baseline steps' once there are enough (their
         median, below their mean, so that the share errs high)."""
         with self._lock:
-            base, every = list(self._kinds["base"]), list(self._step_ns)
+            base, every = list(self._base_ns), list(self._step_ns)
         samples = base if len(base) >= UNCOUNTED_MIN else every
         return float(statistics.median(samples)) if samples else 0.0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import _thread
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -22,12 +22,17 @@ def set_soon(event: threading.Event) -> None:
     _thread.start_new_thread(event.set, ())
 
 
-def set_on_signals(event: threading.Event, signals: Sequence[int]) -> dict[int, Any]:
-    """Make ``signals`` set ``event`` (main thread only: elsewhere nothing changes); returns the
-    previous handlers, for ``restore``."""
+def on_signals(handler: Callable[[], None], signals: Sequence[int]) -> dict[int, Any]:
+    """Route ``signals`` to ``handler`` (main thread only: elsewhere nothing changes); returns
+    the previous handlers, for ``restore``."""
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {signum: signal.signal(signum, lambda *_: set_soon(event)) for signum in signals}
+    return {signum: signal.signal(signum, lambda *_: handler()) for signum in signals}
+
+
+def set_on_signals(event: threading.Event, signals: Sequence[int]) -> dict[int, Any]:
+    """Make ``signals`` set ``event`` (``on_signals``)."""
+    return on_signals(lambda: set_soon(event), signals)
 
 
 def restore(previous: dict[int, Any]) -> None:

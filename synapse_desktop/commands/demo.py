@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from synapse_desktop.net.endpoint import Endpoint, parse_endpoint
+from synapse_serve.signals import on_signals, restore
 
 # Must match synapse_probe.demo.train.LISTENING (the test of `synapse demo` checks the pair).
 LISTENING = "synapse demo: listening on "
@@ -106,13 +107,13 @@ def run(args: argparse.Namespace) -> int:
         interrupted.set()
         QTimer.singleShot(0, qt_app.closeAllWindows)  # after the paint in progress, not inside
 
-    previous = _on_signals(on_interrupt, (signal.SIGINT,))
+    previous = on_signals(on_interrupt, (signal.SIGINT,))
     try:
         demo = launch(argv)
         if not (interrupted.is_set() and not demo.window.isVisible()):
             qt_app.exec()  # unless Ctrl-C already closed the window while it opened
     finally:
-        _restore(previous)
+        restore(previous)
     return demo.finish()
 
 
@@ -120,11 +121,11 @@ def run_headless(argv: Sequence[str]) -> int:
     """The trainer alone: its output straight through, Ctrl-C / SIGTERM forwarded as SIGINT,
     its exit code returned (128 + N when a signal N killed it)."""
     process = subprocess.Popen(list(argv), start_new_session=True)  # signals: ours to forward
-    previous = _on_signals(lambda: _interrupt(process), (signal.SIGINT, signal.SIGTERM))
+    previous = on_signals(lambda: _interrupt(process), (signal.SIGINT, signal.SIGTERM))
     try:
         code = process.wait()
     finally:
-        _restore(previous)
+        restore(previous)
     return code if code >= 0 else 128 - code
 
 
@@ -274,15 +275,3 @@ def _interrupt(process: subprocess.Popen[Any]) -> None:
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):  # it has just exited
             process.send_signal(signal.SIGINT)
-
-
-def _on_signals(handler: Callable[[], None], signals: Sequence[int]) -> dict[int, Any]:
-    """Route ``signals`` to ``handler`` (main thread only); the previous handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {signum: signal.signal(signum, lambda *_: handler()) for signum in signals}
-
-
-def _restore(previous: dict[int, Any]) -> None:
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
